@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both bootstrap .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+export CERVIXSCOPE_DB ?= $(CURDIR)/cervixscope.db
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+
+.PHONY: help venv browser lint test test-fast demo demo-data dashboard bench clean
+
+help:
+	@echo "make demo   build the demo cohort, run the model comparison, start the dashboard on :$(PORT)"
+	@echo "make test   lint and run the whole test suite (installs what the tests need)"
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+# Debian's Chromium for the browser tests; Playwright cannot download its own browser here.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+test: venv browser lint
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not e2e and not slow" -x -q
+
+demo: venv
+	$(PY) -m core.cli demo --out data/demo
+	$(PY) -m core.cli dashboard --port $(PORT)
+
+bench: venv
+	$(PY) -m core.cli bench
+
+clean:
+	rm -rf data runs cache cervixscope.db cervixscope.db-wal cervixscope.db-shm

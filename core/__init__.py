@@ -1,0 +1,1 @@
+"""CervixScope science layer: ingestion, models, cross-validation, metrics. No Streamlit here."""

@@ -1,0 +1,1 @@
+"""Streamlit glue: navigation, sign-in, cached loaders, shared widgets and figures."""

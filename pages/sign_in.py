@@ -1,0 +1,47 @@
+"""Sign in: researchers with the admin secret, readers with their one-time access code."""
+
+import streamlit as st
+
+import db
+from dashboard import auth
+from dashboard.store import connection
+
+st.title("CervixScope")
+st.caption("Cervical cancer type from T2-weighted sagittal MRI: cross-validation and reader studies.")
+
+reader_tab, admin_tab = st.tabs(["Reader", "Researcher (admin)"])
+
+with reader_tab, st.form("reader_sign_in"):
+    code = st.text_input("Access code", type="password", help="The code your study admin gave you.")
+    if st.form_submit_button("Start reading", type="primary"):
+        try:
+            with connection() as conn:
+                reader = db.authenticate_reader(conn, code.strip())
+        except db.InvalidAccessCode as exc:
+            st.error(str(exc))
+        else:
+            auth.sign_in(
+                auth.Identity(
+                    role="reader",
+                    name=reader.display_name,
+                    reader_id=reader.reader_id,
+                    study_id=reader.study_id,
+                )
+            )
+            st.rerun()
+
+with admin_tab:
+    if auth.admin_secret() is None:
+        st.warning(
+            f"No admin secret is configured. Set `{auth.ADMIN_SECRET_ENV}` or `admin_secret` in "
+            "`.streamlit/secrets.toml` and restart; there is no default password."
+        )
+    else:
+        with st.form("admin_sign_in"):
+            secret = st.text_input("Admin secret", type="password")
+            if st.form_submit_button("Sign in", type="primary"):
+                if auth.check_admin_secret(secret):
+                    auth.sign_in(auth.Identity(role="admin", name="admin"))
+                    st.rerun()
+                else:
+                    st.error("That admin secret is not correct.")
