@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and compare it with expert readers.",
         epilog="Example: cervixscope demo-data --out data/demo && cervixscope ingest data/demo",
     )
-    parser.add_argument("--db", help="SQLite database file (default: $CERVIXSCOPE_DB or ./cervixscope.db)")
+    parser.add_argument(
+        "--db", help="SQLite database file (default: $CERVIXSCOPE_DB or ./cervixscope.db)"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-ADMIN_SECRET_ENV = "CERVIXSCOPE_ADMIN_SECRET"
+from core.secrets_file import ADMIN_SECRET_ENV
+
 _SESSION_KEY = "auth"
 
 

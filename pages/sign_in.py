@@ -7,7 +7,9 @@ from dashboard import auth
 from dashboard.store import connection
 
 st.title("CervixScope")
-st.caption("Cervical cancer type from T2-weighted sagittal MRI: cross-validation and reader studies.")
+st.caption(
+    "Cervical cancer type from T2-weighted sagittal MRI: cross-validation and reader studies."
+)
 
 reader_tab, admin_tab = st.tabs(["Reader", "Researcher (admin)"])
 

@@ -1,0 +1,89 @@
+"""`cervixscope demo` and `cervixscope dashboard`: the demo pipeline and the dashboard server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS_PATH = ROOT / ".streamlit" / "secrets.toml"
+PRETRAINED_WEIGHTS = (
+    "ResNet18_Weights.IMAGENET1K_V1",
+    "ResNet34_Weights.IMAGENET1K_V1",
+    "ResNet50_Weights.IMAGENET1K_V2",
+    "VGG16_BN_Weights.IMAGENET1K_V1",
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="build the demo cohort, ingest it, run the model comparison and seed the demo study",
+        description="Everything `make demo` needs before the dashboard starts; re-running reuses "
+        "what is already built. Example: cervixscope demo --out data/demo",
+    )
+    demo.add_argument("--out", default="data/demo", help="demo cohort folder (default data/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="cohort and CV seed (default 0)")
+    demo.set_defaults(handler=_demo)
+
+    dash = subparsers.add_parser(
+        "dashboard",
+        help="start the Streamlit dashboard",
+        description="Example: cervixscope dashboard --port 8501",
+    )
+    dash.add_argument("--port", type=int, default=8501)
+    dash.add_argument("--address", default="localhost", help="use 0.0.0.0 inside Docker")
+    dash.set_defaults(handler=_dashboard)
+
+    prefetch = subparsers.add_parser(
+        "prefetch-weights",
+        help="download and cache the ImageNet weights of every pretrained architecture",
+        description="Run once on a machine with internet (the Docker build does). "
+        "Example: cervixscope prefetch-weights",
+    )
+    prefetch.set_defaults(handler=_prefetch_weights)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from core.demo import run_demo
+
+    run_demo(Path(args.out), seed=args.seed, db_path=args.db)
+    return 0
+
+
+def _prefetch_weights(args: argparse.Namespace) -> int:
+    from torchvision.models import get_weight
+
+    for name in PRETRAINED_WEIGHTS:
+        get_weight(name).get_state_dict(progress=True)
+        print(f"cached {name}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from core.secrets_file import ensure_admin_secret
+
+    secret, created = ensure_admin_secret(SECRETS_PATH)
+    env = dict(os.environ)
+    if args.db:
+        env["CERVIXSCOPE_DB"] = str(Path(args.db).resolve())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    shown = "localhost" if args.address in ("0.0.0.0", "localhost") else args.address
+    print(f"CervixScope dashboard: http://{shown}:{args.port}")
+    origin = f"written to {SECRETS_PATH.relative_to(ROOT)}" if created else "already configured"
+    print(f"Admin secret ({origin}): {secret}")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "dashboard" / "app.py"),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+    ]
+    return subprocess.call(command, cwd=ROOT, env=env)
