@@ -1,0 +1,355 @@
+"""Network architectures: torchvision ResNets and VGG16-BN (ImageNet weights when available) and a
+small CNN trained from scratch, each split into a backbone (image -> embedding) and a linear head.
+
+Design choices recorded on every model (``Net.info``) and thus on every run:
+
+- One-channel input: the grey crop is normalised with the ImageNet mean/std averaged over RGB and
+  the first convolution's RGB filters are summed into one (fastai's approach). That equals feeding
+  the grey image as R=G=B, at a third of the first layer's cost. ``channel_policy="repeat"`` keeps
+  three input channels instead (per-channel ImageNet normalisation); both give the same features.
+- Input size: crops go in at their native size (100x100) unless ``RunConfig.input_size`` asks for a
+  bilinear resize. All backbones end in global average pooling so any size >= 32 works; VGG's
+  4096-wide classifier (built for 7x7 maps at 224) is dropped, as timm's ``features`` split does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from core.labels import CLASSES
+
+# ImageNet statistics; a grey image stands for R=G=B, so one channel uses their means.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+GREY_MEAN = sum(IMAGENET_MEAN) / 3
+GREY_STD = sum(IMAGENET_STD) / 3
+DOWNLOAD_PROBE_TIMEOUT_S = 3.0  # how long `--weights auto` waits for the weights server to answer
+
+
+class SmallCNN(nn.Module):
+    """The paper's "traditional CNN": four conv-BN-ReLU-pool blocks, global average pooling."""
+
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (32, 64, 128, 256)):
+        super().__init__()
+        blocks = []
+        for i, width in enumerate(widths):
+            prev = in_channels if i == 0 else widths[i - 1]
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(prev, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(width, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2),
+                )
+            )
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.blocks(x)).flatten(1)
+
+
+class _Pooled(nn.Module):
+    """A convolutional trunk followed by global average pooling and flatten."""
+
+    def __init__(self, trunk: nn.Module, out_dim: int):
+        super().__init__()
+        self.trunk = trunk
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.trunk(x)).flatten(1)
+
+
+class Net(nn.Module):
+    """Normalise -> (resize) -> backbone -> linear head. Input: (B, 1, H, W) floats in [0, 1]."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        *,
+        in_channels: int,
+        normalize: bool,
+        input_size: int | None,
+        n_classes: int = len(CLASSES),
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, n_classes)
+        self.feature_dim = feature_dim
+        self.in_channels = in_channels
+        self.input_size = input_size
+        if in_channels == 1:
+            mean, std = (GREY_MEAN,), (GREY_STD,)
+        else:
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if not normalize:
+            mean, std = (0.5,) * in_channels, (0.5,) * in_channels
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.info: dict = {}
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            x = nn.functional.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
+        if self.in_channels == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.mean) / self.std
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.prepare(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+def _resnet(name: str) -> Callable[[], tuple[nn.Module, int, str, list[str]]]:
+    def make() -> tuple[nn.Module, int, str, list[str]]:
+        net = getattr(torchvision.models, name)(weights=None)
+        dim = net.fc.in_features
+        net.fc = nn.Identity()  # torchvision's avgpool + flatten stay: forward gives (B, dim)
+        # Grad-CAM on layer3: layer4 is 4x4 at 100x100 input, layer3 is 7x7.
+        return net, dim, "layer3", ["layer4."]
+
+    return make
+
+
+def _vgg16_bn() -> tuple[nn.Module, int, str, list[str]]:
+    net = torchvision.models.vgg16_bn(weights=None)
+    backbone = _Pooled(net.features, 512)
+    # features[34:43] is the conv5 block; its last ReLU (42) is 6x6 at 100x100 input.
+    last = [f"trunk.{i}." for i in range(34, 43)]
+    return backbone, 512, "trunk.42", last
+
+
+def _cnn() -> tuple[nn.Module, int, str, list[str]]:
+    net = SmallCNN(in_channels=1)
+    return net, net.out_dim, "blocks.2", ["blocks.3."]
+
+
+ARCHITECTURES: dict[str, Callable[[], tuple[nn.Module, int, str, list[str]]]] = {
+    "resnet18": _resnet("resnet18"),
+    "resnet34": _resnet("resnet34"),
+    "resnet50": _resnet("resnet50"),
+    "vgg16_bn": _vgg16_bn,
+    "cnn": _cnn,
+}
+"""name -> factory returning (backbone, feature_dim, Grad-CAM layer name, last-block prefixes)."""
+
+PRETRAINED = {"resnet18", "resnet34", "resnet50", "vgg16_bn"}
+
+
+def _weights_enum(model: str):
+    return torchvision.models.get_model_weights(model).IMAGENET1K_V1
+
+
+def weights_cache_path(model: str) -> Path:
+    """Where torchvision caches the ImageNet checkpoint of ``model`` (the torch hub cache)."""
+    url = _weights_enum(model).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    if os.environ.get("CERVIXSCOPE_OFFLINE"):
+        return False
+    old = socket.getdefaulttimeout()
+    try:
+        socket.setdefaulttimeout(timeout)
+        req = urllib.request.Request(url, method="HEAD")
+        with urllib.request.urlopen(req, timeout=timeout):
+            return True
+    except Exception:
+        return False
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _imagenet_state(model: str, *, required: bool) -> tuple[dict | None, str | None]:
+    """ImageNet state_dict from the cache, or downloaded when the server answers quickly."""
+    path = weights_cache_path(model)
+    if not path.exists():
+        url = _weights_enum(model).url
+        if not _reachable(url, DOWNLOAD_PROBE_TIMEOUT_S):
+            msg = f"ImageNet weights unavailable (offline): {model} uses random initialisation"
+            if required:
+                raise ValueError(
+                    f"--weights imagenet: {model} weights are not in {path.parent} and "
+                    f"{url} is unreachable; put the file there or use --weights auto|none"
+                )
+            return None, msg
+        try:
+            old = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(30)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(url, str(path), progress=False)
+            finally:
+                socket.setdefaulttimeout(old)
+        except Exception as exc:
+            if required:
+                raise ValueError(f"--weights imagenet: download of {url} failed: {exc}") from exc
+            return None, (
+                f"ImageNet weights unavailable (download failed: {exc}): "
+                f"{model} uses random initialisation"
+            )
+    return torch.load(path, map_location="cpu", weights_only=True), None
+
+
+def _sum_first_conv(backbone: nn.Module) -> str:
+    """Replace the first 3-channel conv by a 1-channel one whose filter is the sum over RGB."""
+    for name, module in backbone.named_modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels == 3:
+            new = nn.Conv2d(
+                1,
+                module.out_channels,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                module.groups,
+                module.bias is not None,
+            )
+            with torch.no_grad():
+                new.weight.copy_(module.weight.sum(dim=1, keepdim=True))
+                if module.bias is not None:
+                    new.bias.copy_(module.bias)
+            parent = backbone
+            *path, last = name.split(".")
+            for part in path:
+                parent = getattr(parent, part)
+            setattr(parent, last, new)
+            return name
+    raise ValueError("no 3-channel convolution found to adapt to one channel")
+
+
+def _load_backbone_state(model: str, backbone: nn.Module, state: dict) -> None:
+    if model == "vgg16_bn":
+        state = {
+            "trunk." + k[len("features.") :]: v
+            for k, v in state.items()
+            if k.startswith("features.")
+        }
+    else:
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"weights for {model} do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+
+
+def build_model(cfg) -> tuple[Net, list[str]]:
+    """Build the network ``cfg.model`` with its weights and one-channel adaptation.
+
+    Parameters
+    ----------
+    cfg : core.config.RunConfig
+        Uses ``model``, ``weights`` (``auto|imagenet|none|PATH``), ``channel_policy``,
+        ``normalize`` and ``input_size``.
+
+    Returns
+    -------
+    model : Net
+        In eval mode; ``model.info`` records weights used, channel policy and input size.
+    warnings : list of str
+        At most one line per problem, e.g. ``"ImageNet weights unavailable (offline): resnet18
+        uses random initialisation"``; callers store them on the run.
+
+    Raises
+    ------
+    ValueError
+        Unknown model, ``--weights imagenet`` when the weights cannot be had, a weights file that
+        does not exist or does not fit, or ImageNet weights asked for the from-scratch CNN.
+    """
+    if cfg.model not in ARCHITECTURES:
+        raise ValueError(f"unknown model {cfg.model!r}: expected one of {', '.join(ARCHITECTURES)}")
+    backbone, dim, cam_layer, last_block = ARCHITECTURES[cfg.model]()
+    warnings: list[str] = []
+    weights = str(cfg.weights)
+    used = "random"
+    if cfg.model not in PRETRAINED:
+        if weights == "imagenet":
+            raise ValueError(
+                f"--weights imagenet: {cfg.model} has no ImageNet weights (from scratch)"
+            )
+        if weights not in ("auto", "none"):
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            backbone.load_state_dict(state)
+            used = weights
+    elif weights in ("auto", "imagenet"):
+        state, warning = _imagenet_state(cfg.model, required=weights == "imagenet")
+        if state is not None:
+            _load_backbone_state(cfg.model, backbone, state)
+            used = "imagenet"
+        else:
+            warnings.append(warning)
+    elif weights != "none":
+        path = Path(weights)
+        if not path.is_file():
+            raise ValueError(
+                f"--weights {weights}: no such file; expected auto, imagenet, none or a path"
+            )
+        _load_backbone_state(
+            cfg.model, backbone, torch.load(path, map_location="cpu", weights_only=True)
+        )
+        used = str(path)
+
+    in_channels = 1
+    first_conv = None
+    if cfg.model in PRETRAINED:
+        if cfg.channel_policy == "sum_rgb":
+            first_conv = _sum_first_conv(backbone)
+        else:
+            in_channels = 3
+    model = Net(
+        backbone,
+        dim,
+        in_channels=in_channels,
+        normalize=cfg.normalize == "imagenet",
+        input_size=cfg.input_size,
+    )
+    model.info = {
+        "model": cfg.model,
+        "weights_used": used,
+        "channel_policy": cfg.channel_policy if cfg.model in PRETRAINED else "native_1ch",
+        "first_conv_summed": first_conv,
+        "input_size": cfg.input_size or "native",
+        "feature_dim": dim,
+        "cam_layer": "backbone." + cam_layer,
+        "last_block": ["backbone." + p for p in last_block],
+    }
+    return model.eval(), warnings
+
+
+def trainable_parameters(model: Net, scope: str) -> list[nn.Parameter]:
+    """Parameters to fine-tune: ``"all"``, or ``"last_block"`` (last stage + head); freezes the rest."""
+    if scope == "all":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return list(model.parameters())
+    prefixes = tuple(model.info["last_block"]) + ("head.",)
+    chosen = []
+    for name, p in model.named_parameters():
+        keep = name.startswith(prefixes)
+        p.requires_grad_(keep)
+        if keep:
+            chosen.append(p)
+    return chosen
