@@ -1,0 +1,363 @@
+"""What a reader may see and do, as plain functions (no Streamlit): the reading page calls these,
+and the load test drives many concurrent readers through exactly the same calls.
+
+Blinding lives here, on the server: a reader addresses cases by their worklist *position*, and
+nothing returned to a reader carries a ``case_id``, a file name, the truth, another reader's answer
+or, outside the AI-aided arm, any model output. Each call opens its own short-lived connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+import db
+from core.labels import CLASSES
+
+ARMS = ("unaided", "aided")
+CONFIDENCE_COLUMNS = tuple(f"c_{name}" for name in CLASSES)
+
+
+@dataclass(frozen=True)
+class ReaderCase:
+    """One case as a reader sees it. Deliberately has no ``case_id`` and no truth."""
+
+    arm: str
+    position: int
+    n_cases: int
+    n_read: int
+    display_id: str
+    image: np.ndarray | None = None  # the slice, float, after modality rescale
+    window_center: float | None = None
+    window_width: float | None = None
+    roi: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in image pixels
+    crop: np.ndarray | None = None  # float in [0, 1]
+    image_problem: str | None = None  # why no image could be shown, if so
+    answer_label: str | None = None  # this reader's current answer, if any
+    answer_confidences: dict[str, float] | None = None
+    model_probabilities: dict[str, float] | None = None  # aided arm only
+    gradcam: np.ndarray | None = None  # aided arm only
+    gradcam_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class ArmStatus:
+    """Where a reader stands in one arm of the study."""
+
+    arm: str
+    n_cases: int
+    n_read: int
+    open: bool
+    reason: str = ""  # why a closed arm is closed (e.g. the washout end date)
+
+
+@contextmanager
+def _connect(db_path: str | Path | None) -> Iterator:
+    conn = db.connect(db_path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _study_arms(study: Mapping) -> tuple[str, ...]:
+    arms = study.get("arms", ("unaided",))
+    if isinstance(arms, str):
+        arms = json.loads(arms) if arms.strip().startswith("[") else arms.split(",")
+    return tuple(a.strip() for a in arms)
+
+
+def _check_arm(study: Mapping, arm: str) -> None:
+    arms = _study_arms(study)
+    if arm not in arms:
+        raise ValueError(f"arm {arm!r} is not part of this study: it has {', '.join(arms)}")
+
+
+def _parse_time(text) -> datetime | None:
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return None
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def now_iso() -> str:
+    """The current time as an ISO-8601 UTC string, the format every read timestamp uses."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def reader_arms(
+    study_id: int, reader_id: int, *, db_path=None, now: datetime | None = None
+) -> list[ArmStatus]:
+    """Each arm of the study for this reader; the aided arm opens after the unaided arm is
+    finished and the study's washout days have passed since the reader's last unaided read."""
+    now = now or datetime.now(UTC)
+    with _connect(db_path) as conn:
+        study = db.get_study(conn, study_id)
+        arms = _study_arms(study)
+        out: list[ArmStatus] = []
+        unaided_done_at: datetime | None = None
+        for arm in arms:
+            work = db.worklist(conn, study_id, reader_id, arm)
+            n_read = int(work["label_read"].notna().sum())
+            status = ArmStatus(arm, len(work), n_read, True)
+            if arm == "unaided" and len(work) and n_read == len(work):
+                reads = db.reads_frame(conn, study_id)
+                mine = reads[(reads["reader_id"] == reader_id) & (reads["arm"] == "unaided")]
+                times = [t for t in map(_parse_time, mine["submitted_at"]) if t is not None]
+                unaided_done_at = max(times) if times else now
+            if arm == "aided" and "unaided" in arms:
+                washout = timedelta(days=float(study.get("washout_days") or 0))
+                if unaided_done_at is None:
+                    status = ArmStatus(
+                        arm, len(work), n_read, False, "Finish the unaided reads first."
+                    )
+                elif now < unaided_done_at + washout:
+                    opens = (unaided_done_at + washout).strftime("%Y-%m-%d %H:%M UTC")
+                    status = ArmStatus(
+                        arm, len(work), n_read, False, f"Opens on {opens} (washout)."
+                    )
+            out.append(status)
+    return out
+
+
+def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None):
+    """The reader's own worklist: ``position, display_id, read`` (bool). No case ids, no labels."""
+    with _connect(db_path) as conn:
+        _check_arm(db.get_study(conn, study_id), arm)
+        work = db.worklist(conn, study_id, reader_id, arm)
+    out = work[["position", "display_id"]].copy()
+    out["read"] = work["label_read"].notna().to_numpy()
+    return out.reset_index(drop=True)
+
+
+def first_unread(study_id: int, reader_id: int, arm: str, *, db_path=None) -> int | None:
+    """The position of the reader's first unread case in ``arm``, or None when all are read."""
+    with _connect(db_path) as conn:
+        return db.next_unread(conn, study_id, reader_id, arm)
+
+
+def case_for_reader(
+    study_id: int,
+    reader_id: int,
+    arm: str,
+    position: int,
+    *,
+    db_path=None,
+    with_images: bool = True,
+    with_gradcam: bool = True,
+) -> ReaderCase:
+    """The case at ``position`` of this reader's worklist, holding only what the reader may see."""
+    with _connect(db_path) as conn:
+        study = db.get_study(conn, study_id)
+        _check_arm(study, arm)
+        work = db.worklist(conn, study_id, reader_id, arm)
+        rows = work[work["position"] == position]
+        if rows.empty:
+            positions = work["position"].tolist()
+            allowed = f"{min(positions)}..{max(positions)}" if positions else "none"
+            raise ValueError(f"position {position} is not in this worklist (positions: {allowed})")
+        row = rows.iloc[0]
+        case_id = str(row["case_id"])
+        fields: dict = {
+            "arm": arm,
+            "position": int(position),
+            "n_cases": len(work),
+            "n_read": int(work["label_read"].notna().sum()),
+            "display_id": str(row["display_id"]),
+        }
+        if isinstance(row["label_read"], str):  # the worklist carries the reader's own answer
+            fields["answer_label"] = row["label_read"]
+            fields.update(_own_answer(conn, study_id, reader_id, arm, case_id))
+        if with_images:
+            fields.update(_case_image(conn, case_id))
+        if arm == "aided" and study.get("model_run_id"):
+            fields.update(
+                _model_view(
+                    conn, str(study["model_run_id"]), case_id, fields.get("crop"), with_gradcam
+                )
+            )
+    return ReaderCase(**fields)
+
+
+def load_next_case(study_id: int, reader_id: int, arm: str, *, db_path=None, **options):
+    """The first unread case of the reader's worklist (resume point), or None when finished."""
+    position = first_unread(study_id, reader_id, arm, db_path=db_path)
+    if position is None:
+        return None
+    return case_for_reader(study_id, reader_id, arm, position, db_path=db_path, **options)
+
+
+def normalise_confidences(label: str, confidences: Mapping[str, float]) -> dict[str, float]:
+    """Turn per-class confidences (any non-negative scale, e.g. sliders 0-100) into ``c_*`` that
+    sum to 1, after checking the chosen ``label`` has the highest confidence (ties allowed)."""
+    if label not in CLASSES:
+        raise ValueError(f"label {label!r} is not one of {', '.join(CLASSES)}")
+    values = {}
+    for name in CLASSES:
+        value = confidences.get(name, confidences.get(f"c_{name}"))
+        if value is None:
+            raise ValueError(f"confidence for {name} is missing; give one for each of {CLASSES}")
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"confidence for {name} is {value}; it must be a number >= 0")
+        values[name] = value
+    total = sum(values.values())
+    if total <= 0:
+        raise ValueError("all confidences are 0: give the chosen class some confidence")
+    if values[label] < max(values.values()):
+        best = max(values, key=values.get)
+        raise ValueError(
+            f"you chose {label} but gave {best} more confidence ({values[best]:g} > "
+            f"{values[label]:g}): the chosen class must have the highest confidence"
+        )
+    return {f"c_{name}": values[name] / total for name in CLASSES}
+
+
+def submit_answer(
+    study_id: int,
+    reader_id: int,
+    arm: str,
+    position: int,
+    label: str,
+    confidences: Mapping[str, float],
+    shown_at: str,
+    *,
+    submitted_at: str | None = None,
+    db_path=None,
+) -> int:
+    """Store the reader's answer for the case at ``position`` at once (a changed answer replaces
+    the old one; the database's audit log keeps both). Returns the read id."""
+    normalised = normalise_confidences(label, confidences)
+    with _connect(db_path) as conn:
+        _check_arm(db.get_study(conn, study_id), arm)
+        work = db.worklist(conn, study_id, reader_id, arm)
+        rows = work[work["position"] == position]
+        if rows.empty:
+            raise ValueError(f"position {position} is not in this reader's {arm} worklist")
+        return db.submit_read(
+            conn,
+            study_id=study_id,
+            reader_id=reader_id,
+            case_id=str(rows.iloc[0]["case_id"]),
+            arm=arm,
+            label=label,
+            confidences=normalised,
+            shown_at=shown_at,
+            submitted_at=submitted_at or now_iso(),
+        )
+
+
+def _own_answer(conn, study_id: int, reader_id: int, arm: str, case_id: str) -> dict:
+    """This reader's current answer for the case, read server-side from the reads table."""
+    reads = db.reads_frame(conn, study_id)
+    mine = reads[
+        (reads["reader_id"] == reader_id) & (reads["arm"] == arm) & (reads["case_id"] == case_id)
+    ]
+    if mine.empty:
+        return {}
+    read = mine.iloc[-1]
+    confidences = {
+        name: float(read[col])
+        for name, col in zip(CLASSES, CONFIDENCE_COLUMNS, strict=True)
+        if col in read.index and read[col] == read[col]
+    }
+    return {"answer_confidences": confidences or None}
+
+
+def _roi(image_row) -> tuple[int, int, int, int] | None:
+    keys = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
+    if all(k in image_row.index for k in keys):
+        values = [image_row[k] for k in keys]
+        if all(v == v and v is not None for v in values):
+            return tuple(int(v) for v in values)
+    if "roi" in image_row.index and isinstance(image_row["roi"], str) and image_row["roi"]:
+        parts = image_row["roi"].replace(";", ",").split(",")
+        if len(parts) == 4:
+            return tuple(int(float(p)) for p in parts)
+    return None
+
+
+def _case_image(conn, case_id: str) -> dict:
+    """The case's first slice, window and ROI, and a display crop around the ROI."""
+    from core import dicom_io  # imported here: pydicom is only needed when images are shown
+
+    images = db.images_frame(conn, case_id)
+    if images.empty:
+        return {"image_problem": "No image is recorded for this case."}
+    image_row = images.sort_values("image_id").iloc[0]
+    path = Path(str(image_row["path"]))
+    if not path.is_absolute():
+        ingestion = db.latest_ingestion(conn) or {}
+        path = Path(str(ingestion.get("data_dir", "."))) / path
+    frame = (
+        int(image_row["frame"])
+        if "frame" in image_row.index and image_row["frame"] == image_row["frame"]
+        else 0
+    )
+    try:
+        dicom = dicom_io.read_pixels(path, frame=frame)
+    except (dicom_io.DicomReadError, OSError) as exc:
+        # the message may name the file, which could carry a label: keep it generic for readers
+        return {
+            "image_problem": f"The image for this case could not be read ({type(exc).__name__})."
+        }
+    image = np.asarray(dicom.array, dtype=np.float32)
+    roi = _roi(image_row)
+    return {
+        "image": image,
+        "window_center": _float_or_none(getattr(dicom, "window_center", None)),
+        "window_width": _float_or_none(getattr(dicom, "window_width", None)),
+        "roi": roi,
+        "crop": crop_roi(image, roi) if roi else None,
+    }
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        return float(value[0] if isinstance(value, (list, tuple)) else value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def crop_roi(image: np.ndarray, roi, *, size: int = 100, margin: float = 0.1) -> np.ndarray:
+    """The ROI with a margin, resized to ``size`` x ``size`` and scaled to [0, 1] by the 1st-99th
+    percentiles, as the model's crops are."""
+    from PIL import Image
+
+    x0, y0, x1, y1 = roi
+    h, w = image.shape[:2]
+    mx, my = int(round((x1 - x0) * margin)), int(round((y1 - y0) * margin))
+    x0, y0 = max(0, x0 - mx), max(0, y0 - my)
+    x1, y1 = min(w, x1 + mx), min(h, y1 + my)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"ROI {roi} lies outside the {w}x{h} image")
+    patch = image[y0:y1, x0:x1].astype(np.float32)
+    lo, hi = np.percentile(patch, [1, 99])
+    patch = np.clip((patch - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(patch)
+    resized = Image.fromarray(patch).resize((size, size), Image.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def _model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dict:
+    """The model's out-of-fold probabilities for the case and, if possible, its Grad-CAM."""
+    predictions = db.predictions_frame(conn, [run_id])
+    row = predictions[predictions["case_id"] == case_id]
+    if row.empty:
+        return {"gradcam_problem": "The model has no prediction for this case."}
+    probs = {name: float(row.iloc[0][f"p_{name}"]) for name in CLASSES}
+    out: dict = {"model_probabilities": probs}
+    if with_gradcam and crop is not None:
+        try:
+            from core.gradcam import gradcam_overlay
+
+            top = int(np.argmax([probs[name] for name in CLASSES]))
+            out["gradcam"] = gradcam_overlay(run_id, crop, top)
+        except Exception as exc:  # noqa: BLE001 - Grad-CAM is optional context for the reader
+            out["gradcam_problem"] = f"Grad-CAM is not available for this model run ({exc})."
+    return out
