@@ -166,3 +166,74 @@ def simulate_paper_readers(case_ids, y_true, *, seed: int = 0) -> dict[str, pd.D
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
+
+
+DEMO_STUDY_NAME = "Demo reader study"
+
+
+def seed_demo_study(conn, *, seed: int = 0, model_run_id: str | None = None) -> int:
+    """Create (or complete) the demo study: every case in the database read by both simulated
+    paper experts, all marked simulated. Idempotent: a re-run adds no study, reader or read.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        A ``db.connect()`` database holding the ingested demo cohort.
+    seed : int
+        Seeds the simulated labels, confidences and times.
+    model_run_id : str, optional
+        The model run whose out-of-fold predictions the study compares against.
+
+    Returns
+    -------
+    int
+        The study id.
+    """
+    import db  # here, so the simulation functions stay usable without a database
+
+    cases = db.cases_frame(conn).sort_values("case_id")
+    if cases.empty:
+        raise ValueError("the database has no cases: ingest the demo cohort first")
+    studies = db.studies_frame(conn)
+    existing = studies[studies["name"] == DEMO_STUDY_NAME] if not studies.empty else studies
+    if len(existing):
+        study_id = int(existing.iloc[0]["study_id"])
+    else:
+        study_id = db.create_study(
+            conn,
+            name=DEMO_STUDY_NAME,
+            case_ids=cases["case_id"].tolist(),
+            arms=("unaided",),
+            order_seed=seed,
+            model_run_id=model_run_id,
+            simulated=True,
+        )
+    y_true = np.array([CLASSES.index(label) for label in cases["label"]])
+    progress = db.reader_progress_frame(conn, study_id)
+    known = (
+        dict(zip(progress["display_name"], progress["reader_id"], strict=True))
+        if len(progress)
+        else {}
+    )
+    for name, reads in simulate_paper_readers(cases["case_id"], y_true, seed=seed).items():
+        if name in known:
+            reader_id = int(known[name])
+        else:
+            reader_id, _code = db.add_reader(conn, study_id, name, simulated=True)
+        done = db.worklist(conn, study_id, reader_id, "unaided")
+        done = set(done.loc[done["label_read"].notna(), "case_id"])
+        for read in reads.itertuples(index=False):
+            if read.case_id in done:
+                continue
+            db.submit_read(
+                conn,
+                study_id=study_id,
+                reader_id=reader_id,
+                case_id=read.case_id,
+                arm="unaided",
+                label=read.label,
+                confidences={f"c_{c}": getattr(read, f"c_{c}") for c in CLASSES},
+                shown_at=read.shown_at,
+                submitted_at=read.submitted_at,
+            )
+    return study_id
