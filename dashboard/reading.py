@@ -291,31 +291,45 @@ def _case_image(conn, case_id: str) -> dict:
     if images.empty:
         return {"image_problem": "No image is recorded for this case."}
     image_row = images.sort_values("image_id").iloc[0]
-    path = Path(str(image_row["path"]))
+    path_column = "source_path" if "source_path" in image_row.index else "path"
+    path = Path(str(image_row[path_column]))
     if not path.is_absolute():
         ingestion = db.latest_ingestion(conn) or {}
-        path = Path(str(ingestion.get("data_dir", "."))) / path
-    frame = (
-        int(image_row["frame"])
-        if "frame" in image_row.index and image_row["frame"] == image_row["frame"]
-        else 0
-    )
+        path = Path(str(ingestion.get("data_dir") or ".")) / path
+    frame = image_row.get("frame", 0)
+    frame = int(frame) if frame == frame and frame is not None else 0
     try:
         dicom = dicom_io.read_pixels(path, frame=frame)
     except (dicom_io.DicomReadError, OSError) as exc:
-        # the message may name the file, which could carry a label: keep it generic for readers
+        # the message would name the file, which could carry a label: keep it generic for readers
         return {
             "image_problem": f"The image for this case could not be read ({type(exc).__name__})."
         }
     image = np.asarray(dicom.array, dtype=np.float32)
     roi = _roi(image_row)
+    crop = _cached_crop(image_row)
+    if crop is None and roi is not None:
+        crop = crop_roi(image, roi)
     return {
         "image": image,
-        "window_center": _float_or_none(getattr(dicom, "window_center", None)),
-        "window_width": _float_or_none(getattr(dicom, "window_width", None)),
+        "window_center": _float_or_none(dicom.window_center),
+        "window_width": _float_or_none(dicom.window_width),
         "roi": roi,
-        "crop": crop_roi(image, roi) if roi else None,
+        "crop": crop,
     }
+
+
+def _cached_crop(image_row) -> np.ndarray | None:
+    """The model's own crop from the ingestion's crop cache, when it is recorded and readable."""
+    cache, index = image_row.get("crop_cache"), image_row.get("crop_index")
+    if not isinstance(cache, str) or not cache or index is None or index != index:
+        return None
+    try:
+        from core.dataset import CropSet
+
+        return CropSet.load(cache).crops[int(index)]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
 
 
 def _float_or_none(value) -> float | None:
@@ -361,3 +375,32 @@ def _model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> di
         except Exception as exc:  # noqa: BLE001 - Grad-CAM is optional context for the reader
             out["gradcam_problem"] = f"Grad-CAM is not available for this model run ({exc})."
     return out
+
+
+def window_defaults(case: ReaderCase) -> tuple[float, float]:
+    """The file's window for the slice, or the 1st-99th percentile span when it has none."""
+    if case.window_center is not None and case.window_width is not None and case.window_width >= 1:
+        return float(case.window_center), float(case.window_width)
+    if case.image is None:
+        return 0.0, 1.0
+    lo, hi = np.percentile(case.image, [1, 99])
+    return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+
+
+def render_slice(image: np.ndarray, center: float, width: float, roi=None) -> np.ndarray:
+    """The slice windowed to 8-bit grey, as RGB, with the ROI outlined in yellow."""
+    from core.dicom_io import apply_window
+
+    grey = apply_window(image, center, max(float(width), 1.0))
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    if roi is not None:
+        h, w = grey.shape
+        x0, y0, x1, y1 = (int(v) for v in roi)
+        x0, x1 = np.clip([x0, x1 - 1], 0, w - 1)
+        y0, y1 = np.clip([y0, y1 - 1], 0, h - 1)
+        yellow = np.array([255, 215, 0], dtype=np.uint8)
+        rgb[y0, x0 : x1 + 1] = yellow
+        rgb[y1, x0 : x1 + 1] = yellow
+        rgb[y0 : y1 + 1, x0] = yellow
+        rgb[y0 : y1 + 1, x1] = yellow
+    return rgb

@@ -1,0 +1,125 @@
+"""Read cases: the reader's own randomised worklist, one case at a time, blinded.
+
+Only ``dashboard.reading`` is called: it returns what a reader may see and nothing else. The
+position survives reruns in session state; a new session resumes at the first unread case (DB).
+"""
+
+import streamlit as st
+
+from core.labels import CLASSES
+from dashboard import auth, reading
+
+me = auth.require_role("reader")
+st.title("Read cases")
+st.caption(f"Signed in as {me.name}. Choose the type and how confident you are in each type.")
+
+arms = reading.reader_arms(me.study_id, me.reader_id)
+for status in arms:
+    if not status.open:
+        st.info(f"The {status.arm} reading is not open yet. {status.reason}")
+open_arms = [s.arm for s in arms if s.open]
+if not open_arms:
+    st.stop()
+arm = open_arms[0] if len(open_arms) == 1 else st.radio("Reading", open_arms, horizontal=True)
+
+pos_key = f"position:{arm}"
+if pos_key not in st.session_state:  # a new session resumes where the database says
+    first = reading.first_unread(me.study_id, me.reader_id, arm)
+    st.session_state[pos_key] = first if first is not None else 1
+position = st.session_state[pos_key]
+
+case = reading.case_for_reader(me.study_id, me.reader_id, arm, position)
+shown = st.session_state.setdefault("shown_at", {})
+shown.setdefault(f"{arm}:{position}", reading.now_iso())  # first display of this case
+
+st.progress(case.n_read / max(case.n_cases, 1), text=f"{case.n_read} of {case.n_cases} read")
+if case.n_read == case.n_cases:
+    st.success("All cases are read. You can still go back and change an answer.")
+
+back, jump, forward = st.columns([1, 3, 1])
+if back.button("Previous", disabled=position <= 1, use_container_width=True):
+    st.session_state[pos_key] = position - 1
+    st.rerun()
+if forward.button("Next", disabled=position >= case.n_cases, use_container_width=True):
+    st.session_state[pos_key] = position + 1
+    st.rerun()
+work = reading.worklist_status(me.study_id, me.reader_id, arm)
+choices = work["position"].tolist()
+labels = work["display_id"] + work["read"].map({True: " ✓", False: ""})
+marks = dict(zip(work["position"], labels, strict=True))
+picked = jump.selectbox(
+    "Go to case",
+    choices,
+    index=choices.index(position),
+    format_func=marks.get,
+    key=f"jump:{arm}:{position}",  # a fresh widget per case, so it never drags the reader back
+)
+if picked != position:
+    st.session_state[pos_key] = picked
+    st.rerun()
+
+st.subheader(f"Case {case.display_id} ({position} of {case.n_cases})")
+image_col, crop_col = st.columns([3, 2])
+with image_col:
+    if case.image is None:
+        st.warning(case.image_problem or "No image for this case.")
+    else:
+        center0, width0 = reading.window_defaults(case)
+        level = st.slider("Level", float(case.image.min()), float(case.image.max()), center0)
+        width = st.slider(
+            "Window", 1.0, float(max(case.image.max() - case.image.min(), 2.0)), width0
+        )
+        st.image(reading.render_slice(case.image, level, width, case.roi), caption="Slice with ROI")
+with crop_col:
+    if case.crop is not None:
+        st.image(case.crop, caption="Lesion crop", clamp=True, use_container_width=True)
+    if arm == "aided" and case.model_probabilities:
+        st.markdown("**AI model**")
+        for name in CLASSES:
+            st.progress(
+                case.model_probabilities[name], text=f"{name} {case.model_probabilities[name]:.0%}"
+            )
+        if case.gradcam is not None:
+            st.image(case.gradcam, caption="Grad-CAM of the model's top class", clamp=True)
+        elif case.gradcam_problem:
+            st.caption(case.gradcam_problem)
+
+with st.form(f"answer:{arm}:{position}"):
+    previous = case.answer_confidences or {}
+    label = st.radio(
+        "Type",
+        CLASSES,
+        index=CLASSES.index(case.answer_label) if case.answer_label else None,
+        horizontal=True,
+        key=f"type:{arm}:{position}",
+    )
+    sliders = {
+        name: st.slider(
+            f"Confidence {name}",
+            0,
+            100,
+            int(round(100 * previous.get(name, 0.0))),
+            key=f"conf:{arm}:{position}:{name}",
+        )
+        for name in CLASSES
+    }
+    if st.form_submit_button("Submit and next", type="primary"):
+        if label is None:
+            st.error("Choose a type (SCC, AC or ASC) before submitting.")
+        else:
+            try:
+                reading.submit_answer(
+                    me.study_id,
+                    me.reader_id,
+                    arm,
+                    position,
+                    label,
+                    sliders,
+                    shown[f"{arm}:{position}"],
+                )
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                nxt = reading.first_unread(me.study_id, me.reader_id, arm)
+                st.session_state[pos_key] = nxt if nxt is not None else position
+                st.rerun()
