@@ -1,0 +1,310 @@
+"""Cases (patients), their images, and the ingestions that recorded them."""
+
+from __future__ import annotations
+
+import numbers
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+import sqlite_utils
+
+from db.connection import now_iso, write_transaction
+from db.errors import CaseNotFound
+
+CLASSES = ("SCC", "AC", "ASC")  # same order as core.labels.CLASSES; db/ does not import core/
+
+CASE_FIELDS = ("case_id", "label", "synthetic", "series_description", "orientation", "ingestion_id")
+IMAGE_FIELDS = (
+    "image_id", "case_id", "source_path", "frame", "roi_x0", "roi_y0", "roi_x1", "roi_y1",
+    "crop_cache", "crop_index", "rows", "cols",
+)  # fmt: skip
+
+
+def normalise_label(value: Any, *, where: str = "label") -> str | None:
+    """Return the class name for a label given as name (any case) or class index; None stays None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        index = int(value)
+        if 0 <= index < len(CLASSES):
+            return CLASSES[index]
+        raise ValueError(f"{where} {value!r} is not a class index 0..{len(CLASSES) - 1}")
+    name = str(value).strip().upper()
+    if name not in CLASSES:
+        raise ValueError(f"{where} {value!r} is not one of {', '.join(CLASSES)}")
+    return name
+
+
+def _as_dicts(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> list[dict[str, Any]]:
+    if isinstance(rows, pd.DataFrame):
+        return rows.to_dict("records")
+    return [dict(row) for row in rows]
+
+
+def _check_keys(row: dict, allowed: tuple[str, ...], required: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(row) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{what} {row.get(required[0])!r}: unknown field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    missing = [key for key in required if row.get(key) in (None, "")]
+    if missing:
+        raise ValueError(f"{what} {row!r}: missing required field(s) {', '.join(missing)}")
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars -> Python; sqlite3 cannot bind numpy.int64
+    return value.item() if hasattr(value, "item") else value
+
+
+def record_ingestion(
+    conn: sqlite_utils.Database,
+    *,
+    data_dir: Any,
+    manifest: Any,
+    crop_cache: Any,
+    data_hash: str | None,
+    crop_size: int | None,
+    issues: Iterable[Any] = (),
+) -> int:
+    """Record one ingestion and its issues; return its ``ingestion_id``.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    data_dir, manifest, crop_cache : path-like or str
+        Where the data, the manifest and the crop cache are.
+    data_hash : str
+        ``CropSet.data_hash()`` of what was ingested.
+    crop_size : int
+        Crop edge in pixels.
+    issues : iterable
+        Objects with ``row, path, problem`` attributes (``core.ingest.IngestIssue``) or dicts.
+
+    Returns
+    -------
+    int
+        The new ingestion's ID.
+    """
+    issue_rows = []
+    for issue in issues:
+        get = (
+            issue.get if isinstance(issue, Mapping) else lambda key, i=issue: getattr(i, key, None)
+        )
+        problem = get("problem")
+        if not problem:
+            raise ValueError(f"ingestion issue {issue!r} has no problem text")
+        row = get("row")
+        issue_rows.append(
+            (None if row is None else int(row), None if get("path") is None else str(get("path")),
+             str(problem))
+        )  # fmt: skip
+    with write_transaction(conn) as raw:
+        cursor = raw.execute(
+            "INSERT INTO ingestions (created_at, data_dir, manifest, crop_cache, data_hash,"
+            " crop_size, n_issues) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                now_iso(),
+                None if data_dir is None else str(data_dir),
+                None if manifest is None else str(manifest),
+                None if crop_cache is None else str(crop_cache),
+                data_hash,
+                None if crop_size is None else int(crop_size),
+                len(issue_rows),
+            ),
+        )
+        ingestion_id = int(cursor.lastrowid)
+        raw.executemany(
+            "INSERT INTO ingestion_issues (ingestion_id, row, path, problem) VALUES (?, ?, ?, ?)",
+            [(ingestion_id, *issue) for issue in issue_rows],
+        )
+    return ingestion_id
+
+
+def _new_display_id(raw) -> str:
+    while True:  # 16.7 M choices: a collision is rare, and then we simply draw again
+        candidate = f"C-{secrets.token_hex(3).upper()}"
+        if raw.execute("SELECT 1 FROM cases WHERE display_id = ?", (candidate,)).fetchone() is None:
+            return candidate
+
+
+def upsert_cases(
+    conn: sqlite_utils.Database,
+    rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
+    *,
+    ingestion_id: int | None = None,
+) -> int:
+    """Insert or update cases in one transaction; return how many rows were written.
+
+    A new case gets a random ``display_id`` (``C-`` and 6 hex digits, from ``secrets``) that says
+    nothing about its label; an existing case keeps its ``display_id``.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    rows : iterable of dict or DataFrame
+        Fields ``case_id`` (required), ``label`` (class name or index), ``synthetic``,
+        ``series_description``, ``orientation``, ``ingestion_id``.
+    ingestion_id : int, optional
+        Default ``ingestion_id`` for rows without one.
+
+    Raises
+    ------
+    ValueError
+        On an unknown field, a missing ``case_id`` or an unknown label.
+    """
+    records = []
+    for row in _as_dicts(rows):
+        _check_keys(row, CASE_FIELDS, ("case_id",), "case")
+        records.append(
+            {
+                "case_id": str(row["case_id"]),
+                "label": normalise_label(row.get("label"), where=f"case {row['case_id']}: label"),
+                "synthetic": int(bool(_plain(row.get("synthetic") or 0))),
+                "series_description": row.get("series_description"),
+                "orientation": None if row.get("orientation") is None else str(row["orientation"]),
+                "ingestion_id": _plain(row.get("ingestion_id") or ingestion_id),
+            }
+        )
+    now = now_iso()
+    with write_transaction(conn) as raw:
+        for rec in records:
+            exists = raw.execute(
+                "SELECT 1 FROM cases WHERE case_id = ?", (rec["case_id"],)
+            ).fetchone()
+            if exists:
+                raw.execute(
+                    "UPDATE cases SET label = ?, synthetic = ?, series_description = ?,"
+                    " orientation = ?, ingestion_id = COALESCE(?, ingestion_id), updated_at = ?"
+                    " WHERE case_id = ?",
+                    (rec["label"], rec["synthetic"], rec["series_description"],
+                     rec["orientation"], rec["ingestion_id"], now, rec["case_id"]),
+                )  # fmt: skip
+            else:
+                raw.execute(
+                    "INSERT INTO cases (case_id, display_id, label, synthetic, series_description,"
+                    " orientation, ingestion_id, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rec["case_id"], _new_display_id(raw), rec["label"], rec["synthetic"],
+                     rec["series_description"], rec["orientation"], rec["ingestion_id"], now, now),
+                )  # fmt: skip
+    return len(records)
+
+
+def upsert_images(
+    conn: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]] | pd.DataFrame
+) -> int:
+    """Insert or update images (slices) in one transaction; return how many rows were written.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    rows : iterable of dict or DataFrame
+        Fields ``image_id`` and ``case_id`` (required; the case must exist), ``source_path``,
+        ``frame``, ``roi_x0``, ``roi_y0``, ``roi_x1``, ``roi_y1``, ``crop_cache``, ``crop_index``,
+        ``rows``, ``cols``.
+
+    Raises
+    ------
+    CaseNotFound
+        If a row names a case that is not in the database (nothing is written).
+    ValueError
+        On an unknown or missing field.
+    """
+    records = []
+    for row in _as_dicts(rows):
+        _check_keys(row, IMAGE_FIELDS, ("image_id", "case_id"), "image")
+        rec = {key: _plain(row.get(key)) for key in IMAGE_FIELDS}
+        rec["image_id"], rec["case_id"] = str(rec["image_id"]), str(rec["case_id"])
+        rec["frame"] = int(rec["frame"] or 0)
+        for key in ("source_path", "crop_cache"):
+            rec[key] = None if rec[key] is None else str(rec[key])
+        records.append(rec)
+    columns = ", ".join(IMAGE_FIELDS)
+    marks = ", ".join("?" for _ in IMAGE_FIELDS)
+    updates = ", ".join(f"{key} = excluded.{key}" for key in IMAGE_FIELDS[1:])
+    sql = (
+        f"INSERT INTO images ({columns}) VALUES ({marks})"  # noqa: S608 - fixed column names
+        f" ON CONFLICT(image_id) DO UPDATE SET {updates}"
+    )
+    with write_transaction(conn) as raw:
+        wanted = sorted({rec["case_id"] for rec in records})
+        missing = [c for c in wanted if not raw.execute(
+            "SELECT 1 FROM cases WHERE case_id = ?", (c,)).fetchone()]  # fmt: skip
+        if missing:
+            raise CaseNotFound(
+                f"images refer to {len(missing)} unknown case(s): {', '.join(missing[:10])}; "
+                "upsert the cases first"
+            )
+        raw.executemany(sql, [tuple(rec[key] for key in IMAGE_FIELDS) for rec in records])
+    return len(records)
+
+
+def cases_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
+    """All cases with their image count.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``case_id, display_id, label, synthetic, series_description, orientation,
+        ingestion_id, n_images, created_at, updated_at``, ordered by ``case_id``.
+    """
+    return pd.read_sql_query(
+        "SELECT c.case_id, c.display_id, c.label, c.synthetic, c.series_description,"
+        " c.orientation, c.ingestion_id, COUNT(i.image_id) AS n_images, c.created_at, c.updated_at"
+        " FROM cases c LEFT JOIN images i ON i.case_id = c.case_id"
+        " GROUP BY c.case_id ORDER BY c.case_id",
+        conn.conn,
+    )
+
+
+def images_frame(conn: sqlite_utils.Database, case_id: str | None = None) -> pd.DataFrame:
+    """Images, all or of one case, with the case's label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of ``images`` plus ``label``, ordered by ``case_id, image_id``.
+
+    Raises
+    ------
+    CaseNotFound
+        If ``case_id`` is given and unknown.
+    """
+    sql = (
+        "SELECT i.*, c.label FROM images i JOIN cases c ON c.case_id = i.case_id"
+        " WHERE (? IS NULL OR i.case_id = ?) ORDER BY i.case_id, i.image_id"
+    )
+    if (
+        case_id is not None
+        and not conn.conn.execute(
+            "SELECT 1 FROM cases WHERE case_id = ?", (str(case_id),)
+        ).fetchone()
+    ):
+        raise CaseNotFound(f"case {case_id!r} is not in the database")
+    key = None if case_id is None else str(case_id)
+    return pd.read_sql_query(sql, conn.conn, params=(key, key))
+
+
+def latest_ingestion(conn: sqlite_utils.Database) -> dict | None:
+    """The most recent ingestion as a dict (``ingestion_id, created_at, data_dir, ...``), or None."""
+    cursor = conn.conn.execute("SELECT * FROM ingestions ORDER BY ingestion_id DESC LIMIT 1")
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def ingestion_issues_frame(conn: sqlite_utils.Database, ingestion_id: int) -> pd.DataFrame:
+    """Issues of one ingestion: columns ``row, path, problem`` in the order they were found."""
+    return pd.read_sql_query(
+        "SELECT row, path, problem FROM ingestion_issues WHERE ingestion_id = ? ORDER BY issue_id",
+        conn.conn,
+        params=(int(ingestion_id),),
+    )

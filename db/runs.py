@@ -1,0 +1,365 @@
+"""Cross-validation runs, their folds, warnings and out-of-fold predictions."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlite_utils
+
+from db.cases import _as_dicts, _plain
+from db.connection import from_json, now_iso, to_iso, to_json, write_transaction
+from db.errors import CaseNotFound, RunNotFound
+
+RUN_STATUSES = ("queued", "running", "done", "failed", "partial")
+TERMINAL_STATUSES = ("done", "failed", "partial")
+PROB_COLUMNS = ("p_SCC", "p_AC", "p_ASC")
+_UPDATABLE = ("status", "progress", "message", "started_at", "ended_at", "timings")
+
+
+def new_run_id() -> str:
+    """A run ID such as ``r20261125T193012-4f2a9c``: sortable by time, unique by the random tail."""
+    return f"r{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _require_run(raw, run_id: str) -> None:
+    if raw.execute("SELECT 1 FROM runs WHERE run_id = ?", (str(run_id),)).fetchone() is None:
+        raise RunNotFound(f"run {run_id!r} is not in the database")
+
+
+def _run_ids(run_ids: str | Sequence[str] | None) -> list[str] | None:
+    if run_ids is None:
+        return None
+    if isinstance(run_ids, str):
+        return [run_ids]
+    return [str(r) for r in run_ids]
+
+
+def create_run(
+    conn: sqlite_utils.Database,
+    *,
+    model: str,
+    mode: str,
+    config: Mapping[str, Any] | Any,
+    seed: int | None,
+    data_hash: str | None,
+    device: str | None,
+    weights: str | None,
+    code_version: str | None,
+    packages: Mapping[str, str] | None,
+    comparison_id: str | None = None,
+    run_id: str | None = None,
+) -> str:
+    """Register a run with status ``queued``; return its ``run_id``.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    model, mode : str
+        Architecture (e.g. ``"resnet18"``) and training mode (e.g. ``"features"``).
+    config : dict or object with ``to_dict()``
+        The full run configuration, stored as JSON.
+    seed : int
+        Random seed.
+    data_hash, device, weights, code_version : str
+        Provenance: dataset hash, torch device, weights name, git commit.
+    packages : dict
+        Package name to version, stored as JSON.
+    comparison_id : str, optional
+        Groups runs of one model comparison (same splits).
+    run_id : str, optional
+        Use this ID instead of a new one from :func:`new_run_id`.
+
+    Raises
+    ------
+    ValueError
+        If ``run_id`` is already taken or ``model``/``mode`` is empty.
+    """
+    if not model or not mode:
+        raise ValueError(f"model and mode must be non-empty, got model={model!r}, mode={mode!r}")
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    run_id = str(run_id) if run_id else new_run_id()
+    with write_transaction(conn) as raw:
+        if raw.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise ValueError(f"run {run_id!r} already exists; pass another run_id or none")
+        raw.execute(
+            "INSERT INTO runs (run_id, comparison_id, model, mode, config, seed, code_version,"
+            " packages, data_hash, device, weights, status, progress, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?)",
+            (run_id, comparison_id, str(model), str(mode), to_json(config),
+             None if seed is None else int(seed), code_version, to_json(packages), data_hash,
+             None if device is None else str(device), weights, now_iso()),
+        )  # fmt: skip
+    return run_id
+
+
+def get_run(conn: sqlite_utils.Database, run_id: str) -> dict:
+    """One run as a dict, JSON fields decoded and ``warnings`` as a list of str.
+
+    Raises
+    ------
+    RunNotFound
+        If ``run_id`` is unknown.
+    """
+    cursor = conn.conn.execute("SELECT * FROM runs WHERE run_id = ?", (str(run_id),))
+    row = cursor.fetchone()
+    if row is None:
+        raise RunNotFound(f"run {run_id!r} is not in the database")
+    run = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    for key in ("config", "packages", "timings"):
+        run[key] = from_json(run[key])
+    run["warnings"] = [
+        text
+        for (text,) in conn.conn.execute(
+            "SELECT text FROM run_warnings WHERE run_id = ? ORDER BY warning_id", (str(run_id),)
+        )
+    ]
+    return run
+
+
+def update_run(conn: sqlite_utils.Database, run_id: str, **fields: Any) -> None:
+    """Update a run's ``status, progress, message, started_at, ended_at, timings``.
+
+    Moving to ``running`` sets ``started_at``, and to ``done``/``failed``/``partial`` sets
+    ``ended_at`` (and ``progress=1`` for ``done``), unless those fields are given.
+
+    Raises
+    ------
+    RunNotFound
+        If ``run_id`` is unknown.
+    ValueError
+        On an unknown field, an unknown status or a progress outside [0, 1].
+    """
+    unknown = sorted(set(fields) - set(_UPDATABLE))
+    if unknown:
+        raise ValueError(
+            f"update_run: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_UPDATABLE)}"
+        )
+    values: dict[str, Any] = {}
+    status = fields.get("status")
+    if status is not None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+        values["status"] = status
+        if status == "running" and "started_at" not in fields:
+            values["started_at"] = now_iso()
+        if status in TERMINAL_STATUSES and "ended_at" not in fields:
+            values["ended_at"] = now_iso()
+        if status == "done" and "progress" not in fields:
+            values["progress"] = 1.0
+    if "progress" in fields:
+        progress = float(fields["progress"])
+        if not 0.0 <= progress <= 1.0:
+            raise ValueError(f"run progress {progress} is not in [0, 1]")
+        values["progress"] = progress
+    if "message" in fields:
+        values["message"] = None if fields["message"] is None else str(fields["message"])
+    for key in ("started_at", "ended_at"):
+        if key in fields:
+            values[key] = to_iso(fields[key], name=key)
+    if "timings" in fields:
+        values["timings"] = to_json(fields["timings"])
+    with write_transaction(conn) as raw:
+        _require_run(raw, run_id)
+        for key, value in values.items():  # keys come from the fixed list above
+            raw.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", (value, str(run_id)))  # noqa: S608
+
+
+def add_run_warning(conn: sqlite_utils.Database, run_id: str, text: str) -> None:
+    """Append a warning such as ``"ImageNet weights unavailable, random init"`` to a run.
+
+    Raises
+    ------
+    RunNotFound
+        If ``run_id`` is unknown.
+    """
+    if not str(text).strip():
+        raise ValueError("a run warning needs non-empty text")
+    with write_transaction(conn) as raw:
+        _require_run(raw, run_id)
+        raw.execute(
+            "INSERT INTO run_warnings (run_id, at, text) VALUES (?, ?, ?)",
+            (str(run_id), now_iso(), str(text)),
+        )
+
+
+def save_fold(
+    conn: sqlite_utils.Database,
+    run_id: str,
+    fold: int,
+    *,
+    n_train: int,
+    n_test: int,
+    seconds: float,
+    metrics: Mapping[str, Any] | None,
+) -> None:
+    """Insert or replace one fold's summary (idempotent per run and fold).
+
+    Raises
+    ------
+    RunNotFound
+        If ``run_id`` is unknown.
+    """
+    with write_transaction(conn) as raw:
+        _require_run(raw, run_id)
+        raw.execute(
+            "INSERT INTO folds (run_id, fold, n_train, n_test, seconds, metrics)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, fold) DO UPDATE SET"
+            " n_train = excluded.n_train, n_test = excluded.n_test,"
+            " seconds = excluded.seconds, metrics = excluded.metrics",
+            (str(run_id), int(fold), int(n_train), int(n_test), float(seconds), to_json(metrics)),
+        )
+
+
+def _prediction_record(row: Mapping[str, Any], where: str) -> tuple[str, list[float]]:
+    case_id = row.get("case_id")
+    if case_id in (None, ""):
+        raise ValueError(f"{where}: missing case_id")
+    probs = []
+    for column in PROB_COLUMNS:
+        if column not in row:
+            raise ValueError(f"{where} (case {case_id}): missing {column}")
+        try:
+            value = float(_plain(row[column]))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where} (case {case_id}): {column}={row[column]!r} is not a number"
+            ) from None
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"{where} (case {case_id}): {column}={value} is not in [0, 1]")
+        probs.append(value)
+    return str(case_id), probs
+
+
+def save_predictions(
+    conn: sqlite_utils.Database,
+    run_id: str,
+    fold: int,
+    rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
+) -> int:
+    """Insert or replace out-of-fold predictions of one fold (idempotent per run and case).
+
+    Parameters
+    ----------
+    rows : iterable of dict or DataFrame
+        ``case_id, p_SCC, p_AC, p_ASC``; every probability in [0, 1].
+
+    Returns
+    -------
+    int
+        Rows written.
+
+    Raises
+    ------
+    RunNotFound, CaseNotFound
+        If the run or any case is unknown (nothing is written).
+    ValueError
+        On a missing column or a probability outside [0, 1].
+    """
+    records = [
+        _prediction_record(row, f"prediction row {i}") for i, row in enumerate(_as_dicts(rows))
+    ]
+    with write_transaction(conn) as raw:
+        _require_run(raw, run_id)
+        missing = sorted(
+            {c for c, _ in records} - {c for (c,) in raw.execute("SELECT case_id FROM cases")}
+        )
+        if missing:
+            raise CaseNotFound(
+                f"predictions for run {run_id} name {len(missing)} unknown case(s): "
+                f"{', '.join(missing[:10])}"
+            )
+        raw.executemany(
+            "INSERT INTO predictions (run_id, case_id, fold, p_SCC, p_AC, p_ASC)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, case_id) DO UPDATE SET"
+            " fold = excluded.fold, p_SCC = excluded.p_SCC, p_AC = excluded.p_AC,"
+            " p_ASC = excluded.p_ASC",
+            [(str(run_id), case_id, int(fold), *probs) for case_id, probs in records],
+        )
+    return len(records)
+
+
+def runs_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
+    """All runs, newest first, with counts of folds, predictions and warnings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, comparison_id, model, mode, status, progress, message, seed, device,
+        weights, data_hash, code_version, created_at, started_at, ended_at, n_folds,
+        n_predictions, n_warnings, warnings`` (warnings joined by newlines), ``config`` (JSON).
+    """
+    return pd.read_sql_query(
+        "SELECT r.run_id, r.comparison_id, r.model, r.mode, r.status, r.progress, r.message,"
+        " r.seed, r.device, r.weights, r.data_hash, r.code_version, r.created_at, r.started_at,"
+        " r.ended_at,"
+        " (SELECT COUNT(*) FROM folds f WHERE f.run_id = r.run_id) AS n_folds,"
+        " (SELECT COUNT(*) FROM predictions p WHERE p.run_id = r.run_id) AS n_predictions,"
+        " (SELECT COUNT(*) FROM run_warnings w WHERE w.run_id = r.run_id) AS n_warnings,"
+        " (SELECT group_concat(text, char(10)) FROM"
+        "   (SELECT text FROM run_warnings w WHERE w.run_id = r.run_id ORDER BY warning_id))"
+        "   AS warnings,"
+        " r.config, r.timings"
+        " FROM runs r ORDER BY r.created_at DESC, r.run_id DESC",
+        conn.conn,
+    )
+
+
+def predictions_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str]) -> pd.DataFrame:
+    """Out-of-fold predictions of some runs, with the true ``label`` and the run's ``model``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, model, case_id, display_id, fold, p_SCC, p_AC, p_ASC, label``, ordered
+        by ``run_id, case_id``.
+    """
+    ids = _run_ids(run_ids) or []
+    if not ids:
+        return pd.DataFrame(
+            columns=["run_id", "model", "case_id", "display_id", "fold", *PROB_COLUMNS, "label"]
+        )
+    sql = (
+        "SELECT p.run_id, r.model, p.case_id, c.display_id, p.fold, p.p_SCC, p.p_AC, p.p_ASC,"
+        " c.label FROM predictions p JOIN runs r ON r.run_id = p.run_id"
+        " JOIN cases c ON c.case_id = p.case_id"
+        " WHERE p.run_id IN (SELECT value FROM json_each(?)) ORDER BY p.run_id, p.case_id"
+    )
+    return pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
+
+
+def folds_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str]) -> pd.DataFrame:
+    """Fold summaries of some runs; scalar entries of ``metrics`` also become columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, fold, n_train, n_test, seconds, metrics`` (a dict per row), then one
+        column per scalar metric name.
+    """
+    ids = _run_ids(run_ids) or []
+    sql = (
+        "SELECT run_id, fold, n_train, n_test, seconds, metrics FROM folds"
+        " WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, fold"
+    )
+    frame = (
+        pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
+        if ids
+        else pd.DataFrame(columns=["run_id", "fold", "n_train", "n_test", "seconds", "metrics"])
+    )
+    frame["metrics"] = [from_json(text) or {} for text in frame["metrics"]]
+    names: list[str] = []
+    for metrics in frame["metrics"]:
+        names += [
+            k for k, v in metrics.items() if k not in names and not isinstance(v, (dict, list))
+        ]
+    for name in names:
+        if name not in frame.columns:
+            frame[name] = [m.get(name) for m in frame["metrics"]]
+    return frame

@@ -1,0 +1,226 @@
+"""Every table of the CervixScope database, created and evolved only by the migrations below.
+
+The schema version is the number of migrations applied; it is mirrored in ``PRAGMA user_version``
+so :func:`migrate` can skip all work in the common case. Never edit a released migration: add a
+new one at the end, so a database from an older release opens in a newer one.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from db.connection import write_transaction
+
+migrations = Migrations("cervixscope")
+
+
+@migrations(name="v1_initial")
+def _v1_initial(conn: sqlite_utils.Database) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE ingestions (
+            ingestion_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at TEXT NOT NULL,
+            data_dir TEXT, manifest TEXT, crop_cache TEXT, data_hash TEXT, crop_size INTEGER,
+            n_issues INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE ingestion_issues (
+            issue_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ingestion_id INTEGER NOT NULL REFERENCES ingestions(ingestion_id),
+            row INTEGER, path TEXT, problem TEXT NOT NULL
+        );
+        CREATE TABLE cases (
+            case_id TEXT PRIMARY KEY,
+            display_id TEXT NOT NULL UNIQUE,
+            label TEXT CHECK (label IS NULL OR label IN ('SCC', 'AC', 'ASC')),
+            synthetic INTEGER NOT NULL DEFAULT 0 CHECK (synthetic IN (0, 1)),
+            series_description TEXT, orientation TEXT,
+            ingestion_id INTEGER REFERENCES ingestions(ingestion_id),
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+        );
+        CREATE TABLE images (
+            image_id TEXT PRIMARY KEY,
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            source_path TEXT, frame INTEGER NOT NULL DEFAULT 0,
+            roi_x0 REAL, roi_y0 REAL, roi_x1 REAL, roi_y1 REAL,
+            crop_cache TEXT, crop_index INTEGER, rows INTEGER, cols INTEGER
+        );
+        CREATE INDEX images_case ON images(case_id);
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            model TEXT NOT NULL, mode TEXT NOT NULL, config TEXT NOT NULL, seed INTEGER,
+            code_version TEXT, packages TEXT, data_hash TEXT, device TEXT, weights TEXT,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'partial')),
+            progress REAL NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 1),
+            message TEXT,
+            created_at TEXT NOT NULL, started_at TEXT, ended_at TEXT, timings TEXT
+        );
+        CREATE TABLE run_warnings (
+            warning_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            at TEXT NOT NULL, text TEXT NOT NULL
+        );
+        CREATE INDEX run_warnings_run ON run_warnings(run_id);
+        CREATE TABLE folds (
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            fold INTEGER NOT NULL,
+            n_train INTEGER, n_test INTEGER, seconds REAL, metrics TEXT,
+            PRIMARY KEY (run_id, fold)
+        );
+        CREATE TABLE predictions (
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            fold INTEGER NOT NULL,
+            p_SCC REAL NOT NULL, p_AC REAL NOT NULL, p_ASC REAL NOT NULL,
+            PRIMARY KEY (run_id, case_id)
+        );
+        CREATE TABLE studies (
+            study_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            arms TEXT NOT NULL,
+            order_seed INTEGER NOT NULL DEFAULT 0,
+            model_run_id TEXT REFERENCES runs(run_id),
+            washout_days INTEGER NOT NULL DEFAULT 0,
+            simulated INTEGER NOT NULL DEFAULT 0 CHECK (simulated IN (0, 1)),
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed'))
+        );
+        CREATE TABLE study_cases (
+            study_id INTEGER NOT NULL REFERENCES studies(study_id),
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            PRIMARY KEY (study_id, case_id)
+        );
+        CREATE TABLE readers (
+            reader_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            study_id INTEGER NOT NULL REFERENCES studies(study_id),
+            display_name TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'reader',
+            code_salt BLOB NOT NULL, code_hash BLOB NOT NULL,
+            simulated INTEGER NOT NULL DEFAULT 0 CHECK (simulated IN (0, 1)),
+            created_at TEXT NOT NULL,
+            UNIQUE (study_id, display_name)
+        );
+        CREATE TABLE assignments (
+            study_id INTEGER NOT NULL,
+            reader_id INTEGER NOT NULL REFERENCES readers(reader_id),
+            arm TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (reader_id, arm, position),
+            UNIQUE (reader_id, arm, case_id),
+            FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+        );
+        CREATE TABLE reads (
+            read_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            study_id INTEGER NOT NULL,
+            reader_id INTEGER NOT NULL REFERENCES readers(reader_id),
+            case_id TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            label TEXT NOT NULL CHECK (label IN ('SCC', 'AC', 'ASC')),
+            c_SCC REAL CHECK (c_SCC IS NULL OR c_SCC BETWEEN 0 AND 1),
+            c_AC REAL CHECK (c_AC IS NULL OR c_AC BETWEEN 0 AND 1),
+            c_ASC REAL CHECK (c_ASC IS NULL OR c_ASC BETWEEN 0 AND 1),
+            shown_at TEXT, submitted_at TEXT NOT NULL, duration_ms INTEGER,
+            UNIQUE (study_id, reader_id, case_id, arm),
+            FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+        );
+        -- Reads are never deleted: a correction is an update, and the audit log keeps the history.
+        CREATE TRIGGER reads_no_delete BEFORE DELETE ON reads
+        BEGIN SELECT RAISE(ABORT, 'reads are never deleted'); END;
+        """
+    )
+
+
+@migrations(name="v2_audit_and_comparisons")
+def _v2_audit_and_comparisons(conn: sqlite_utils.Database) -> None:
+    # v2: an append-only audit log of every change to a read, a revision counter on reads, and
+    # runs grouped into model comparisons that share one set of folds.
+    conn.executescript(
+        """
+        CREATE TABLE read_audit (
+            audit_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            read_id INTEGER NOT NULL REFERENCES reads(read_id),
+            study_id INTEGER NOT NULL, reader_id INTEGER NOT NULL,
+            case_id TEXT NOT NULL, arm TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('insert', 'update')),
+            source TEXT NOT NULL DEFAULT 'app',
+            old TEXT, new TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX read_audit_study ON read_audit(study_id, read_id);
+        CREATE TRIGGER read_audit_no_update BEFORE UPDATE ON read_audit
+        BEGIN SELECT RAISE(ABORT, 'read_audit is append-only'); END;
+        CREATE TRIGGER read_audit_no_delete BEFORE DELETE ON read_audit
+        BEGIN SELECT RAISE(ABORT, 'read_audit is append-only'); END;
+        ALTER TABLE reads ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE runs ADD COLUMN comparison_id TEXT;
+        CREATE INDEX runs_comparison ON runs(comparison_id);
+        """
+    )
+    # Reads made before v2 start their history with a baseline row, so no read lacks an audit trail.
+    conn.execute(
+        """
+        INSERT INTO read_audit (read_id, study_id, reader_id, case_id, arm, action, source,
+                                old, new, at)
+        SELECT read_id, study_id, reader_id, case_id, arm, 'insert', 'migration', NULL,
+               json_object('label', label, 'c_SCC', c_SCC, 'c_AC', c_AC, 'c_ASC', c_ASC,
+                           'shown_at', shown_at, 'submitted_at', submitted_at,
+                           'duration_ms', duration_ms),
+               strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        FROM reads ORDER BY read_id
+        """
+    )
+
+
+MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
+SCHEMA_VERSION: int = len(MIGRATION_NAMES)
+
+
+def schema_version(conn: sqlite_utils.Database) -> int:
+    """Return the schema version of an open database (0 for an empty file)."""
+    return int(conn.conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite_utils.Database, *, target: int | None = None) -> int:
+    """Apply pending migrations up to ``target`` (default: all) in one write transaction.
+
+    Safe to call from many connections at once: the version is re-checked after the write lock
+    is taken, so each migration runs exactly once.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        An open database.
+    target : int, optional
+        Stop at this schema version (``1`` builds a release-1 database, as the tests do).
+
+    Returns
+    -------
+    int
+        The schema version after migrating.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is outside ``0..SCHEMA_VERSION`` or the file is newer than this code.
+    """
+    goal = SCHEMA_VERSION if target is None else target
+    if not 0 <= goal <= SCHEMA_VERSION:
+        raise ValueError(f"target schema version {target} is not in 0..{SCHEMA_VERSION}")
+    current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise ValueError(
+            f"database schema version {current} is newer than this CervixScope "
+            f"(knows up to {SCHEMA_VERSION}); upgrade CervixScope to open it"
+        )
+    if current >= goal:
+        return current
+    with write_transaction(conn):
+        stop = MIGRATION_NAMES[goal] if goal < SCHEMA_VERSION else None
+        migrations.apply(conn, stop_before=stop)
+        applied = {m.name for m in migrations.applied(conn)}
+        version = sum(1 for name in MIGRATION_NAMES if name in applied)
+        conn.conn.execute(f"PRAGMA user_version = {int(version)}")
+    return version
