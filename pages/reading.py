@@ -4,6 +4,7 @@ Only ``dashboard.reading`` is called: it returns what a reader may see and nothi
 position survives reruns in session state; a new session resumes at the first unread case (DB).
 """
 
+import numpy as np
 import streamlit as st
 
 from core.labels import CLASSES
@@ -65,10 +66,10 @@ with image_col:
         st.warning(case.image_problem or "No image for this case.")
     else:
         center0, width0 = reading.window_defaults(case)
-        level = st.slider("Level", float(case.image.min()), float(case.image.max()), center0)
-        width = st.slider(
-            "Window", 1.0, float(max(case.image.max() - case.image.min(), 2.0)), width0
-        )
+        lo, hi = float(case.image.min()), float(case.image.max())
+        span = max(hi - lo, 1.0)
+        level = st.slider("Level", lo, max(hi, lo + 1.0), float(np.clip(center0, lo, hi)))
+        width = st.slider("Window", 1.0, 2 * span, float(np.clip(width0, 1.0, 2 * span)))
         st.image(reading.render_slice(case.image, level, width, case.roi), caption="Slice with ROI")
 with crop_col:
     if case.crop is not None:
