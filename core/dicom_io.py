@@ -1,0 +1,230 @@
+"""Read one DICOM slice into a float array, whatever its transfer syntax, and window it for display.
+
+Decoding goes through pydicom's pixel backends: native for uncompressed (little/big endian,
+implicit VR) and RLE, ``pylibjpeg`` (libjpeg, openjpeg, rle) for JPEG baseline/lossless and
+JPEG 2000, and ``pyjpegls`` for JPEG-LS. A file that cannot be read raises `DicomReadError`
+whose message names the file and what was wrong, so ingestion can report it and move on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+SYNTHETIC_MARK = "SYNTHETIC - CervixScope demo"
+
+
+class DicomReadError(Exception):
+    """A DICOM file could not be read or decoded; the message says which file and why.
+
+    ``path`` is the file and ``reason`` the problem alone, for reports that show the path apart.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+@dataclass(frozen=True)
+class DicomImage:
+    """One decoded slice.
+
+    ``array`` holds float32 values after the modality LUT / rescale, with MONOCHROME1 already
+    inverted so that higher always means brighter. ``window_center``/``window_width`` are the
+    file's first VOI window (mirrored for MONOCHROME1), or ``None`` when the file has none.
+    """
+
+    array: np.ndarray
+    rows: int
+    cols: int
+    modality: str
+    series_description: str
+    orientation: tuple[float, ...] | None
+    orientation_label: str
+    window_center: float | None
+    window_width: float | None
+    pixel_spacing: tuple[float, float] | None
+    photometric: str
+    n_frames: int
+    patient_id: str
+    synthetic: bool
+
+
+def orientation_label(iop: tuple[float, ...] | None) -> str:
+    """Name the plane of an ImageOrientationPatient: sagittal, coronal, axial, oblique or unknown.
+
+    The slice normal is the cross product of the row and column direction cosines; a sagittal
+    slice has its normal along the patient x axis (rows and columns lie in the y/z plane).
+    A plane is named when the normal is within ~37 degrees of an axis, otherwise "oblique".
+    """
+    if iop is None or len(iop) != 6:
+        return "unknown"
+    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+    norm = np.linalg.norm(normal)
+    if not np.isfinite(norm) or norm < 1e-6:
+        return "unknown"
+    normal = np.abs(normal / norm)
+    axis = int(np.argmax(normal))
+    if normal[axis] < 0.8:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def _first(value) -> float | None:
+    """First number of a possibly multi-valued DICOM element, or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    return None if value is None else float(value)
+
+
+def _stored_range(ds: pydicom.Dataset) -> tuple[float, float]:
+    """Smallest and largest values the stored pixels can take, after the modality rescale."""
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    else:
+        lo, hi = 0, 2**bits - 1
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    a, b = lo * slope + intercept, hi * slope + intercept
+    return min(a, b), max(a, b)
+
+
+def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> DicomImage:
+    """Read and decode one frame of a DICOM file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The DICOM file.
+    frame : int, default 0
+        Frame index for multi-frame files (0 for single-frame files).
+    voi : bool, default False
+        Also apply the file's VOI LUT or window (pydicom's ``apply_voi_lut``). Off by default:
+        ingestion normalises intensities by percentiles, which does not depend on how a scanner
+        chose its display window.
+
+    Returns
+    -------
+    DicomImage
+        The float32 pixel array (modality-rescaled, MONOCHROME1 inverted) and the header fields
+        CervixScope needs.
+
+    Raises
+    ------
+    DicomReadError
+        If the file is missing, not DICOM, truncated, has no pixel data, has a photometric
+        interpretation other than MONOCHROME1/2, if ``frame`` is out of range, or if no installed
+        decoder handles its transfer syntax.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DicomReadError(path, "file not found")
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError as exc:
+        raise DicomReadError(path, f"not a DICOM file ({exc})") from exc
+    except Exception as exc:  # pydicom raises many types on a damaged header
+        raise DicomReadError(
+            path, f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+        ) from exc
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise DicomReadError(path, "no pixel data (the file holds only a header)")
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric not in MONOCHROME:
+        raise DicomReadError(
+            path,
+            f"PhotometricInterpretation {photometric or 'missing'!r} is not supported; "
+            "expected MONOCHROME1 or MONOCHROME2 (greyscale MRI)",
+        )
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if not 0 <= frame < n_frames:
+        raise DicomReadError(path, f"frame {frame} out of range; the file has {n_frames} frame(s)")
+    try:
+        raw = pixel_array(ds, index=frame if n_frames > 1 else None)
+    except Exception as exc:  # decoders raise ValueError/RuntimeError/EOFError on bad data
+        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown transfer syntax")
+        name = getattr(syntax, "name", str(syntax))
+        raise DicomReadError(path, f"pixel data could not be decoded ({name}): {exc}") from exc
+    if raw.ndim != 2:
+        raise DicomReadError(path, f"expected one greyscale frame, got array shape {raw.shape}")
+
+    array = np.asarray(apply_modality_lut(raw, ds), dtype=np.float32)
+    center = _first(ds.get("WindowCenter"))
+    width = _first(ds.get("WindowWidth"))
+    if voi:
+        array = np.asarray(apply_voi_lut(array, ds, index=0), dtype=np.float32)
+    if photometric == "MONOCHROME1":
+        # Mirror within the representable range so that the window can be mirrored the same way.
+        lo, hi = _stored_range(ds)
+        array = np.float32(lo + hi) - array
+        if center is not None:
+            center = lo + hi - center
+
+    iop = ds.get("ImageOrientationPatient")
+    orientation = tuple(float(v) for v in iop) if iop is not None and len(iop) == 6 else None
+    spacing = ds.get("PixelSpacing")
+    pixel_spacing = (
+        (float(spacing[0]), float(spacing[1])) if spacing and len(spacing) == 2 else None
+    )
+    method = str(ds.get("DeidentificationMethod", "")) + " " + str(ds.get("ImageComments", ""))
+    return DicomImage(
+        array=array,
+        rows=int(array.shape[0]),
+        cols=int(array.shape[1]),
+        modality=str(ds.get("Modality", "")).strip(),
+        series_description=str(ds.get("SeriesDescription", "")).strip(),
+        orientation=orientation,
+        orientation_label=orientation_label(orientation),
+        window_center=center,
+        window_width=width,
+        pixel_spacing=pixel_spacing,
+        photometric=photometric,
+        n_frames=n_frames,
+        patient_id=str(ds.get("PatientID", "")).strip(),
+        synthetic="SYNTHETIC" in method.upper(),
+    )
+
+
+def apply_window(array: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map intensities to 8-bit grey levels with a linear VOI window (DICOM PS3.3 C.11.2.1.2).
+
+    Parameters
+    ----------
+    array : ndarray
+        Intensities, e.g. ``DicomImage.array``.
+    center, width : float
+        Window centre and width; ``width`` must be at least 1.
+
+    Returns
+    -------
+    ndarray of uint8
+        0 at and below ``center - width/2``, 255 at and above ``center + width/2``.
+    """
+    if not np.isfinite(center) or not np.isfinite(width) or width < 1:
+        raise ValueError(
+            f"window width must be a finite number >= 1, got center={center}, width={width}"
+        )
+    x = np.asarray(array, dtype=np.float64)
+    scaled = ((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def default_window(image: DicomImage) -> tuple[float, float]:
+    """The file's window, or one spanning the 1st-99th percentile when the file has none."""
+    if (
+        image.window_center is not None
+        and image.window_width is not None
+        and image.window_width >= 1
+    ):
+        return image.window_center, image.window_width
+    lo, hi = np.percentile(image.array, [1, 99])
+    return float((lo + hi) / 2), float(max(hi - lo, 1.0))

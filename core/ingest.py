@@ -1,0 +1,361 @@
+"""Turn a folder of DICOM slices plus a manifest into lesion crops, a report, and case records.
+
+Bad input never stops the batch: each unusable row becomes one `IngestIssue` in the report and
+the rest is ingested. Results are cached in ``<data_dir>/.cervixscope-cache/`` under a key made
+from the bytes of every referenced file, the manifest, and the crop parameters, so ingesting an
+unchanged folder again only re-hashes the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.dataset import CropSet
+from core.dicom_io import DicomReadError, read_pixels
+from core.labels import CLASSES
+from core.manifest import IngestIssue, ManifestRow, read_manifest
+from core.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
+
+__all__ = ["CACHE_DIRNAME", "IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
+
+CACHE_DIRNAME = ".cervixscope-cache"
+PIPELINE_VERSION = "1"  # bump when the crop pipeline changes, so old caches are not reused
+REPORT_COLUMNS = ("row", "path", "level", "problem")
+
+
+@dataclass
+class IngestResult:
+    """What `ingest_folder` produced.
+
+    ``cases`` rows carry ``case_id, label, synthetic, series_description, orientation,
+    ingestion_id``; ``images`` rows carry ``image_id, case_id, source_path, frame, roi_x0..roi_y1,
+    crop_cache, crop_index, rows, cols`` (the columns `db.upsert_cases`/`db.upsert_images` take).
+    """
+
+    crops: CropSet
+    issues: list[IngestIssue]
+    report_csv: Path
+    cases: list[dict]
+    images: list[dict]
+    crop_cache: Path
+    cache_key: str
+    from_cache: bool = False
+    ingestion_id: int | None = None
+    n_rows: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[IngestIssue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[IngestIssue]:
+        return [i for i in self.issues if i.level == "warning"]
+
+    def summary(self) -> str:
+        """A few lines for a terminal: counts per class, skipped rows, where the report is."""
+        case_ids, labels = self.crops.cases()
+        per_class = Counter(CLASSES[i] for i in labels.tolist())
+        mix = ", ".join(f"{name} {per_class.get(name, 0)}" for name in CLASSES)
+        lines = [
+            f"ingested {self.crops.n_images} images of {len(case_ids)} cases ({mix}) "
+            f"from {self.n_rows} manifest rows{' [cached]' if self.from_cache else ''}",
+            f"{len(self.errors)} errors (rows skipped), {len(self.warnings)} warnings",
+        ]
+        lines += [f"  {issue}" for issue in self.issues]
+        lines.append(f"report: {self.report_csv}")
+        return "\n".join(lines)
+
+
+def looks_t2_sagittal(series_description: str, orientation: str) -> str | None:
+    """Why a series does not look like T2 sagittal, or None when it does.
+
+    Orientation comes from ImageOrientationPatient (see `core.dicom_io.orientation_label`); the
+    weighting can only be guessed from SeriesDescription (``T2`` anywhere in it).
+    """
+    reasons = []
+    if orientation != "sagittal":
+        reasons.append(f"orientation is {orientation}, not sagittal")
+    if "T2" not in series_description.upper():
+        reasons.append(f"SeriesDescription {series_description!r} does not mention T2")
+    if not reasons:
+        return None
+    return "; ".join(reasons) + " (expected T2 sagittal; ingested anyway)"
+
+
+def _file_digest(path: Path) -> str:
+    if not path.is_file():
+        return "missing"
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_key(data_dir: Path, manifest: Path, rows: list[ManifestRow], crop_size, margin) -> str:
+    """Hash of everything that decides the crops: file bytes, manifest bytes, crop parameters."""
+    h = hashlib.sha256()
+    h.update(f"v{PIPELINE_VERSION}|size={crop_size}|margin={margin!r}|".encode())
+    h.update(manifest.read_bytes())
+    digests: dict[str, str] = {}
+    for row in rows:
+        for rel in (row.path, row.mask):
+            if rel is not None and rel not in digests:
+                digests[rel] = _file_digest(data_dir / rel)
+    for rel in sorted(digests):
+        h.update(f"|{rel}={digests[rel]}".encode())
+    return h.hexdigest()[:20]
+
+
+def _mask_box(path: Path, rows: int, cols: int) -> tuple[float, float, float, float]:
+    """Bounding box of the non-zero pixels of a mask file (.npy, an image, or DICOM)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        mask = np.load(path, allow_pickle=False)
+    elif suffix in (".png", ".tif", ".tiff", ".bmp"):
+        from PIL import Image
+
+        with Image.open(path) as img:
+            mask = np.asarray(img.convert("L"))
+    else:
+        mask = read_pixels(path).array
+    if mask.shape != (rows, cols):
+        raise ValueError(
+            f"mask {path.name} is {mask.shape[1]}x{mask.shape[0]}, image is {cols}x{rows}"
+        )
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError(f"mask {path.name} is empty (no non-zero pixel)")
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def _write_report(path: Path, issues: list[IngestIssue]) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        for issue in issues:
+            writer.writerow(asdict(issue))
+    os.replace(tmp, path)
+
+
+def _ingest_rows(data_dir, rows, crop_size, margin, progress):
+    """Read, check and crop each row. Returns crops, ids, labels, issues, case and image dicts."""
+    crops, image_ids, case_ids, labels = [], [], [], []
+    issues: list[IngestIssue] = []
+    cases: dict[str, dict] = {}
+    images: list[dict] = []
+    normalize, resize = PercentileNormalize(), Resize(crop_size)
+    for row in tqdm(rows, desc="ingest", unit="file", disable=not progress, leave=False):
+        source = (data_dir / row.path).resolve()
+
+        def skip(problem: str, row=row) -> None:
+            issues.append(IngestIssue(row.row, row.path, problem))
+
+        if not source.is_file():
+            skip(f"file not found: {source}")
+            continue
+        try:
+            image = read_pixels(source, row.frame)
+        except DicomReadError as exc:
+            skip(exc.reason)
+            continue
+        if image.modality != "MR":
+            skip(f"Modality is {image.modality or 'missing'!r}, expected MR (only MRI is ingested)")
+            continue
+        box = row.box
+        if box is None:
+            try:
+                box = _mask_box(data_dir / row.mask, image.rows, image.cols)
+            except (OSError, ValueError, DicomReadError) as exc:
+                skip(f"lesion mask {row.mask} unusable: {exc}")
+                continue
+        if not box_inside(box, image.rows, image.cols):
+            text = ",".join(f"{v:g}" for v in box)
+            skip(f"ROI {text} lies outside the {image.cols}x{image.rows} image")
+            continue
+        why = looks_t2_sagittal(image.series_description, image.orientation_label)
+        if why:
+            issues.append(IngestIssue(row.row, row.path, why, level="warning"))
+        crop = Compose([normalize, CropROI(box, margin), resize])(image.array)
+        image_id = f"{row.patient_id}:{row.path}#{row.frame}"
+        cases.setdefault(
+            row.patient_id,
+            {
+                "case_id": row.patient_id,
+                "label": row.label_name,
+                "synthetic": image.synthetic,
+                "series_description": image.series_description,
+                "orientation": image.orientation_label,
+                "ingestion_id": None,
+            },
+        )
+        images.append(
+            {
+                "image_id": image_id,
+                "case_id": row.patient_id,
+                "source_path": str(source),
+                "frame": row.frame,
+                "roi_x0": box[0],
+                "roi_y0": box[1],
+                "roi_x1": box[2],
+                "roi_y1": box[3],
+                "crop_cache": None,
+                "crop_index": len(crops),
+                "rows": image.rows,
+                "cols": image.cols,
+            }
+        )
+        crops.append(crop)
+        image_ids.append(image_id)
+        case_ids.append(row.patient_id)
+        labels.append(row.label)
+    crop_set = CropSet(
+        crops=np.stack(crops).astype(np.float32)
+        if crops
+        else np.zeros((0, crop_size, crop_size), np.float32),
+        image_ids=np.asarray(image_ids, dtype=str),
+        case_ids=np.asarray(case_ids, dtype=str),
+        labels=np.asarray(labels, dtype=np.int64),
+    )
+    return crop_set, issues, list(cases.values()), images
+
+
+def ingest_folder(
+    data_dir: str | Path,
+    manifest: str | Path | None = None,
+    *,
+    crop_size: int = 100,
+    margin: float = 0.1,
+    conn=None,
+    progress: bool = True,
+    report_csv: str | Path | None = None,
+    use_cache: bool = True,
+) -> IngestResult:
+    """Ingest every image a manifest lists into lesion crops.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Folder of DICOM files; manifest paths are relative to it.
+    manifest : str or Path, optional
+        The manifest CSV (see `core.manifest`); default ``<data_dir>/manifest.csv``.
+    crop_size : int, default 100
+        Side of the square crops, in pixels (100 as in the paper).
+    margin : float, default 0.1
+        Context kept around the (squared) lesion box, as a fraction of its side on each side.
+    conn : sqlite_utils.Database, optional
+        When given (from ``db.connect()``), the ingestion, its issues, the cases and the images
+        are recorded there.
+    progress : bool, default True
+        Show a tqdm progress bar over the files.
+    report_csv : str or Path, optional
+        Also copy the report (``row, path, level, problem``) here.
+    use_cache : bool, default True
+        Reuse crops cached for identical inputs.
+
+    Returns
+    -------
+    IngestResult
+        Crops, issues, the report path, case and image records.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``data_dir`` or the manifest does not exist.
+    ValueError
+        If the manifest lacks required columns, or crop parameters are out of range.
+    """
+    data_dir = Path(data_dir).resolve()
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {data_dir}")
+    manifest = Path(manifest).resolve() if manifest else data_dir / "manifest.csv"
+    if int(crop_size) != crop_size or crop_size < 8:
+        raise ValueError(f"crop_size must be an integer >= 8, got {crop_size!r}")
+    if not 0 <= margin <= 2:
+        raise ValueError(f"margin must lie in 0..2 (fraction of the box side), got {margin!r}")
+    crop_size = int(crop_size)
+    rows, manifest_issues = read_manifest(manifest)
+
+    cache_dir = data_dir / CACHE_DIRNAME
+    cache_dir.mkdir(exist_ok=True)
+    key = _cache_key(data_dir, manifest, rows, crop_size, margin)
+    npz, meta_path = cache_dir / f"crops-{key}.npz", cache_dir / f"crops-{key}.json"
+    report = cache_dir / f"report-{key}.csv"
+
+    if use_cache and npz.is_file() and meta_path.is_file() and report.is_file():
+        crops = CropSet.load(npz)
+        meta = json.loads(meta_path.read_text())
+        issues = [IngestIssue(**i) for i in meta["issues"]]
+        cases, images, from_cache = meta["cases"], meta["images"], True
+    else:
+        crops, row_issues, cases, images = _ingest_rows(data_dir, rows, crop_size, margin, progress)
+        issues = sorted(manifest_issues + row_issues, key=lambda i: (i.row, i.level))
+        for image in images:
+            image["crop_cache"] = str(npz)
+        tmp = npz.with_name(f"{npz.stem}.tmp{os.getpid()}.npz")
+        crops.save(tmp)
+        os.replace(tmp, npz)
+        _write_report(report, issues)
+        meta = {"issues": [asdict(i) for i in issues], "cases": cases, "images": images}
+        tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, meta_path)
+        from_cache = False
+
+    if report_csv is not None:
+        shutil.copyfile(report, report_csv)
+        report = Path(report_csv)
+    result = IngestResult(
+        crops=crops,
+        issues=issues,
+        report_csv=report,
+        cases=[dict(c) for c in cases],
+        images=[dict(i) for i in images],
+        crop_cache=npz,
+        cache_key=key,
+        from_cache=from_cache,
+        n_rows=len(rows) + sum(1 for i in manifest_issues if i.row),
+    )
+    if conn is not None:
+        _record(conn, result, data_dir, manifest, crop_size)
+    return result
+
+
+def _record(conn, result: IngestResult, data_dir: Path, manifest: Path, crop_size: int) -> None:
+    """Store the ingestion, its issues, cases and images through the db layer."""
+    import db  # imported here so core works (and tests run) without the database layer
+
+    issues = [
+        {
+            "row": i.row,
+            "path": i.path,
+            "problem": i.problem if i.level == "error" else f"{i.level}: {i.problem}",
+        }
+        for i in result.issues
+    ]
+    ingestion_id = db.record_ingestion(
+        conn,
+        data_dir=str(data_dir),
+        manifest=str(manifest),
+        crop_cache=str(result.crop_cache),
+        data_hash=result.crops.data_hash(),
+        crop_size=crop_size,
+        issues=issues,
+    )
+    for case in result.cases:
+        case["ingestion_id"] = ingestion_id
+    result.ingestion_id = ingestion_id
+    db.upsert_cases(conn, result.cases)
+    db.upsert_images(conn, result.images)

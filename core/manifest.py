@@ -1,0 +1,168 @@
+"""The manifest CSV that lists the images to ingest, one row per image.
+
+Columns: ``patient_id``, ``path`` (relative to the data folder), ``label`` (SCC, AC or ASC), the
+lesion box ``x0, y0, x1, y1`` in pixel coordinates (x along columns, x1/y1 exclusive) or a
+``mask`` path (a DICOM, PNG or .npy file whose non-zero pixels mark the lesion), and an optional
+``frame`` for multi-frame files. Rows are numbered by their line in the file (the header is
+line 1), the way a spreadsheet shows them.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from core.labels import CLASSES, parse_label
+
+REQUIRED = ("patient_id", "path", "label")
+BOX = ("x0", "y0", "x1", "y1")
+
+
+@dataclass(frozen=True)
+class IngestIssue:
+    """One problem found while ingesting: ``row`` is the manifest line (0 when not row-bound).
+
+    ``level`` is ``"error"`` when the row was skipped and ``"warning"`` when it was ingested
+    anyway (for example a series that does not look like T2 sagittal).
+    """
+
+    row: int
+    path: str
+    problem: str
+    level: str = "error"
+
+    def __str__(self) -> str:
+        where = f"row {self.row} ({self.path})" if self.row else self.path
+        return f"{self.level}: {where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One valid manifest row. ``box`` is None when the lesion is given by ``mask``."""
+
+    row: int
+    patient_id: str
+    path: str
+    label: int
+    box: tuple[float, float, float, float] | None
+    mask: str | None
+    frame: int
+
+    @property
+    def label_name(self) -> str:
+        return CLASSES[self.label]
+
+
+def _norm_path(text: str) -> str:
+    """Compare paths the same way whether written with / or \\ or a leading ./"""
+    return str(PurePosixPath(text.strip().replace("\\", "/")))
+
+
+def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue]]:
+    """Parse a manifest, keeping the valid rows and describing every invalid one.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest CSV (UTF-8, a byte-order mark is accepted).
+
+    Returns
+    -------
+    rows : list of ManifestRow
+        Rows that passed the checks, in file order.
+    issues : list of IngestIssue
+        One per rejected row: missing patient or path, unknown label, missing or non-numeric box,
+        empty box, bad frame, duplicate image, or a patient labelled differently in two rows.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the manifest does not exist.
+    ValueError
+        If the header lacks a required column (the message lists what is required).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED if c not in header]
+        has_box = all(c in header for c in BOX)
+        if missing or not (has_box or "mask" in header):
+            need = ", ".join(REQUIRED) + ", and either " + ",".join(BOX) + " or mask"
+            raise ValueError(
+                f"manifest {path} has columns {', '.join(header) or '(none)'}; it needs {need}"
+            )
+        reader.fieldnames = header
+        records = [(i + 2, rec) for i, rec in enumerate(reader)]
+
+    rows: list[ManifestRow] = []
+    issues: list[IngestIssue] = []
+    seen: dict[tuple[str, int], int] = {}
+    patient_label: dict[str, tuple[int, int]] = {}
+    for line, rec in records:
+        values = {k: (v or "").strip() for k, v in rec.items() if k}
+        if not any(values.values()):
+            continue  # blank line
+        rel = _norm_path(values.get("path", "")) if values.get("path") else ""
+        problem = _check(values)
+        if problem is None:
+            label = parse_label(values["label"])
+            frame = int(values.get("frame") or 0)
+            key = (rel, frame)
+            prior = patient_label.get(values["patient_id"])
+            if key in seen:
+                problem = f"duplicate row: {rel} frame {frame} is already listed in row {seen[key]}"
+            elif prior is not None and prior[0] != label:
+                problem = (
+                    f"patient {values['patient_id']} is labelled {CLASSES[label]} here but "
+                    f"{CLASSES[prior[0]]} in row {prior[1]}; a patient has one label"
+                )
+        if problem is not None:
+            issues.append(IngestIssue(line, rel or "-", problem))
+            continue
+        seen[key] = line
+        patient_label.setdefault(values["patient_id"], (label, line))
+        box = None
+        if values.get("x0"):
+            box = tuple(float(values[c]) for c in BOX)
+        rows.append(
+            ManifestRow(
+                row=line,
+                patient_id=values["patient_id"],
+                path=rel,
+                label=label,
+                box=box,
+                mask=_norm_path(values["mask"]) if not box and values.get("mask") else None,
+                frame=frame,
+            )
+        )
+    return rows, issues
+
+
+def _check(values: dict[str, str]) -> str | None:
+    """The problem with one row's fields, or None when they are usable."""
+    if not values.get("patient_id"):
+        return "patient_id is empty"
+    if not values.get("path"):
+        return "path is empty"
+    try:
+        parse_label(values.get("label", ""))
+    except ValueError as exc:
+        return str(exc)
+    frame = values.get("frame") or "0"
+    if not frame.isdigit():
+        return f"frame {frame!r} is not a whole number >= 0"
+    box_text = [values.get(c, "") for c in BOX]
+    if any(box_text):
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box_text)
+        except ValueError:
+            return f"lesion box {','.join(box_text)} needs four numbers x0,y0,x1,y1"
+        if not (x1 > x0 and y1 > y0):
+            return f"lesion box {x0:g},{y0:g},{x1:g},{y1:g} is empty: need x1 > x0 and y1 > y0"
+    elif not values.get("mask"):
+        return "no lesion region: give x0,y0,x1,y1 or a mask path"
+    return None
