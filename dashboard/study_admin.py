@@ -1,0 +1,42 @@
+"""Study set-up helpers for the admin page: which cases a new study reads (no Streamlit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.labels import CLASSES
+
+
+def stratified_sample(cases: pd.DataFrame, n: int, *, seed: int = 0) -> list[str]:
+    """``n`` case ids drawn at random within each class, in proportion to the class counts.
+
+    Every class present keeps at least one case (so the rare ASC class is never dropped); the
+    remaining places go to the largest fractional shares (Hamilton's method).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not between the number of classes present and the number of cases.
+    """
+    labelled = cases[cases["label"].isin(CLASSES)]
+    total = len(labelled)
+    present = [c for c in CLASSES if (labelled["label"] == c).any()]
+    if not len(present) <= n <= total:
+        raise ValueError(
+            f"sample size {n} is not allowed: choose between {len(present)} (one per class) "
+            f"and {total} (all labelled cases)"
+        )
+    counts = np.array([(labelled["label"] == c).sum() for c in present])
+    quota = counts * n / total
+    take = np.maximum(1, np.floor(quota).astype(int))
+    while take.sum() > n:  # the floor of 1 per class may overshoot: trim the largest class
+        take[np.argmax(take)] -= 1
+    order = np.argsort(-(quota - np.floor(quota)), kind="stable")
+    take[order[: n - int(take.sum())]] += 1  # fewer than one per class are ever left over
+    rng = np.random.default_rng(seed)
+    chosen: list[str] = []
+    for name, k in zip(present, take, strict=True):
+        ids = np.sort(labelled.loc[labelled["label"] == name, "case_id"].astype(str).to_numpy())
+        chosen.extend(rng.choice(ids, size=int(k), replace=False).tolist())
+    return sorted(chosen)

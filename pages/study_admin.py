@@ -1,0 +1,118 @@
+"""Studies and readers: create a blinded reader study, add readers, watch progress, move reads."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import db
+from dashboard import auth
+from dashboard.store import connection
+from dashboard.study_admin import stratified_sample
+
+auth.require_role("admin")
+st.title("Studies and readers")
+
+with connection() as conn:
+    cases = db.cases_frame(conn)
+    runs = db.runs_frame(conn)
+    studies = db.studies_frame(conn)
+
+with st.expander("Create a study", expanded=studies.empty), st.form("create_study"):
+    name = st.text_input("Study name")
+    scope = st.radio("Cases", ["All cases", "Stratified random sample"], horizontal=True)
+    n = st.number_input("Sample size N", 3, max(len(cases), 3), min(100, max(len(cases), 3)))
+    seed = st.number_input("Seed (case sample and reading orders)", 0, 2**31 - 1, 0)
+    aided = st.checkbox("Add an AI-aided second read after a washout")
+    done_runs = runs[runs["status"].isin(["done", "partial"])] if len(runs) else runs
+    run_id = st.selectbox(
+        "Model run whose out-of-fold probabilities are shown (and compared)",
+        [None, *done_runs.get("run_id", [])],
+        format_func=lambda r: "none" if r is None else r,
+    )
+    washout = st.number_input("Washout days between the two reads", 0, 365, 28)
+    if st.form_submit_button("Create study", type="primary"):
+        try:
+            if not name.strip():
+                raise ValueError("give the study a name")
+            if aided and run_id is None:
+                raise ValueError("the AI-aided arm needs a model run to show")
+            ids = (
+                cases["case_id"].tolist()
+                if scope == "All cases"
+                else stratified_sample(cases, int(n), seed=int(seed))
+            )
+            with connection() as conn:
+                study_id = db.create_study(
+                    conn,
+                    name=name.strip(),
+                    case_ids=ids,
+                    arms=("unaided", "aided") if aided else ("unaided",),
+                    order_seed=int(seed),
+                    model_run_id=run_id,
+                    washout_days=int(washout) if aided else 0,
+                )
+        except (ValueError, db.CervixScopeDBError) as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["admin_study"] = study_id
+            st.success(f"Study {study_id} created with {len(ids)} cases.")
+            with connection() as conn:
+                studies = db.studies_frame(conn)
+
+if studies.empty:
+    st.info("No study yet: create one above (or run `cervixscope demo-study`).")
+    st.stop()
+
+ids = studies["study_id"].astype(int).tolist()
+names = dict(zip(ids, studies["name"], strict=True))
+remembered = st.session_state.get("admin_study", ids[-1])
+study_id = st.selectbox(
+    "Study",
+    ids,
+    index=ids.index(remembered) if remembered in ids else len(ids) - 1,
+    format_func=lambda i: f"{i} · {names[i]}",
+)
+st.session_state["admin_study"] = study_id
+
+st.subheader("Readers")
+with st.form("add_reader", clear_on_submit=True):
+    reader_name = st.text_input("Reader's display name (readers never see each other's names)")
+    if st.form_submit_button("Add reader"):
+        try:
+            with connection() as conn:
+                _, code = db.add_reader(conn, study_id, reader_name.strip())
+        except (ValueError, db.CervixScopeDBError) as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Reader {reader_name.strip()} added. Their access code, shown only now:")
+            st.code(code, language=None)
+            st.caption("Only a hash is stored: copy the code and give it to the reader now.")
+
+with connection() as conn:
+    progress = db.reader_progress_frame(conn, study_id)
+st.dataframe(progress, hide_index=True)
+
+st.subheader("Reads as CSV")
+export_col, import_col = st.columns(2)
+with export_col, tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / f"study-{study_id}-reads.csv"
+    with connection() as conn:
+        db.export_reads_csv(conn, study_id, path)
+    st.download_button("Download reads CSV", path.read_bytes(), path.name, "text/csv")
+with import_col:
+    upload = st.file_uploader("Import reads CSV (same columns as the export)", type="csv")
+    if upload is not None and st.button("Import"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "reads.csv"
+            path.write_bytes(upload.getvalue())
+            try:
+                with connection() as conn:
+                    count = db.import_reads_csv(conn, study_id, path)
+            except db.ImportValidationError as exc:
+                st.error(f"Nothing was imported: {len(exc.problems)} problem(s).")
+                st.code("\n".join(exc.problems[:50]), language=None)
+            except (ValueError, db.CervixScopeDBError) as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Imported {count} reads.")
