@@ -326,3 +326,57 @@ def _macro_auc(rater: pd.DataFrame) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(metrics.roc_auc_ovr(_indices(rater["truth"]), scores, average="macro"))
+
+
+# ---------------------------------------------------------------- figures
+def roc_with_operating_points(named: dict[str, pd.DataFrame]):
+    """The model's one-vs-rest ROC curves, each reader's own ROC from confidences, and each
+    reader's operating point (from their labels) as a large marker on every class panel."""
+    import plotly.graph_objects as go
+
+    from dashboard.figures import PALETTE, roc_curves_for_run, roc_figure
+
+    curves = []
+    for name, rater in named.items():
+        scores = rater[SCORE_COLUMNS].to_numpy(dtype=float)
+        if len(rater) and np.isfinite(scores).all():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                class_curves = roc_curves_for_run(as_predictions(rater), run_id="", name=name)
+            curves.extend(c for c in class_curves if c.class_index is not None)
+    fig = roc_figure(
+        curves, title="One-vs-rest ROC: model curves, reader curves and operating points"
+    )
+    panels = [c for c in CLASSES if any(cv.class_index == CLASS_INDEX[c] for cv in curves)]
+    names = list(dict.fromkeys(c.name for c in curves))
+    for name, rater in named.items():
+        if name == MODEL or not len(rater):
+            continue
+        colour = PALETTE[(names.index(name) if name in names else len(names)) % len(PALETTE)]
+        for col, cls in enumerate(panels, start=1):
+            fpr, tpr = operating_point(rater, CLASS_INDEX[cls])
+            fig.add_trace(
+                go.Scatter(
+                    x=[fpr],
+                    y=[tpr],
+                    mode="markers",
+                    marker={"size": 13, "symbol": "star", "color": colour},
+                    name=f"{name} · {cls} operating point",
+                    legendgroup=name,
+                    hovertemplate=f"{name}<br>1 - specificity %{{x:.3f}}<br>sensitivity %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    return fig
+
+
+def reads_csv(conn, study_id: int) -> bytes:
+    """The study's reads as ``db.export_reads_csv`` writes them."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reads.csv"
+        db.export_reads_csv(conn, study_id, path)
+        return path.read_bytes()

@@ -1,0 +1,105 @@
+"""Reader analysis (researchers only): the model against each reader on the same cases, live."""
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+import db
+from dashboard import auth
+from dashboard import study_analysis as sa
+from dashboard.figures import confusion_figure
+from dashboard.store import connection
+
+auth.require_role("admin")
+st.title("Reader analysis")
+
+with connection() as conn:
+    studies = db.studies_frame(conn)
+if studies.empty:
+    st.info("No reader study yet: create one on **Studies and readers** or run `make demo`.")
+    st.stop()
+ids = studies["study_id"].astype(int).tolist()
+names = dict(zip(ids, studies["name"], strict=True))
+remembered = st.session_state.get("admin_study", ids[-1])
+study_id = st.selectbox(
+    "Study",
+    ids,
+    index=ids.index(remembered) if remembered in ids else len(ids) - 1,
+    format_func=lambda i: f"{i} · {names[i]}",
+)
+st.session_state["admin_study"] = study_id
+if st.button("Refresh"):
+    st.rerun()  # everything below is read from the database on each run: new reads show up
+
+with connection() as conn:
+    data = sa.load_study_data(conn, study_id)
+if data.study.get("simulated") or data.simulated_readers:
+    st.warning(
+        "SIMULATED DATA: the readers "
+        + ", ".join(data.simulated_readers or ["of this study"])
+        + " are simulated (labels reproduce the paper's expert tables; confidences and times are "
+        "invented)."
+    )
+if data.reads.empty:
+    st.info("No reads yet. Tables appear here as readers submit answers.")
+    st.stop()
+arm = st.radio("Arm", data.arms, horizontal=True) if len(data.arms) > 1 else data.arms[0]
+named = sa.raters(data, arm)
+exports: dict[str, pd.DataFrame] = {}
+
+st.header("Confusion matrices and metrics")
+st.caption("Rows: true type; columns: predicted type (the paper's layout). 95% CIs: bootstrap.")
+for name, rater in named.items():
+    st.subheader(f"{name} ({len(rater)} cases)")
+    table = sa.confusion_table(rater)
+    metrics = sa.metrics_table(rater)
+    exports[f"confusion {name}"] = table
+    exports[f"metrics {name}"] = metrics
+    left, right = st.columns([2, 3])
+    left.dataframe(table, key=f"cm_{name}")
+    left.plotly_chart(confusion_figure(table.to_numpy(), title=name), key=f"cmfig_{name}")
+    right.dataframe(metrics, hide_index=True, key=f"metrics_{name}")
+
+st.header("ROC curves and operating points")
+st.plotly_chart(sa.roc_with_operating_points(named), key="roc")
+
+st.header("Model against each reader (McNemar)")
+mcnemar = sa.mcnemar_table(named)
+exports["mcnemar"] = mcnemar
+if mcnemar.empty:
+    st.info("The study has no model run, or no case read by both.")
+else:
+    st.dataframe(mcnemar, hide_index=True)
+
+st.header("Agreement")
+pairwise, fleiss, n_common = sa.kappa_tables(named)
+exports["cohen kappa"] = pairwise
+if pairwise.empty:
+    st.info("Agreement needs two raters who read the same cases.")
+else:
+    st.dataframe(pairwise, hide_index=True)
+    if fleiss is not None:
+        st.metric(f"Fleiss' kappa, readers, {n_common} common cases", f"{fleiss:.3f}")
+
+st.header("Time per case")
+times = sa.time_table(data)
+exports["time per case"] = times
+st.dataframe(times, hide_index=True)
+
+if {"unaided", "aided"} <= set(data.reads["arm"]):
+    st.header("Aided minus unaided")
+    diff = sa.aided_minus_unaided(data)
+    exports["aided minus unaided"] = diff
+    st.dataframe(diff, hide_index=True)
+
+st.header("Export")
+with connection() as conn:
+    reads_csv = sa.reads_csv(conn, study_id)
+st.download_button("Reads (CSV)", reads_csv, f"study-{study_id}-reads.csv", "text/csv")
+buffer = io.StringIO()
+for title, frame in exports.items():
+    buffer.write(f"# {title}\n")
+    frame.to_csv(buffer, index=title.startswith("confusion"))
+    buffer.write("\n")
+st.download_button("Analysis tables (CSV)", buffer.getvalue(), f"study-{study_id}-analysis.csv")
