@@ -156,3 +156,29 @@ def cases_for_event(
         return with_outcome(predictions.iloc[0:0]).assign(selected_by=pd.Series(dtype=object))
     found = pd.concat(parts, ignore_index=True)
     return found.drop_duplicates(subset=["run_id", "case_id"]).reset_index(drop=True)
+
+
+def filter_cases(
+    predictions: pd.DataFrame,
+    *,
+    true_classes: Sequence[str] | None = None,
+    predicted_classes: Sequence[str] | None = None,
+    correct: bool | None = None,
+    confidence: tuple[float, float] = (0.0, 1.0),
+    folds: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """The case browser's filters; ``None`` (or an empty list) means no filter on that field.
+
+    ``confidence`` is the inclusive range of the predicted class's probability.
+    """
+    rows = with_outcome(predictions)
+    keep = rows["confidence"].between(float(confidence[0]), float(confidence[1]))
+    if true_classes:
+        keep &= rows["label"].isin([_class_name(c) for c in true_classes])
+    if predicted_classes:
+        keep &= rows["predicted"].isin([_class_name(c) for c in predicted_classes])
+    if correct is not None:
+        keep &= rows["correct"] == bool(correct)
+    if folds:
+        keep &= rows["fold"].isin([int(f) for f in folds])
+    return rows[keep].reset_index(drop=True)

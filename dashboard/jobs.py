@@ -1,0 +1,120 @@
+"""Start a cross-validation as a detached background process the page only watches.
+
+The run row is created first (status ``queued``) so the page can show it at once and refuse a
+duplicate; the process (``python -m core.cli --db DB cv ... --run-id ID``) then owns it. It runs in
+its own session, so leaving or reloading the page, or the Streamlit session ending, never kills it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+import db
+from core.models import ARCHITECTURES
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class CvRequest:
+    """What the Run page asks for; the CLI fills in every other ``RunConfig`` default."""
+
+    data_dir: str
+    model: str = "resnet18"
+    mode: str = "features"
+    n_folds: int = 10
+    seed: int = 0
+    balance: str = "smote"
+
+    def config(self) -> dict:
+        return {
+            "model": self.model,
+            "mode": self.mode,
+            "n_folds": int(self.n_folds),
+            "seed": int(self.seed),
+            "balance": self.balance,
+            "data_dir": str(Path(self.data_dir).resolve()),
+        }
+
+
+def _same_request(config_json: str | None, request: CvRequest) -> bool:
+    try:
+        config = json.loads(config_json or "{}")
+    except ValueError:
+        return False
+    wanted = request.config()
+    return all(config.get(k) == v for k, v in wanted.items())
+
+
+def active_duplicate(runs: pd.DataFrame, request: CvRequest) -> str | None:
+    """The id of a queued or running run with the same request, if any."""
+    if runs.empty:
+        return None
+    active = runs[runs["status"].isin(ACTIVE)]
+    for row in active.itertuples():
+        if _same_request(getattr(row, "config", None), request):
+            return str(row.run_id)
+    return None
+
+
+def cv_command(db_path: str | Path, request: CvRequest, run_id: str) -> list[str]:
+    """The CLI command line that runs ``request`` into the existing run row ``run_id``."""
+    return [
+        sys.executable, "-m", "core.cli", "--db", str(db_path), "cv",
+        "--data", str(Path(request.data_dir).resolve()),
+        "--model", request.model, "--mode", request.mode,
+        "--folds", str(int(request.n_folds)), "--seed", str(int(request.seed)),
+        "--balance", request.balance, "--run-id", run_id,
+    ]  # fmt: skip
+
+
+def start_cv(
+    conn, request: CvRequest, *, runs: pd.DataFrame, log_dir: str | Path = ROOT / "runs"
+) -> str:
+    """Queue a run row and launch its process detached (output in ``log_dir/<run_id>/cv.log``).
+
+    Raises
+    ------
+    ValueError
+        If the data folder does not exist or the same run is already queued or running.
+    """
+    data = Path(request.data_dir)
+    if not data.is_dir():
+        raise ValueError(f"data folder {data} does not exist: give a folder with DICOM files")
+    duplicate = active_duplicate(runs, request)
+    if duplicate:
+        raise ValueError(f"the same run is already {ACTIVE[0]} or {ACTIVE[1]}: {duplicate}")
+    run_id = db.create_run(
+        conn, model=request.model, mode=request.mode, config=request.config(),
+        seed=int(request.seed), data_hash=None, device=None, weights=None,
+        code_version=None, packages=None,
+    )  # fmt: skip
+    db.update_run(conn, run_id, message="queued from the dashboard; starting the process")
+    log_path = Path(log_dir) / run_id / "cv.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path = Path(conn.conn.execute("PRAGMA database_list").fetchone()[2])
+    with open(log_path, "ab") as log:
+        try:
+            subprocess.Popen(  # noqa: S603 - a fixed argv of our own CLI, no shell
+                cv_command(db_path, request, run_id),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the page, the session and a server reload
+            )
+        except OSError as exc:
+            db.update_run(conn, run_id, status="failed", message=f"could not start: {exc}")
+            raise
+    return run_id
+
+
+# The architectures core.models offers.
+MODELS = tuple(ARCHITECTURES)

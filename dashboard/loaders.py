@@ -1,0 +1,282 @@
+"""Database reads and the metrics computed from them, cached per run ids and database version.
+
+Every number the results pages show comes from ``core.metrics`` applied to ``db.predictions_frame``
+rows, here and nowhere else. The ``compute_*`` functions are pure (a DataFrame in, a DataFrame out)
+so tests can call them; the ``load_*`` functions wrap them in ``st.cache_data`` keyed on the sorted
+run ids and a ``version`` string (see ``runs_version``), so a new or finished run shows up without
+restarting the server. A connection is never cached: each load opens and closes its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import db
+from core import metrics
+from core.labels import CLASS_INDEX, CLASSES
+from dashboard.figures import PROB_COLUMNS, RocCurve, roc_curves_for_run
+from dashboard.store import connection
+
+AVERAGES = ("macro", "weighted")
+N_BOOT = 1000
+
+
+# ---------------------------------------------------------------- uncached, always fresh
+def runs() -> pd.DataFrame:
+    """All runs, newest first (cheap: read on every rerun so status and progress stay live)."""
+    with connection() as conn:
+        frame = db.runs_frame(conn)
+    if "created_at" in frame.columns:
+        frame = frame.sort_values("created_at", ascending=False, kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def runs_version(frame: pd.DataFrame) -> str:
+    """A short fingerprint of the runs table: changes when a run is added, progresses or ends."""
+    keys = ("run_id", "status", "progress", "ended_at", "n_predictions", "n_folds")
+    cols = [c for c in keys if c in frame]
+    text = frame[cols].astype(str).to_csv(index=False) if len(frame) else ""
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def run_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """A readable, unique name per run id: ``model (mode)``, plus the id when that repeats."""
+    base = {r.run_id: f"{r.model} ({r.mode})" for r in frame.itertuples()}
+    repeated = {v for v in base.values() if list(base.values()).count(v) > 1}
+    return {k: (f"{v} · {k}" if v in repeated else v) for k, v in base.items()}
+
+
+# ---------------------------------------------------------------- pure computations
+def y_arrays(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(y_true, y_pred, y_score)`` as class indices and probabilities; ``y_pred`` is the argmax."""
+    y_true = np.array([CLASS_INDEX[x] for x in predictions["label"]], dtype=np.int64)
+    y_score = predictions[PROB_COLUMNS].to_numpy(dtype=float)
+    y_pred = y_score.argmax(axis=1) if len(y_score) else np.zeros(0, dtype=np.int64)
+    return y_true, y_pred, y_score
+
+
+TABLE_ONE_METRICS = ("precision", "sensitivity", "specificity", "f1", "accuracy", "auc")
+OVERALL_METRICS = ("accuracy", "error_rate")  # paper's accuracy is overall (trace / N)
+
+
+def _quiet_table(y_true, y_pred, y_score, *, ci: bool, n_boot: int) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined metrics are NaN and shown as "undefined"
+        return metrics.classification_table(y_true, y_pred, y_score, ci=ci, n_boot=n_boot)
+
+
+def compute_metric_tables(
+    predictions: pd.DataFrame, labels: dict[str, str], *, n_boot: int = N_BOOT
+) -> pd.DataFrame:
+    """``core.metrics.classification_table`` per run, stacked with ``run_id`` and ``model``.
+
+    Columns ``run_id, model, scope, metric, value, ci_low, ci_high``.
+    """
+    parts = []
+    for run_id, name in labels.items():
+        rows = predictions[predictions["run_id"] == run_id]
+        if rows.empty:
+            continue
+        table = _quiet_table(*y_arrays(rows), ci=True, n_boot=n_boot)
+        parts.append(table.assign(run_id=run_id, model=name))
+    columns = ["run_id", "model", "scope", "metric", "value", "ci_low", "ci_high"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+def table_one_rows(tables: pd.DataFrame, *, average: str = "macro") -> pd.DataFrame:
+    """The rows behind Table 1: ``average`` scope per metric, overall scope for accuracy."""
+    scope = np.where(tables["metric"].isin(OVERALL_METRICS), "overall", average)
+    rows = tables[(tables["scope"] == scope) & tables["metric"].isin(TABLE_ONE_METRICS)]
+    return rows
+
+
+def table_one(tables: pd.DataFrame, *, average: str = "macro", digits: int = 3) -> pd.DataFrame:
+    """The paper's Table 1: models as rows, metrics as columns, ``value (ci_low–ci_high)``."""
+    rows = table_one_rows(tables, average=average)
+
+    def fmt(r) -> str:
+        if pd.isna(r.value):
+            return "undefined"
+        if pd.isna(r.ci_low):
+            return f"{r.value:.{digits}f}"
+        return f"{r.value:.{digits}f} ({r.ci_low:.{digits}f}–{r.ci_high:.{digits}f})"
+
+    cells = rows.assign(text=[fmt(r) for r in rows.itertuples()])
+    order = [m for m in TABLE_ONE_METRICS if m in set(rows["metric"])]
+    wide = cells.pivot(index="model", columns="metric", values="text")
+    return wide.reindex(index=list(dict.fromkeys(rows["model"])), columns=order)
+
+
+def compute_confusions(predictions: pd.DataFrame, labels: dict[str, str]) -> dict[str, np.ndarray]:
+    """``core.metrics.confusion_matrix`` per run id (rows true, columns predicted)."""
+    out = {}
+    for run_id in labels:
+        rows = predictions[predictions["run_id"] == run_id]
+        y_true, y_pred, _ = y_arrays(rows)
+        out[run_id] = np.asarray(metrics.confusion_matrix(y_true, y_pred, n_classes=len(CLASSES)))
+    return out
+
+
+def compute_roc_curves(predictions: pd.DataFrame, labels: dict[str, str]) -> list[RocCurve]:
+    """ROC curves (per class and macro) of every run, for one shared figure."""
+    curves = []
+    for run_id, name in labels.items():
+        rows = predictions[predictions["run_id"] == run_id]
+        if rows.empty:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            curves.extend(roc_curves_for_run(rows, run_id=run_id, name=name))
+    return curves
+
+
+def compute_fold_metrics(predictions: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Table 1 metrics (macro; overall accuracy) per run and fold, from ``classification_table``.
+
+    Long: ``run_id, model, fold, metric, value``. A fold without some class gives NaN where the
+    metric is undefined there.
+    """
+    parts = []
+    for run_id, name in labels.items():
+        rows = predictions[predictions["run_id"] == run_id]
+        for fold, part in rows.groupby("fold", sort=True):
+            table = _quiet_table(*y_arrays(part), ci=False, n_boot=2)
+            picked = table_one_rows(table, average="macro")
+            parts.append(picked.assign(run_id=run_id, model=name, fold=int(fold)))
+    columns = ["run_id", "model", "fold", "metric", "value"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+def fold_summary(per_fold: pd.DataFrame) -> pd.DataFrame:
+    """Mean and SD over folds per model and metric (``core.metrics.per_fold_summary``)."""
+    columns = ["model", "metric", "mean", "sd", "n_folds", "n_undefined"]
+    if per_fold.empty:
+        return pd.DataFrame(columns=columns)
+    parts = [
+        metrics.per_fold_summary(part[["metric", "value"]]).assign(model=name)
+        for name, part in per_fold.groupby("model", sort=False)
+    ]
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+# ---------------------------------------------------------------- cached loaders
+def _key(run_ids) -> tuple[str, ...]:
+    return tuple(sorted(map(str, run_ids)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_predictions(run_ids: tuple[str, ...], version: str) -> pd.DataFrame:
+    """Out-of-fold predictions of the given runs (``version`` only keys the cache)."""
+    with connection() as conn:
+        return db.predictions_frame(conn, list(run_ids))
+
+
+@st.cache_data(show_spinner="Computing metrics and bootstrap confidence intervals…", max_entries=32)
+def load_metric_tables(
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str, n_boot: int = N_BOOT
+) -> pd.DataFrame:
+    return compute_metric_tables(load_predictions(_key(run_ids), version), labels, n_boot=n_boot)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_confusions(
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str
+) -> dict[str, np.ndarray]:
+    return compute_confusions(load_predictions(_key(run_ids), version), labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_roc_curves(run_ids: tuple[str, ...], labels: dict[str, str], version: str):
+    return compute_roc_curves(load_predictions(_key(run_ids), version), labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_fold_metrics(run_ids: tuple[str, ...], labels: dict[str, str], version: str):
+    return compute_fold_metrics(load_predictions(_key(run_ids), version), labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_cohort(version: str) -> dict:
+    """Cases, image counts, the latest ingestion and its issues."""
+    with connection() as conn:
+        cases = db.cases_frame(conn)
+        images = db.images_frame(conn)
+        ingestion = db.latest_ingestion(conn)
+        issues = (
+            db.ingestion_issues_frame(conn, ingestion["ingestion_id"])
+            if ingestion and "ingestion_id" in ingestion
+            else pd.DataFrame()
+        )
+    return {"cases": cases, "images": images, "ingestion": ingestion, "issues": issues}
+
+
+def cohort_version() -> str:
+    """Changes when a new ingestion is recorded."""
+    with connection() as conn:
+        ingestion = db.latest_ingestion(conn)
+    return str(sorted(ingestion.items())) if ingestion else "none"
+
+
+# ---------------------------------------------------------------- overview tables
+def cohort_counts(cases: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    """Patients and images per class (and in total)."""
+    per_case = cases.groupby("label")["case_id"].nunique()
+    labelled = images.merge(cases[["case_id", "label"]], on="case_id", how="left")
+    per_image = labelled.groupby("label")["image_id"].count()
+    frame = pd.DataFrame(
+        {
+            "class": list(CLASSES),
+            "patients": [int(per_case.get(c, 0)) for c in CLASSES],
+            "images": [int(per_image.get(c, 0)) for c in CLASSES],
+        }
+    )
+    total = pd.DataFrame({"class": ["all"], "patients": [len(cases)], "images": [len(images)]})
+    return pd.concat([frame, total], ignore_index=True)
+
+
+def runs_overview(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as shown: status, model, mode, device, weights and duration in seconds."""
+    out = frame.copy()
+    if {"started_at", "ended_at"} <= set(out.columns):
+        start = pd.to_datetime(out["started_at"], errors="coerce", utc=True, format="ISO8601")
+        end = pd.to_datetime(out["ended_at"], errors="coerce", utc=True, format="ISO8601")
+        out["duration_s"] = (end - start).dt.total_seconds().round(1)
+    wanted = [
+        "run_id",
+        "status",
+        "progress",
+        "model",
+        "mode",
+        "device",
+        "weights",
+        "duration_s",
+        "n_folds",
+        "n_predictions",
+        "n_warnings",
+        "created_at",
+        "message",
+    ]
+    return out[[c for c in wanted if c in out.columns]]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_case_images(case_id: str, version: str) -> pd.DataFrame:
+    """The images (slices, ROI, crop cache position) of one case."""
+    with connection() as conn:
+        return db.images_frame(conn, case_id)
+
+
+def case_probabilities(predictions: pd.DataFrame, case_id: str, labels: dict[str, str]):
+    """Every run's out-of-fold probabilities for one case, one row per model."""
+    rows = predictions[predictions["case_id"] == case_id].copy()
+    rows.insert(0, "model", rows["run_id"].map(labels))
+    return rows[["model", "run_id", "fold", *PROB_COLUMNS]].reset_index(drop=True)

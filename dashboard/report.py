@@ -1,0 +1,146 @@
+"""A self-contained HTML report of a run comparison, and a zip with it and the CSVs behind it.
+
+No Streamlit here: ``build_report`` takes the prediction rows and run table and returns the files,
+so the export is testable and the CLI could write it too. Numbers come from the same
+``dashboard.loaders.compute_*`` functions the results page uses, so the report equals the page.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+import plotly.io as pio
+
+from core.labels import CLASSES
+from dashboard import figures, loaders
+
+RUN_COLUMNS = ("run_id", "model", "mode", "status", "device", "weights", "seed", "created_at")
+
+
+@dataclass
+class Report:
+    """The report's HTML page and its CSV files (name -> text)."""
+
+    html: str
+    csvs: dict[str, str] = field(default_factory=dict)
+
+    def to_zip(self) -> bytes:
+        """``report.html`` and every CSV in one zip archive."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("report.html", self.html)
+            for name, text in self.csvs.items():
+                archive.writestr(name, text)
+        return buffer.getvalue()
+
+
+def _table_html(frame: pd.DataFrame, *, index: bool = False) -> str:
+    return frame.to_html(
+        index=index, float_format=lambda v: f"{v:.3f}", na_rep="undefined", border=0, classes="t"
+    )
+
+
+def build_report(
+    predictions: pd.DataFrame,
+    runs: pd.DataFrame,
+    *,
+    title: str = "CervixScope cross-validation report",
+    n_boot: int = loaders.N_BOOT,
+) -> Report:
+    """Build the report for the runs in ``runs`` from their out-of-fold ``predictions``.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        ``db.predictions_frame`` rows (``run_id, case_id, fold, label, p_SCC, p_AC, p_ASC``).
+    runs : DataFrame
+        ``db.runs_frame`` rows of the runs to compare (at least ``run_id, model, mode``).
+    n_boot : int
+        Bootstrap resamples for the 95% confidence intervals.
+    """
+    if runs.empty:
+        raise ValueError("no runs chosen: pick at least one finished run to report on")
+    missing = sorted(set(runs["run_id"]) - set(predictions["run_id"]))
+    if missing:
+        raise ValueError(f"run(s) {', '.join(missing)} have no predictions yet; finish them first")
+    labels = loaders.run_labels(runs)
+    tables = loaders.compute_metric_tables(predictions, labels, n_boot=n_boot)
+    confusions = loaders.compute_confusions(predictions, labels)
+    curves = loaders.compute_roc_curves(predictions, labels)
+    per_fold = loaders.compute_fold_metrics(predictions, labels)
+    summary = loaders.fold_summary(per_fold)
+
+    figs = [figures.roc_figure(curves)]
+    for run_id, name in labels.items():
+        for normalise in (False, True):
+            kind = "row-normalised" if normalise else "counts"
+            figs.append(
+                figures.confusion_figure(
+                    confusions[run_id], normalise=normalise, title=f"{name}: {kind}", run_id=run_id
+                )
+            )
+    figs.append(figures.fold_metrics_figure(per_fold))
+    # plotly.js once, inline (the file works offline); later figures reuse it.
+    fig_html = [
+        pio.to_html(f, full_html=False, include_plotlyjs=(i == 0), config={"responsive": True})
+        for i, f in enumerate(figs)
+    ]
+
+    run_table = runs[[c for c in RUN_COLUMNS if c in runs.columns]]
+    n_cases = predictions.groupby("run_id")["case_id"].nunique().rename("cases")
+    run_table = run_table.merge(n_cases, left_on="run_id", right_index=True, how="left")
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Out-of-fold predictions; 95% "
+        f"bootstrap confidence intervals ({n_boot} resamples). Classes: {', '.join(CLASSES)}.</p>",
+        "<h2>Runs</h2>",
+        _table_html(run_table),
+    ]
+    for average in loaders.AVERAGES:
+        sections += [
+            f"<h2>Table 1 ({average} average)</h2>",
+            _table_html(loaders.table_one(tables, average=average), index=True),
+        ]
+    sections += ["<h2>ROC curves</h2>", fig_html[0], "<h2>Confusion matrices</h2>"]
+    sections += [f'<div class="fig">{h}</div>' for h in fig_html[1:-1]]
+    sections += ["<h2>Per-fold metrics (macro)</h2>", _table_html(summary), fig_html[-1]]
+    sections += ["<h2>Metrics per model, class and average</h2>"]
+    for name, part in tables.groupby("model", sort=False):
+        sections += [
+            f"<h3>{html.escape(name)}</h3>",
+            _table_html(part.drop(columns=["run_id", "model"])),
+        ]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:1300px}"
+        "table.t{border-collapse:collapse;margin:.5em 0}"
+        ".t td,.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+        ".fig{display:inline-block}</style></head><body>" + "\n".join(sections) + "</body></html>"
+    )
+    confusion_rows = [
+        {
+            "run_id": run_id,
+            "model": labels[run_id],
+            "true": CLASSES[t],
+            "predicted": CLASSES[p],
+            "count": int(m[t, p]),
+        }
+        for run_id, m in confusions.items()
+        for t in range(len(CLASSES))
+        for p in range(len(CLASSES))
+    ]
+    csvs = {
+        "runs.csv": run_table.to_csv(index=False),
+        "predictions.csv": predictions.to_csv(index=False),
+        "metrics.csv": tables.to_csv(index=False),
+        "confusion.csv": pd.DataFrame(confusion_rows).to_csv(index=False),
+        "per_fold.csv": per_fold.to_csv(index=False),
+        "per_fold_summary.csv": summary.to_csv(index=False),
+    }
+    return Report(html=page, csvs=csvs)

@@ -1,0 +1,171 @@
+"""Widgets shared by the researcher pages: run picker, metrics table, DICOM slice viewer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image, ImageDraw
+
+from core import dicom_io
+from core.dataset import CropSet
+from dashboard import loaders, selection
+
+NO_RUNS_HELP = (
+    "No cross-validation runs are in the database yet. Start one on **Run a cross-validation**, "
+    "or from a shell: `make demo` (demo cohort and the three-model comparison) or "
+    "`cervixscope cv --data DIR`."
+)
+
+
+def no_runs_message() -> None:
+    st.info(NO_RUNS_HELP)
+
+
+def run_picker(
+    runs: pd.DataFrame,
+    *,
+    key: str,
+    multi: bool = True,
+    statuses=("done", "partial"),
+    preferred: str | None = None,
+) -> list[str]:
+    """Choose finished runs; the choice survives page switches (kept in a plain session key).
+
+    Defaults to ``preferred``, else the last choice, else the newest comparison (its runs share
+    ``comparison_id``), else the newest run.
+    """
+    usable = runs[runs["status"].isin(statuses)] if "status" in runs else runs
+    if usable.empty:
+        return []
+    labels = loaders.run_labels(usable)
+    options = list(usable["run_id"])
+    memory = f"_{key}_chosen"  # widget keys are dropped on page switch; this one is not
+    remembered = [r for r in st.session_state.get(memory, []) if r in options]
+    if preferred in options:
+        remembered = [preferred] if not multi else list(dict.fromkeys([*remembered, preferred]))
+        st.session_state.pop(key, None)  # let the default apply
+    if not remembered:
+        first = usable.iloc[0]
+        group = first.get("comparison_id") if "comparison_id" in usable else None
+        if group is not None and not pd.isna(group):
+            remembered = list(usable.loc[usable["comparison_id"] == group, "run_id"])
+        else:
+            remembered = [first["run_id"]]
+
+    def fmt(run_id: str) -> str:
+        return f"{labels[run_id]} · {run_id}" if labels[run_id].find(run_id) < 0 else labels[run_id]
+
+    if multi:
+        chosen = st.multiselect("Runs", options, default=remembered, format_func=fmt, key=key)
+    else:
+        index = options.index(remembered[0]) if remembered else 0
+        chosen = [st.selectbox("Run", options, index=index, format_func=fmt, key=key)]
+    st.session_state[memory] = list(chosen)
+    return list(chosen)
+
+
+def metrics_table(tables: pd.DataFrame, model: str) -> None:
+    """One model's ``classification_table`` rows: value and 95% CI per class and average."""
+    rows = tables[tables["model"] == model][["scope", "metric", "value", "ci_low", "ci_high"]]
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(
+        rows.reset_index(drop=True),
+        hide_index=True,
+        column_config={"value": number, "ci_low": number, "ci_high": number},
+        key=f"metrics_{model}",
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _crop_set(path: str, mtime: float) -> CropSet:
+    return CropSet.load(path)
+
+
+def crop_of(image: pd.Series) -> np.ndarray:
+    """The 100x100 crop an image was trained on, from the ingestion's crop cache."""
+    path = Path(str(image["crop_cache"]))
+    if not path.is_file():
+        raise FileNotFoundError(f"crop cache {path} is missing; run `cervixscope ingest` again")
+    return _crop_set(str(path), path.stat().st_mtime).crops[int(image["crop_index"])]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _slice(path: str, frame: int):
+    image = dicom_io.read_pixels(path, frame)
+    return image.array, dicom_io.default_window(image), image.series_description
+
+
+def dicom_viewer(image: pd.Series, *, key: str) -> None:
+    """The DICOM slice with window/level sliders and the ROI rectangle drawn on it."""
+    try:
+        array, (center, width), description = _slice(str(image["source_path"]), int(image["frame"]))
+    except (dicom_io.DicomReadError, FileNotFoundError, OSError) as exc:
+        st.error(str(exc))
+        return
+    lo, hi = float(np.min(array)), float(np.max(array))
+    span = max(hi - lo, 1.0)
+    c1, c2 = st.columns(2)
+    level = c1.slider("Level (centre)", lo, hi, float(np.clip(center, lo, hi)), key=f"{key}_c")
+    window = c2.slider(
+        "Window (width)", 1.0, float(2 * span), float(np.clip(width, 1.0, 2 * span)), key=f"{key}_w"
+    )
+    grey = dicom_io.apply_window(array, level, window)
+    picture = Image.fromarray(grey).convert("RGB")
+    box = [image.get(k) for k in ("roi_x0", "roi_y0", "roi_x1", "roi_y1")]
+    if all(v is not None and not pd.isna(v) for v in box):
+        ImageDraw.Draw(picture).rectangle([float(v) for v in box], outline=(255, 64, 64), width=2)
+    st.image(picture, caption=f"{description or 'slice'} · frame {int(image['frame'])}", width=420)
+
+
+CASE_BROWSER = "../pages/case_browser.py"  # relative to dashboard/app.py, the entry script
+
+
+def open_in_case_browser(case_id: str, run_id: str | None = None) -> None:
+    """Hand a case to the case browser (plain session keys survive the page switch) and go."""
+    st.session_state["browse_case"] = case_id
+    if run_id:
+        st.session_state["browse_run"] = run_id
+    st.switch_page(CASE_BROWSER)
+
+
+def selected_cases(predictions: pd.DataFrame, confusion_events: list, roc_event) -> None:
+    """The cases behind the clicked confusion cells and ROC points, one click from the browser."""
+    parts = [selection.cases_for_event(predictions, confusion_event=e) for e in confusion_events]
+    parts.append(selection.cases_for_event(predictions, roc_event=roc_event))
+    found = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+    if found.empty:
+        return
+    found = found.drop_duplicates(subset=["run_id", "case_id", "selected_by"])
+    st.subheader(f"Selected cases ({found['case_id'].nunique()})")
+    shown = ["case_id", "run_id", "fold", "label", "predicted", "confidence", "selected_by"]
+    st.dataframe(found[[c for c in shown if c in found]], hide_index=True, key="selected_cases")
+    options = list(dict.fromkeys(zip(found["case_id"], found["run_id"], strict=True)))
+    pick = st.selectbox(
+        "Case", options, format_func=lambda o: f"{o[0]} ({o[1]})", key="selected_case_pick"
+    )
+    if st.button("Open in case browser", key="open_selected_case"):
+        open_in_case_browser(*pick)
+
+
+def gradcam_panel(run_id: str, crop: np.ndarray, class_index: int, *, caption: str) -> None:
+    """Grad-CAM over the crop for one class, or a clear message when it cannot be computed."""
+    try:
+        from core.gradcam import gradcam_overlay
+
+        overlay = gradcam_overlay(run_id, crop, class_index)
+    except FileNotFoundError:
+        st.info(
+            f"Run {run_id} has no saved final model, so there is no Grad-CAM for it. "
+            "Runs started with a saved final model (the CV engine's default for new runs) have one."
+        )
+        return
+    except ImportError as exc:
+        st.info(f"Grad-CAM is not available here: {exc}")
+        return
+    except Exception as exc:  # show the library's message, not a traceback
+        st.error(str(exc))
+        return
+    st.image(np.asarray(overlay), caption=caption, width=260, clamp=True)

@@ -1,0 +1,88 @@
+"""Case browser: filter the out-of-fold predictions, then look at one case's slice, crop and Grad-CAM."""
+
+import streamlit as st
+
+from core.labels import CLASS_INDEX, CLASSES
+from dashboard import auth, loaders, selection, widgets
+
+auth.require_role("admin")
+st.title("Case browser")
+
+try:
+    runs = loaders.runs()
+except Exception as exc:
+    st.error(str(exc))
+    st.stop()
+if runs.empty or not runs["status"].isin(["done", "partial"]).any():
+    widgets.no_runs_message()
+    st.stop()
+
+done = runs[runs["status"].isin(["done", "partial"])]
+preferred = st.session_state.pop("browse_run", None)
+run_id = widgets.run_picker(runs, key="browse_run_pick", multi=False, preferred=preferred)[0]
+labels, version = loaders.run_labels(done), loaders.runs_version(runs)
+all_predictions = loaders.load_predictions(tuple(sorted(labels)), version)
+predictions = all_predictions[all_predictions["run_id"] == run_id]
+
+c1, c2, c3, c4, c5 = st.columns([2, 2, 1.3, 2, 2])
+true_classes = c1.multiselect("True class", CLASSES, key="f_true")
+predicted = c2.multiselect("Predicted class", CLASSES, key="f_pred")
+outcome = c3.selectbox("Outcome", ["all", "correct", "wrong"], key="f_outcome")
+confidence = c4.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_conf")
+folds = c5.multiselect("Fold", sorted(predictions["fold"].unique().tolist()), key="f_fold")
+shown = selection.filter_cases(
+    predictions,
+    true_classes=true_classes,
+    predicted_classes=predicted,
+    correct={"all": None, "correct": True, "wrong": False}[outcome],
+    confidence=confidence,
+    folds=folds,
+)
+st.caption(f"{len(shown)} of {len(predictions)} cases")
+st.dataframe(
+    shown[["case_id", "fold", "label", "predicted", "confidence", "correct"]],
+    hide_index=True,
+    height=220,
+    key="case_table",
+)
+if shown.empty:
+    st.stop()
+
+cases = shown["case_id"].tolist()
+wanted = st.session_state.pop("browse_case", None)
+index = cases.index(wanted) if wanted in cases else 0
+case_id = st.selectbox("Case", cases, index=index, key="case_pick")
+row = shown[shown["case_id"] == case_id].iloc[0]
+st.subheader(f"Case {case_id}: true {row['label']}, predicted {row['predicted']}")
+
+images = loaders.load_case_images(case_id, version)
+if images.empty:
+    st.warning(f"Case {case_id} has no images recorded in the database.")
+    st.stop()
+image = images.iloc[
+    st.selectbox("Slice", range(len(images)), key="slice_pick") if len(images) > 1 else 0
+]
+left, right = st.columns([3, 2])
+with left:
+    widgets.dicom_viewer(image, key="viewer")
+with right:
+    st.markdown("**Out-of-fold probabilities, every model**")
+    st.dataframe(
+        loaders.case_probabilities(all_predictions, case_id, labels),
+        hide_index=True,
+        key="case_probs",
+    )
+    try:
+        crop = widgets.crop_of(image)
+    except (FileNotFoundError, OSError, IndexError) as exc:
+        st.error(str(exc))
+        st.stop()
+    cam_class = st.selectbox(
+        "Grad-CAM for class", CLASSES, index=CLASS_INDEX[row["predicted"]], key="cam_class"
+    )
+    a, b = st.columns(2)
+    a.image(crop, caption="100x100 crop", width=200, clamp=True)
+    with b:
+        widgets.gradcam_panel(
+            run_id, crop, CLASS_INDEX[cam_class], caption=f"Grad-CAM: {cam_class}"
+        )

@@ -1,0 +1,69 @@
+"""Cross-validation results: metrics with 95% CIs, Table 1, ROC curves, confusion matrices, folds."""
+
+import streamlit as st
+
+from dashboard import auth, figures, loaders, widgets
+
+auth.require_role("admin")
+st.title("Cross-validation results")
+
+try:
+    runs = loaders.runs()
+except Exception as exc:
+    st.error(str(exc))
+    st.stop()
+if runs.empty or not runs["status"].isin(["done", "partial"]).any():
+    widgets.no_runs_message()
+    st.stop()
+
+chosen = widgets.run_picker(runs, key="cv_runs")
+if not chosen:
+    st.info("Choose one or more runs above.")
+    st.stop()
+key, version = tuple(sorted(chosen)), loaders.runs_version(runs)
+labels = loaders.run_labels(runs[runs["run_id"].isin(chosen)])
+try:
+    tables = loaders.load_metric_tables(key, labels, version)
+    curves = loaders.load_roc_curves(key, labels, version)
+    confusions = loaders.load_confusions(key, labels, version)
+    per_fold = loaders.load_fold_metrics(key, labels, version)
+except Exception as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("Table 1: models by metric (95% CI)")
+average = st.radio("Average over classes", loaders.AVERAGES, horizontal=True, key="cv_average")
+st.dataframe(loaders.table_one(tables, average=average), key="table_one")
+st.caption(
+    "Accuracy is overall (correct / all cases); AUC CIs per class from DeLong, others bootstrap."
+)
+
+with st.expander("Every metric per class, macro and weighted"):
+    for tab, name in zip(st.tabs(list(labels.values())), labels.values(), strict=True):
+        with tab:
+            widgets.metrics_table(tables, name)
+
+st.subheader("ROC curves")
+st.caption("Click a point (or box-select) to list the cases called positive at that threshold.")
+roc_event = st.plotly_chart(
+    figures.roc_figure(curves), on_select="rerun", selection_mode=("points", "box"), key="roc_chart"
+)
+
+st.subheader("Confusion matrices")
+st.caption("Click a cell to list its cases.")
+cm_events = []
+for run_id, name in labels.items():
+    left, right = st.columns(2)
+    for col, normalise in ((left, False), (right, True)):
+        kind = "row-normalised" if normalise else "counts"
+        fig = figures.confusion_figure(
+            confusions[run_id], normalise=normalise, title=f"{name}: {kind}", run_id=run_id
+        )
+        with col:
+            cm_events.append(st.plotly_chart(fig, on_select="rerun", key=f"cm_{kind}_{run_id}"))
+
+widgets.selected_cases(loaders.load_predictions(key, version), cm_events, roc_event)
+
+st.subheader("Per-fold metrics (macro; accuracy overall)")
+st.dataframe(loaders.fold_summary(per_fold), hide_index=True, key="fold_summary")
+st.plotly_chart(figures.fold_metrics_figure(per_fold), key="fold_chart")

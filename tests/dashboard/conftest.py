@@ -1,0 +1,62 @@
+"""A real database for the dashboard tests: the small cohort ingested and two short real CV runs.
+
+Built once per session (features mode on CPU, 3 folds, random-init weights: no download) and
+treated as read-only by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MODELS = ("cnn", "resnet18")
+
+
+@dataclass(frozen=True)
+class EvalDB:
+    path: Path
+    workdir: Path  # holds runs/<run_id>/ (final models); chdir here so core finds them
+    run_ids: tuple[str, ...]
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def eval_db(small_cohort_dir, tmp_path_factory) -> EvalDB:
+    import torch
+
+    import db
+    from core.config import RunConfig
+    from core.cv import run_cv
+    from core.ingest import ingest_folder
+
+    torch.set_num_threads(1)
+    workdir = tmp_path_factory.mktemp("eval_db")
+    path = workdir / "cervixscope.db"
+    conn = db.connect(path)
+    try:
+        crops = ingest_folder(small_cohort_dir, conn=conn, progress=False).crops
+        comparison = "cmp-test"
+        run_ids = tuple(
+            run_cv(
+                crops,
+                RunConfig(model=model, mode="features", weights="none", n_folds=3, seed=0),
+                conn=conn,
+                comparison_id=comparison,
+                runs_dir=workdir / "runs",
+                cache_dir=False,
+            )
+            for model in MODELS
+        )
+    finally:
+        conn.close()
+    return EvalDB(path=path, workdir=workdir, run_ids=run_ids, data_dir=small_cohort_dir)
+
+
+@pytest.fixture
+def eval_env(eval_db, monkeypatch) -> EvalDB:
+    """Point the app at the eval database and the run artifacts for one test."""
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(eval_db.path))
+    monkeypatch.chdir(eval_db.workdir)
+    return eval_db
