@@ -8,6 +8,7 @@ or, outside the AI-aided arm, any model output. Each call opens its own short-li
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -107,8 +108,8 @@ def reader_arms(
             n_read = int(work["label_read"].notna().sum())
             status = ArmStatus(arm, len(work), n_read, True)
             if arm == "unaided" and len(work) and n_read == len(work):
-                reads = db.reads_frame(conn, study_id)
-                mine = reads[(reads["reader_id"] == reader_id) & (reads["arm"] == "unaided")]
+                reads = db.reader_reads_frame(conn, study_id, reader_id)  # no truth in it
+                mine = reads[reads["arm"] == "unaided"]
                 times = [t for t in map(_parse_time, mine["submitted_at"]) if t is not None]
                 unaided_done_at = max(times) if times else now
             if arm == "aided" and "unaided" in arms:
@@ -254,11 +255,9 @@ def submit_answer(
 
 
 def _own_answer(conn, study_id: int, reader_id: int, arm: str, case_id: str) -> dict:
-    """This reader's current answer for the case, read server-side from the reads table."""
-    reads = db.reads_frame(conn, study_id)
-    mine = reads[
-        (reads["reader_id"] == reader_id) & (reads["arm"] == arm) & (reads["case_id"] == case_id)
-    ]
+    """This reader's current confidences for the case."""
+    reads = db.reader_reads_frame(conn, study_id, reader_id)  # this reader's only, no truth
+    mine = reads[(reads["arm"] == arm) & (reads["case_id"] == case_id)]
     if mine.empty:
         return {}
     read = mine.iloc[-1]
@@ -325,11 +324,17 @@ def _cached_crop(image_row) -> np.ndarray | None:
     if not isinstance(cache, str) or not cache or index is None or index != index:
         return None
     try:
-        from core.dataset import CropSet
-
-        return CropSet.load(cache).crops[int(index)]
+        return _crop_set(cache, Path(cache).stat().st_mtime).crops[int(index)]
     except (OSError, ValueError, KeyError, IndexError):
         return None
+
+
+@functools.lru_cache(maxsize=4)
+def _crop_set(path: str, mtime: float):
+    """A crop cache loaded once per file version (many readers read from the same one)."""
+    from core.dataset import CropSet
+
+    return CropSet.load(path)
 
 
 def _float_or_none(value) -> float | None:

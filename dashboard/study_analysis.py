@@ -73,7 +73,7 @@ def tidy_reads(reads: pd.DataFrame) -> pd.DataFrame:
         {
             "reader": reads[_pick(reads, "display_name", "reader_name", "reader")].astype(str),
             "reader_id": reads["reader_id"].astype(int),
-            "simulated": reads.get("simulated", pd.Series(0, index=reads.index))
+            "simulated": reads.get("reader_simulated", pd.Series(0, index=reads.index))
             .fillna(0)
             .astype(bool),
             "case_id": reads["case_id"].astype(str),
