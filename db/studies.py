@@ -1,0 +1,360 @@
+"""Reader studies, their case sets and readers; access codes and each reader's case order.
+
+Access codes: ``add_reader`` returns a code such as ``R7-K3PX-9QMT-W2HZ`` once and stores only a
+salted ``hashlib.scrypt`` hash of it. The ``R7`` prefix is the (non-secret) reader ID, so sign-in
+checks one hash instead of running scrypt once per reader of every study; the random part (12
+symbols from a 30-letter alphabet, about 59 bits from ``secrets``) is what makes a code
+unguessable, and scrypt keeps it unrecoverable from a copied database file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlite_utils
+
+from db.connection import from_json, now_iso, to_json, write_transaction
+from db.errors import (
+    CaseNotFound,
+    DuplicateStudy,
+    InvalidAccessCode,
+    ReaderNotFound,
+    RunNotFound,
+    StudyClosed,
+    StudyNotFound,
+)
+
+ARMS = ("unaided", "aided")
+STUDY_STATUSES = ("open", "closed")
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud without confusion
+CODE_GROUPS = 3
+CODE_GROUP_LEN = 4
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~16 MiB, tens of ms: cheap per sign-in
+_CODE_RE = re.compile(r"^R(\d+)-([A-Z0-9]{4}(?:-[A-Z0-9]{4})*)$")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A signed-in reader: who they are and which study they read for."""
+
+    reader_id: int
+    study_id: int
+    display_name: str
+
+
+def _study_row(raw, study_id: int) -> dict:
+    cursor = raw.execute("SELECT * FROM studies WHERE study_id = ?", (int(study_id),))
+    row = cursor.fetchone()
+    if row is None:
+        raise StudyNotFound(f"study {study_id!r} is not in the database")
+    study = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    study["arms"] = from_json(study["arms"])
+    return study
+
+
+def _require_open(study: dict) -> None:
+    if study["status"] != "open":
+        raise StudyClosed(
+            f"study {study['study_id']} ({study['name']!r}) is closed; reopen it to change it"
+        )
+
+
+def create_study(
+    conn: sqlite_utils.Database,
+    *,
+    name: str,
+    case_ids: Iterable[str],
+    arms: Sequence[str] = ("unaided",),
+    order_seed: int = 0,
+    model_run_id: str | None = None,
+    washout_days: int = 0,
+    simulated: bool = False,
+) -> int:
+    """Create an open reader study over a set of cases; return its ``study_id``.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    name : str
+        Unique study name.
+    case_ids : iterable of str
+        The cases every reader reads (each must exist; no duplicates).
+    arms : sequence of str
+        Reading conditions in order, from ``("unaided", "aided")``; ``"aided"`` needs a model run.
+    order_seed : int
+        Seeds each reader's random case order (with the reader ID and arm).
+    model_run_id : str, optional
+        The run whose predictions aided readers see and the study compares against.
+    washout_days : int
+        Days between a reader's unaided and aided sessions.
+    simulated : bool
+        True for a study of simulated readers (demo).
+
+    Raises
+    ------
+    DuplicateStudy
+        If ``name`` is taken.
+    CaseNotFound, RunNotFound
+        If a case or the model run is unknown.
+    ValueError
+        On empty or duplicate cases, unknown arms, or ``"aided"`` without a model run.
+    """
+    name = str(name).strip()
+    if not name:
+        raise ValueError("a study needs a non-empty name")
+    cases = [str(c) for c in case_ids]
+    if not cases:
+        raise ValueError(f"study {name!r} needs at least one case")
+    duplicates = (
+        sorted({c for c in cases if cases.count(c) > 1}) if len(set(cases)) < len(cases) else []
+    )
+    if duplicates:
+        raise ValueError(f"study {name!r}: case(s) listed twice: {', '.join(duplicates[:10])}")
+    arms = tuple(arms)
+    bad = [a for a in arms if a not in ARMS]
+    if not arms or bad or len(set(arms)) != len(arms):
+        raise ValueError(f"study arms {arms!r} must be distinct values from {', '.join(ARMS)}")
+    if "aided" in arms and not model_run_id:
+        raise ValueError("an 'aided' arm needs model_run_id: the run whose output readers see")
+    if int(washout_days) < 0:
+        raise ValueError(f"washout_days must be >= 0, got {washout_days}")
+    with write_transaction(conn) as raw:
+        if raw.execute("SELECT 1 FROM studies WHERE name = ?", (name,)).fetchone():
+            raise DuplicateStudy(f"a study named {name!r} already exists; choose another name")
+        if (
+            model_run_id is not None
+            and not raw.execute(
+                "SELECT 1 FROM runs WHERE run_id = ?", (str(model_run_id),)
+            ).fetchone()
+        ):
+            raise RunNotFound(f"model run {model_run_id!r} is not in the database")
+        known = {c for (c,) in raw.execute("SELECT case_id FROM cases")}
+        missing = [c for c in cases if c not in known]
+        if missing:
+            raise CaseNotFound(
+                f"study {name!r}: {len(missing)} case(s) not in the database: "
+                f"{', '.join(missing[:10])}"
+            )
+        cursor = raw.execute(
+            "INSERT INTO studies (name, created_at, arms, order_seed, model_run_id, washout_days,"
+            " simulated, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+            (name, now_iso(), to_json(list(arms)), int(order_seed),
+             None if model_run_id is None else str(model_run_id), int(washout_days),
+             int(bool(simulated))),
+        )  # fmt: skip
+        study_id = int(cursor.lastrowid)
+        raw.executemany(
+            "INSERT INTO study_cases (study_id, case_id) VALUES (?, ?)",
+            [(study_id, c) for c in cases],
+        )
+    return study_id
+
+
+def get_study(conn: sqlite_utils.Database, study_id: int) -> dict:
+    """One study as a dict: the ``studies`` columns (``arms`` as a list), plus ``case_ids``,
+    ``n_cases`` and ``n_readers``.
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    """
+    raw = conn.conn
+    study = _study_row(raw, study_id)
+    study["case_ids"] = [
+        c
+        for (c,) in raw.execute(
+            "SELECT case_id FROM study_cases WHERE study_id = ? ORDER BY case_id", (int(study_id),)
+        )
+    ]
+    study["n_cases"] = len(study["case_ids"])
+    study["n_readers"] = raw.execute(
+        "SELECT COUNT(*) FROM readers WHERE study_id = ?", (int(study_id),)
+    ).fetchone()[0]
+    return study
+
+
+def studies_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
+    """All studies with counts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``study_id, name, status, arms`` (comma-separated), ``order_seed, model_run_id,
+        washout_days, simulated, created_at, n_cases, n_readers, n_reads``, by ``study_id``.
+    """
+    frame = pd.read_sql_query(
+        "SELECT s.study_id, s.name, s.status, s.arms, s.order_seed, s.model_run_id,"
+        " s.washout_days, s.simulated, s.created_at,"
+        " (SELECT COUNT(*) FROM study_cases c WHERE c.study_id = s.study_id) AS n_cases,"
+        " (SELECT COUNT(*) FROM readers r WHERE r.study_id = s.study_id) AS n_readers,"
+        " (SELECT COUNT(*) FROM reads d WHERE d.study_id = s.study_id) AS n_reads"
+        " FROM studies s ORDER BY s.study_id",
+        conn.conn,
+    )
+    frame["arms"] = [",".join(from_json(text)) for text in frame["arms"]]
+    return frame
+
+
+def set_study_status(conn: sqlite_utils.Database, study_id: int, status: str) -> None:
+    """Open or close a study; a closed study accepts no reads and no new readers.
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    ValueError
+        If ``status`` is not ``"open"`` or ``"closed"``.
+    """
+    if status not in STUDY_STATUSES:
+        raise ValueError(f"study status {status!r} is not one of {', '.join(STUDY_STATUSES)}")
+    with write_transaction(conn) as raw:
+        _study_row(raw, study_id)
+        raw.execute("UPDATE studies SET status = ? WHERE study_id = ?", (status, int(study_id)))
+
+
+def close_study(conn: sqlite_utils.Database, study_id: int) -> None:
+    """Close a study (see :func:`set_study_status`)."""
+    set_study_status(conn, study_id, "closed")
+
+
+def _new_code(reader_id: int) -> str:
+    groups = [
+        "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUP_LEN))
+        for _ in range(CODE_GROUPS)
+    ]
+    return f"R{reader_id}-" + "-".join(groups)
+
+
+def _hash_code(code: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(code.encode(), salt=salt, maxmem=64 * 2**20, **SCRYPT)
+
+
+def _normalise_code(code: str) -> str:
+    return re.sub(r"\s+", "", str(code)).upper()
+
+
+def assignment_order(
+    case_ids: Iterable[str], *, order_seed: int, reader_id: int, arm: str
+) -> list[str]:
+    """The reading order of one reader in one arm: a shuffle of the sorted case IDs, seeded by
+    ``order_seed``, ``reader_id`` and the arm (so it is reproducible and differs between arms)."""
+    digest = hashlib.sha256(f"{int(order_seed)}:{int(reader_id)}:{arm}".encode()).digest()
+    order = sorted(case_ids)
+    random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+    return order
+
+
+def add_reader(
+    conn: sqlite_utils.Database,
+    study_id: int,
+    display_name: str,
+    *,
+    simulated: bool = False,
+    role: str = "reader",
+) -> tuple[int, str]:
+    """Add a reader to a study, with a random case order per arm; return ``(reader_id, code)``.
+
+    The access code is returned once and never stored: hand it to the reader now.
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    StudyClosed
+        If the study is closed.
+    ValueError
+        If ``display_name`` is empty or already used in this study.
+    """
+    display_name = str(display_name).strip()
+    if not display_name:
+        raise ValueError("a reader needs a non-empty display name")
+    salt = secrets.token_bytes(16)
+    with write_transaction(conn) as raw:
+        study = _study_row(raw, study_id)
+        _require_open(study)
+        if raw.execute(
+            "SELECT 1 FROM readers WHERE study_id = ? AND display_name = ?",
+            (int(study_id), display_name),
+        ).fetchone():
+            raise ValueError(
+                f"study {study_id} already has a reader named {display_name!r}; choose another"
+            )
+        # Insert first to learn the reader ID the code carries, then store the code's hash.
+        cursor = raw.execute(
+            "INSERT INTO readers (study_id, display_name, role, code_salt, code_hash, simulated,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (int(study_id), display_name, str(role), salt, b"", int(bool(simulated)), now_iso()),
+        )
+        reader_id = int(cursor.lastrowid)
+        code = _new_code(reader_id)
+        raw.execute(
+            "UPDATE readers SET code_hash = ? WHERE reader_id = ?",
+            (_hash_code(code, salt), reader_id),
+        )
+        cases = [
+            c for (c,) in raw.execute(
+                "SELECT case_id FROM study_cases WHERE study_id = ?", (int(study_id),))
+        ]  # fmt: skip
+        for arm in study["arms"]:
+            order = assignment_order(
+                cases, order_seed=study["order_seed"], reader_id=reader_id, arm=arm
+            )
+            raw.executemany(
+                "INSERT INTO assignments (study_id, reader_id, arm, case_id, position)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(int(study_id), reader_id, arm, c, pos) for pos, c in enumerate(order, start=1)],
+            )
+    return reader_id, code
+
+
+def authenticate_reader(conn: sqlite_utils.Database, access_code: str) -> Reader:
+    """Return the reader an access code belongs to.
+
+    Parameters
+    ----------
+    access_code : str
+        As handed out by :func:`add_reader`; case and whitespace are ignored.
+
+    Raises
+    ------
+    InvalidAccessCode
+        If the code matches no reader (the message does not say which part was wrong).
+    """
+    code = _normalise_code(access_code or "")
+    match = _CODE_RE.match(code)
+    row = None
+    if match:
+        row = conn.conn.execute(
+            "SELECT reader_id, study_id, display_name, code_salt, code_hash FROM readers"
+            " WHERE reader_id = ?",
+            (int(match.group(1)),),
+        ).fetchone()
+    # Hash even when no reader matched, so the response time does not reveal valid reader IDs.
+    salt = row[3] if row else b"\x00" * 16
+    digest = _hash_code(code, salt)
+    if row is None or not hmac.compare_digest(digest, row[4]):
+        raise InvalidAccessCode(
+            "That access code is not valid. Check it against the code your study admin gave you "
+            "(format R<number>-XXXX-XXXX-XXXX)."
+        )
+    return Reader(reader_id=int(row[0]), study_id=int(row[1]), display_name=str(row[2]))
+
+
+def require_reader(raw, study_id: int, reader_id: int) -> str:
+    """Return the reader's display name, or raise ReaderNotFound if not a reader of the study."""
+    row = raw.execute(
+        "SELECT display_name FROM readers WHERE reader_id = ? AND study_id = ?",
+        (int(reader_id), int(study_id)),
+    ).fetchone()
+    if row is None:
+        raise ReaderNotFound(f"reader {reader_id!r} is not a reader of study {study_id}")
+    return row[0]
