@@ -1,0 +1,193 @@
+"""The blinded reader study end to end, with AppTest on a real database file.
+
+An admin signs in on the sign-in page, creates a study and two readers; each reader signs in
+with the code shown once, reads, changes an answer, leaves and resumes at the first unread case;
+the analysis page shows confusion matrices equal to the reads in the database.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix
+
+import db
+from core.ingest import ingest_folder
+from core.labels import CLASSES
+from tests.dashboard.reader_study_helpers import (
+    ADMIN_SECRET,
+    answer,
+    by_label,
+    current_position,
+    session,
+    sign_in_admin,
+    sign_in_reader,
+)
+
+pytestmark = pytest.mark.timeout(600)
+N_CASES = 6  # stratified sample: small enough to read in a test
+
+
+@pytest.fixture(scope="module")
+def cohort_db(small_cohort_dir, tmp_path_factory):
+    """A fresh database file with the small cohort ingested (no study yet)."""
+    path = tmp_path_factory.mktemp("reader_study") / "study.db"
+    conn = db.connect(path)
+    try:
+        ingest_folder(small_cohort_dir, conn=conn, progress=False)
+    finally:
+        conn.close()
+    return path
+
+
+@pytest.fixture
+def app_env(cohort_db, monkeypatch):
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(cohort_db))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    return cohort_db
+
+
+def _create_study_and_readers(name: str) -> tuple[int, dict[str, str]]:
+    admin = sign_in_admin(session())
+    admin.switch_page("../pages/study_admin.py").run()
+    assert not admin.exception, admin.exception
+    by_label(admin.text_input, "Study name").input(name)
+    by_label(admin.radio, "Cases").set_value("Stratified random sample")
+    by_label(admin.number_input, "Sample size N").set_value(N_CASES)
+    by_label(admin.button, "Create study").click()
+    admin.run()
+    assert not admin.error, [e.value for e in admin.error]
+    assert any("created with 6 cases" in s.value for s in admin.success)
+    codes = {}
+    for reader in ("Dr Alpha", "Dr Beta"):
+        by_label(
+            admin.text_input, "Reader's display name (readers never see each other's names)"
+        ).input(reader)
+        by_label(admin.button, "Add reader").click()
+        admin.run()
+        assert len(admin.code) == 1, "the new code is shown exactly once, in one st.code"
+        codes[reader] = admin.code[0].value
+    admin.run()  # the next rerun no longer shows the last code
+    assert not admin.code
+    conn = db.connect()
+    try:
+        studies = db.studies_frame(conn)
+    finally:
+        conn.close()
+    study_id = int(studies.loc[studies["name"] == name, "study_id"].iloc[0])
+    return study_id, codes
+
+
+def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(app_env):
+    study_id, codes = _create_study_and_readers("Flow study")
+    conn = db.connect()
+    try:
+        study = db.get_study(conn, study_id)
+        cases = db.cases_frame(conn).set_index("case_id")
+        stored = conn.conn.execute("SELECT code_hash FROM readers").fetchall()
+    finally:
+        conn.close()
+    assert study["n_cases"] == N_CASES and study["arms"] == ["unaided"]
+    # stratified: every class of the cohort appears in the sample
+    assert set(cases.loc[study["case_ids"], "label"]) == set(CLASSES)
+    # only a hash is stored, never the code itself
+    assert all(code.encode() not in bytes(h[0]) for code in codes.values() for h in stored)
+
+    # Reader Alpha: two answers, then changes the first one
+    alpha = sign_in_reader(session(), codes["Dr Alpha"])
+    assert not alpha.exception, alpha.exception
+    assert current_position(alpha) == 1
+    answer(alpha, "SCC", {"SCC": 70, "AC": 20, "ASC": 10})
+    assert current_position(alpha) == 2
+    answer(alpha, "AC", {"SCC": 10, "AC": 60, "ASC": 30})
+    assert current_position(alpha) == 3
+    by_label(alpha.button, "Previous").click()
+    alpha.run()
+    by_label(alpha.button, "Previous").click()
+    alpha.run()
+    assert current_position(alpha) == 1
+    # the form remembers the stored answer
+    assert alpha.radio(key="type:unaided:1").value == "SCC"
+    assert alpha.slider(key="conf:unaided:1:SCC").value == 70
+    answer(alpha, "ASC", {"SCC": 0, "AC": 10, "ASC": 90})
+    assert current_position(alpha) == 3  # after a change, on to the first unread case
+
+    # a confidence that contradicts the chosen class is refused, nothing is stored
+    answer(alpha, "SCC", {"SCC": 10, "AC": 80, "ASC": 10})
+    assert any("must have the highest confidence" in e.value for e in alpha.error)
+
+    # leave (a new session = a closed browser) and resume from the database
+    again = sign_in_reader(session(), codes["Dr Alpha"])
+    assert current_position(again) == 3
+    answer(again, "SCC", {"SCC": 100, "AC": 0, "ASC": 0})
+
+    # Reader Beta reads every case
+    beta = sign_in_reader(session(), codes["Dr Beta"])
+    picks = ["SCC", "AC", "ASC", "SCC", "SCC", "AC"]
+    for label in picks:
+        answer(beta, label, {name: 100 if name == label else 0 for name in CLASSES})
+    assert any("All cases are read" in s.value for s in beta.success)
+
+    conn = db.connect()
+    try:
+        reads = db.reads_frame(conn, study_id)
+        audit = db.audit_frame(conn, study_id)
+        alpha_id = int(reads.loc[reads["display_name"] == "Dr Alpha", "reader_id"].iloc[0])
+        alpha_work = db.worklist(conn, study_id, alpha_id, "unaided")
+    finally:
+        conn.close()
+    alpha_reads = reads[reads["display_name"] == "Dr Alpha"]
+    assert len(alpha_reads) == 3 and len(reads) == 3 + N_CASES
+    first_case = alpha_work.iloc[0]["case_id"]
+    changed = alpha_reads[alpha_reads["case_id"] == first_case].iloc[0]
+    assert changed["label"] == "ASC" and changed["revision"] == 2
+    assert np.allclose(changed[["c_SCC", "c_AC", "c_ASC"]].astype(float), [0.0, 0.1, 0.9])
+    history = audit[(audit["reader_id"] == alpha_id) & (audit["case_id"] == first_case)]
+    assert history["action"].tolist() == ["insert", "update"]
+    assert json.loads(history.iloc[0]["new"])["label"] == "SCC"  # the first answer is kept
+    assert (reads["duration_ms"] >= 0).all() and reads["shown_at"].notna().all()
+
+    # The analysis page's confusion matrices equal the reads in the database
+    admin = sign_in_admin(session())
+    admin.switch_page("../pages/study_analysis.py").run()
+    assert not admin.exception, admin.exception
+    by_label(admin.selectbox, "Study").set_value(study_id)
+    admin.run()
+    shown = {}
+    headings = [h.value for h in admin.subheader]
+    tables = [
+        d.value
+        for d in admin.dataframe
+        if list(d.value.columns) == [f"predicted {c}" for c in CLASSES]
+    ]
+    for heading, table in zip(headings, tables, strict=True):
+        shown[heading.split(" (")[0]] = table.to_numpy()
+    assert set(shown) == {"Dr Alpha", "Dr Beta"}
+    for name, table in shown.items():
+        mine = reads[reads["display_name"] == name]
+        expected = confusion_matrix(mine["truth"], mine["label"], labels=list(CLASSES))
+        assert table.tolist() == expected.tolist()
+    assert shown["Dr Beta"].sum() == N_CASES and shown["Dr Alpha"].sum() == 3
+
+
+def test_stratified_sample_keeps_class_shares():
+    import pandas as pd
+
+    from dashboard.study_admin import stratified_sample
+
+    cases = pd.DataFrame(
+        {
+            "case_id": [f"P{i:03d}" for i in range(641)],
+            "label": ["SCC"] * 487 + ["AC"] * 116 + ["ASC"] * 38,
+        }
+    )
+    chosen = stratified_sample(cases, 100, seed=3)
+    counts = cases.set_index("case_id").loc[chosen, "label"].value_counts().to_dict()
+    # 100 * (487, 116, 38) / 641 = (75.97, 18.10, 5.93): floors 75/18/5, the 2 left go to the
+    # largest remainders (SCC .97, ASC .93)
+    assert counts == {"SCC": 76, "AC": 18, "ASC": 6}
+    assert chosen == stratified_sample(cases, 100, seed=3) != stratified_sample(cases, 100, seed=4)
+    with pytest.raises(ValueError, match="sample size 2 is not allowed: choose between 3"):
+        stratified_sample(cases, 2)
