@@ -145,6 +145,7 @@ def import_reads_csv(conn: sqlite_utils.Database, study_id: int, path: str | os.
         Listing every bad row (unknown reader, case, arm or label, bad confidence or time,
         the same reader, case and arm twice); nothing is written.
     """
+    _require_open(_study_row(conn.conn, study_id))  # study errors first, before the file's
     columns, rows = _read(path)
     header = []
     if "case_id" not in columns and "display_id" not in columns:
