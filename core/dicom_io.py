@@ -8,6 +8,7 @@ whose message names the file and what was wrong, so ingestion can report it and 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,13 +130,19 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
     if not path.is_file():
         raise DicomReadError(path, "file not found")
     try:
-        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
         raise DicomReadError(path, f"not a DICOM file ({exc})") from exc
     except Exception as exc:  # pydicom raises many types on a damaged header
         raise DicomReadError(
             path, f"unreadable DICOM header ({type(exc).__name__}: {exc})"
         ) from exc
+    for warning in caught:
+        # pydicom reads past a cut-off file with only a warning and drops the last element.
+        if "end of file" in str(warning.message).lower():
+            raise DicomReadError(path, f"truncated file ({warning.message})")
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DicomReadError(path, "no pixel data (the file holds only a header)")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
