@@ -1,0 +1,228 @@
+"""What a reader's session may render: no truth, no model output (unaided arm), no other reader,
+no case ids or file names; and pages outside the reader's role are refused.
+
+Checks walk every rendered element's text (markdown, captions, alerts, metrics, tables, progress
+texts), not just the navigation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import db
+from core.ingest import ingest_folder
+from core.labels import CLASSES
+from dashboard import reading
+from dashboard.auth import Identity
+from tests.dashboard.reader_study_helpers import (
+    ADMIN_SECRET,
+    answer,
+    by_label,
+    current_position,
+    rendered_text,
+    session,
+    sign_in_reader,
+)
+
+pytestmark = pytest.mark.timeout(600)
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ADMIN_PAGES = (
+    "study_admin.py",
+    "study_analysis.py",
+    "overview.py",
+    "cv_results.py",
+    "case_browser.py",
+)
+# Model probabilities per class, distinct and recognisable when rendered as percentages
+PROBS = {"SCC": 0.61, "AC": 0.27, "ASC": 0.12}
+
+
+@pytest.fixture(scope="module")
+def blinded(small_cohort_dir, tmp_path_factory):
+    """A study of 3 cases (one per class), unaided + aided arms (no washout), a model run with
+    predictions, the reader under test and another reader who has already read every case."""
+    path = tmp_path_factory.mktemp("blinding") / "blind.db"
+    conn = db.connect(path)
+    try:
+        ingest_folder(small_cohort_dir, conn=conn, progress=False)
+        cases = db.cases_frame(conn)
+        chosen = [cases.loc[cases["label"] == c, "case_id"].iloc[0] for c in CLASSES]
+        run_id = db.create_run(
+            conn, model="cnn", mode="features", config={}, seed=0, data_hash=None,
+            device="cpu", weights="none", code_version=None, packages=None,
+        )  # fmt: skip
+        db.save_predictions(
+            conn,
+            run_id,
+            0,
+            [{"case_id": c, **{f"p_{k}": v for k, v in PROBS.items()}} for c in chosen],
+        )
+        study_id = db.create_study(
+            conn, name="Blinded", case_ids=chosen, arms=("unaided", "aided"), model_run_id=run_id
+        )
+        me, code = db.add_reader(conn, study_id, "Reader Under Test")
+        other, _ = db.add_reader(conn, study_id, "Zed Otherreader")
+        now = datetime.now(UTC)
+        for i, case_id in enumerate(chosen):
+            db.submit_read(
+                conn, study_id=study_id, reader_id=other, case_id=case_id, arm="unaided",
+                label="ASC", confidences={"SCC": 0.1, "AC": 0.2, "ASC": 0.7},
+                shown_at=now - timedelta(seconds=30 + i), submitted_at=now,
+            )  # fmt: skip
+        all_cases = db.cases_frame(conn)
+    finally:
+        conn.close()
+    return {
+        "path": path,
+        "study_id": study_id,
+        "reader_id": me,
+        "code": code,
+        "run_id": run_id,
+        "case_ids": list(all_cases["case_id"]),
+        "display_ids": list(all_cases["display_id"]),
+        "chosen": chosen,
+    }
+
+
+@pytest.fixture
+def env(blinded, monkeypatch):
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(blinded["path"]))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    return blinded
+
+
+def _forbidden(blinded) -> list[re.Pattern]:
+    words = [*CLASSES, "truth", "true", "label", "Zed Otherreader", "Otherreader", "p_", "c_SCC"]
+    patterns = [re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE) for w in words]
+    patterns += [re.compile(re.escape(c)) for c in blinded["case_ids"]]
+    patterns += [re.compile(r"\.dcm\b", re.I), re.compile(r"manifest", re.I), re.compile("p_")]
+    patterns += [re.compile(rf"{round(100 * p)}\s*%") for p in PROBS.values()]
+    return patterns
+
+
+def _assert_blind(at: AppTest, blinded) -> None:
+    assert not at.exception, at.exception
+    texts = rendered_text(at)
+    assert texts, "nothing rendered: the check would be vacuous"
+    for text in texts:
+        for pattern in _forbidden(blinded):
+            assert not pattern.search(text), f"reader page shows {pattern.pattern!r} in {text!r}"
+
+
+def test_unaided_reader_session_renders_no_truth_model_or_other_reader(env):
+    at = sign_in_reader(session(), env["code"])
+    assert current_position(at) == 1
+    _assert_blind(at, env)
+    # only display ids name the cases
+    assert any(d in h.value for h in at.subheader for d in env["display_ids"])
+    # every case of the worklist, unread and after answering, and after going back
+    answer(at, "SCC", {"SCC": 80, "AC": 10, "ASC": 10})
+    _assert_blind(at, env)
+    by_label(at.button, "Next").click()
+    at.run()
+    _assert_blind(at, env)
+    by_label(at.button, "Previous").click()
+    at.run()
+    _assert_blind(at, env)
+    options = by_label(at.selectbox, "Go to case").options
+    assert all(not any(c in o for c in env["case_ids"]) for o in options)
+    assert not any(o.startswith("Zed") for o in options)
+
+
+def test_aided_arm_shows_model_output_unaided_never(env):
+    study, me = env["study_id"], env["reader_id"]
+    for position in range(1, 4):
+        case = reading.case_for_reader(study, me, "unaided", position, with_gradcam=False)
+        assert case.model_probabilities is None and case.gradcam is None
+        assert not hasattr(case, "case_id")
+        if case.answer_label is None:
+            reading.submit_answer(
+                study,
+                me,
+                "unaided",
+                position,
+                "AC",
+                {"SCC": 0, "AC": 1, "ASC": 0},
+                reading.now_iso(),
+            )
+    aided = reading.case_for_reader(study, me, "aided", 1, with_gradcam=False)
+    assert aided.model_probabilities == pytest.approx(PROBS)
+    # the aided page shows them (the unaided arm must not: checked above)
+    at = sign_in_reader(session(), env["code"])
+    by_label(at.radio, "Reading").set_value("aided")
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.value == "**AI model**" for m in at.markdown)
+    # the same text walk sees the probabilities here, so its silence in the unaided arm means
+    # they are absent, not unseen
+    assert any("SCC 61%" in text for text in rendered_text(at))
+
+
+def test_washout_keeps_aided_arm_closed_until_it_has_passed(env, monkeypatch):
+    arms = reading.reader_arms(env["study_id"], env["reader_id"])
+    assert [a.arm for a in arms] == ["unaided", "aided"]
+    conn = db.connect()
+    try:
+        conn.conn.execute(
+            "UPDATE studies SET washout_days = 14 WHERE study_id = ?", (env["study_id"],)
+        )
+        conn.conn.commit()
+        n_read = len(db.reader_reads_frame(conn, env["study_id"], env["reader_id"]))
+    finally:
+        conn.close()
+    try:
+        statuses = {a.arm: a for a in reading.reader_arms(env["study_id"], env["reader_id"])}
+        if n_read < 3:  # unaided arm unfinished: the aided arm waits for it
+            assert not statuses["aided"].open and "Finish the unaided" in statuses["aided"].reason
+        else:
+            assert not statuses["aided"].open and "washout" in statuses["aided"].reason
+            later = datetime.now(UTC) + timedelta(days=15)
+            opened = {
+                a.arm: a for a in reading.reader_arms(env["study_id"], env["reader_id"], now=later)
+            }
+            assert opened["aided"].open
+    finally:
+        conn = db.connect()
+        conn.conn.execute(
+            "UPDATE studies SET washout_days = 0 WHERE study_id = ?", (env["study_id"],)
+        )
+        conn.conn.commit()
+        conn.close()
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_admin_pages_are_not_in_a_readers_or_anonymous_navigation(env, page):
+    reader = sign_in_reader(session(), env["code"])
+    with pytest.raises(ValueError):
+        reader.switch_page(f"../pages/{page}")
+    with pytest.raises(ValueError):
+        session().switch_page(f"../pages/{page}")
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [None, Identity(role="reader", name="x", reader_id=1, study_id=1)],
+    ids=["anonymous", "reader"],
+)
+@pytest.mark.parametrize("page", ["study_admin.py", "study_analysis.py"])
+def test_admin_page_opened_directly_refuses_to_render(env, page, identity):
+    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120)
+    if identity is not None:
+        at.session_state["auth"] = identity
+    at.run()
+    assert [e.value for e in at.error] == [
+        "You do not have access to this page. Sign in with the right role first."
+    ]
+    assert not at.dataframe and not at.title
+
+
+def test_reading_page_refuses_admin_and_anonymous(env):
+    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
+    at.session_state["auth"] = Identity(role="admin", name="admin")
+    at.run()
+    assert any("do not have access" in e.value for e in at.error)
+    assert not at.subheader
