@@ -204,6 +204,14 @@ class _Design:
             index=pd.MultiIndex.from_product([self.modalities, self.readers]), columns=self.cases
         )
         values = wide.to_numpy()
+        if pd.isna(values).any():
+            where = np.argwhere(pd.isna(values))[0]
+            m, r = wide.index[where[0]]
+            case = wide.columns[where[1]]
+            raise ValueError(
+                f"column {column!r} is missing for reader {_show(r)}, modality {_show(m)}, "
+                f"case {_show(case)}: every read needs a value"
+            )
         if values.dtype != object:
             values = values.astype(float)
         return values.reshape(len(self.modalities), len(self.readers), len(self.cases))
@@ -500,7 +508,7 @@ def or_analysis(
     if analysis == "random_readers":
         den = ms_TR + j * max(cov2 - cov3, 0.0)
         ddf = den**2 / (ms_TR**2 / ((t - 1) * (j - 1))) if t > 1 and ms_TR > 0 else np.inf
-        stat = _ratio(ms_T, den)
+        stat = _ratio(ms_T, den) if t > 1 else np.nan
         p_value = float(sps.f.sf(stat, t - 1, ddf)) if t > 1 else np.nan
         se_diff = np.sqrt(2 * den / j) if t > 1 else np.nan
         q = sps.t.ppf(1 - alpha / 2, ddf) if t > 1 else np.nan

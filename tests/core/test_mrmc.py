@@ -323,3 +323,21 @@ def test_imrmc_three_class_export_needs_a_class(three_class):
     with pytest.raises(ValueError, match="without commas"):
         renamed = reads.replace({"reader": {"Expert 1 (simulated)": "a,b"}})
         mrmc.to_imrmc(renamed, positive_class="ASC")
+
+
+def test_one_modality_gives_its_mean_with_ci_and_no_test(vandyke, rrrc):
+    one = mrmc.or_analysis(vandyke[vandyke["modality"] == 0])
+    assert np.isnan(one.statistic) and np.isnan(one.p_value) and one.differences.empty
+    ci = one.modality_ci.iloc[0]
+    assert ci["estimate"] == pytest.approx(0.89703704, abs=5e-9)
+    # Hillis' single-modality interval: se^2 = MS_R / J + max(Cov2_i, 0)
+    ms_r = rrrc.foms[0].var(ddof=1)
+    assert ci["se"] == pytest.approx(np.sqrt(ms_r / 5 + max(ci["cov2"], 0)))
+    assert ci["cov2"] == pytest.approx(0.00048396, abs=5e-9)
+    assert one.summary().endswith("0: 0.897.")
+
+
+def test_a_missing_score_is_named(vandyke):
+    holes = vandyke.assign(score=vandyke["score"].where(vandyke.index != 5))
+    with pytest.raises(ValueError, match="column 'score' is missing for reader 0, modality 0"):
+        mrmc.or_analysis(holes)
