@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import db
 from tests.db.conftest import make_cases
@@ -57,3 +60,63 @@ def test_20_threads_641_reads_each_leave_exactly_12820_reads(db_path):
         zip(zip(reads["reader_id"], reads["case_id"], strict=True), reads["label"], strict=True)
     )
     assert got == expected
+
+
+JOB = """
+import sys
+import db
+
+conn = db.connect(sys.argv[1])
+run_id = sys.argv[2]
+cases = sys.argv[3].split(",")
+db.update_run(conn, run_id, status="running")
+for step in range(int(sys.argv[4])):
+    case_id = cases[step % len(cases)]
+    db.save_predictions(conn, run_id, step % 10,
+                        [{"case_id": case_id, "p_SCC": 0.5, "p_AC": 0.25, "p_ASC": 0.25}])
+    db.update_run(conn, run_id, progress=(step + 1) / int(sys.argv[4]))
+db.update_run(conn, run_id, status="done")
+"""
+
+
+def test_a_cv_job_in_another_process_and_reader_threads_write_together(db_path):
+    with db.connect(db_path) as conn:
+        cases = make_cases(conn, 120)
+        run_id = db.create_run(
+            conn, model="cnn", mode="finetune", config={}, seed=0, data_hash=None, device="cpu",
+            weights=None, code_version=None, packages=None,
+        )  # fmt: skip
+        study_id = db.create_study(conn, name="mixed", case_ids=cases)
+        reader_ids = [db.add_reader(conn, study_id, f"R{i}")[0] for i in range(4)]
+    job = subprocess.Popen(
+        [sys.executable, "-c", JOB, str(db_path), run_id, ",".join(cases), "400"],
+        cwd=Path(__file__).resolve().parents[2],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    errors: list[BaseException] = []
+
+    def read_all(reader_id: int) -> None:
+        try:
+            with db.connect(db_path) as conn:
+                for case_id in cases:
+                    db.submit_read(
+                        conn, study_id=study_id, reader_id=reader_id, case_id=case_id,
+                        arm="unaided", label="SCC", confidences=None, shown_at=None,
+                    )  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read_all, args=(rid,)) for rid in reader_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _, stderr = job.communicate(timeout=120)
+
+    assert errors == [] and job.returncode == 0, stderr
+    with db.connect(db_path) as conn:
+        assert len(db.reads_frame(conn, study_id)) == 4 * 120
+        assert len(db.predictions_frame(conn, run_id)) == 120
+        run = db.get_run(conn, run_id)
+    assert (run["status"], run["progress"]) == ("done", 1.0)
