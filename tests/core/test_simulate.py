@@ -100,3 +100,92 @@ def test_reader_timestamps_follow_reading_times():
     spent = (submitted - shown) / np.timedelta64(1, "s")
     assert np.allclose(spent, reads["seconds"], atol=0.002)
     assert (shown[1:] > submitted[:-1]).all()  # one case after another
+
+
+@pytest.fixture
+def demo_labels_db(tmp_path, demo_truth):
+    """A real database file holding the 641 demo cases (labels only, no images)."""
+    import db
+
+    case_ids, y = demo_truth
+    path = tmp_path / "demo.db"
+    conn = db.connect(path)
+    try:
+        db.upsert_cases(
+            conn, [{"case_id": c, "label": CLASSES[k]} for c, k in zip(case_ids, y, strict=True)]
+        )
+    finally:
+        conn.close()
+    return path
+
+
+def test_demo_study_in_database_reproduces_tables_and_is_idempotent(demo_labels_db):
+    import db
+    from core.cli import main
+    from core.simulate import DEMO_STUDY_NAME
+
+    assert main(["--db", str(demo_labels_db), "demo-study"]) == 0
+    conn = db.connect(demo_labels_db)  # reopen: the command's writes are committed
+    try:
+        studies = db.studies_frame(conn)
+        study_id = int(studies.loc[studies["name"] == DEMO_STUDY_NAME, "study_id"].iloc[0])
+        reads = db.reads_frame(conn, study_id)
+        n_audit = len(db.audit_frame(conn, study_id))
+    finally:
+        conn.close()
+    assert studies["simulated"].tolist() == [1]
+    assert reads["reader_simulated"].all()
+    for name, table in (("Expert 1 (simulated)", EXPERT_1), ("Expert 2 (simulated)", EXPERT_2)):
+        mine = reads[reads["display_name"] == name]
+        assert (
+            confusion_matrix(mine["truth"], mine["label"], labels=list(CLASSES)).tolist() == table
+        )
+        assert (mine["duration_ms"] > 0).all()
+
+    assert main(["--db", str(demo_labels_db), "demo-study"]) == 0  # again: nothing added
+    conn = db.connect(demo_labels_db)
+    try:
+        assert len(db.studies_frame(conn)) == 1
+        assert len(db.reads_frame(conn, study_id)) == len(reads) == 2 * 641
+        assert len(db.audit_frame(conn, study_id)) == n_audit
+        assert len(db.reader_progress_frame(conn, study_id)) == 2
+    finally:
+        conn.close()
+
+
+def test_export_then_import_reads_round_trip(demo_labels_db, tmp_path):
+    import db
+    from core.cli import main
+
+    assert main(["--db", str(demo_labels_db), "demo-study"]) == 0
+    out = tmp_path / "reads.csv"
+    assert (
+        main(
+            [
+                "--db",
+                str(demo_labels_db),
+                "study",
+                "export-reads",
+                "--study",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    exported = pd.read_csv(out)
+    assert len(exported) == 2 * 641
+    assert (
+        main(["--db", str(demo_labels_db), "study", "import-reads", "--study", "1", str(out)]) == 0
+    )
+    conn = db.connect(demo_labels_db)
+    try:
+        assert len(db.reads_frame(conn, 1)) == 2 * 641  # same reads again: upserted, not added
+    finally:
+        conn.close()
+    missing = tmp_path / "nope.csv"
+    assert (
+        main(["--db", str(demo_labels_db), "study", "import-reads", "--study", "1", str(missing)])
+        == 2
+    )
