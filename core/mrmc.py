@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from core.labels import CLASSES, parse_label
-from core.stats import delong_covariance
+from core.stats import delong_covariance, delong_placements
 
 REQUIRED = ("reader", "modality", "case", "truth")
 COVARIANCES = ("jackknife", "delong", "bootstrap")
@@ -48,8 +48,8 @@ class _Part:
 class _Fom:
     name: str
     parts: list[_Part] = field(default_factory=list)
+    truth: np.ndarray | None = None  # per case; the bootstrap keeps each truth class's count
     func: Callable | None = None  # a user callable(truth, score) -> float instead of parts
-    truth: np.ndarray | None = None
     score: np.ndarray | None = None  # (t, J, K) for the callable
 
 
@@ -74,8 +74,6 @@ def _part_jackknife(part: _Part) -> np.ndarray:
     """Leave-one-case-out FOMs (t, J, K) in closed form."""
     t, j, k = part.values.shape
     if part.kind == "auc":
-        from core.stats import delong_placements
-
         flat = part.values.reshape(t * j, k)
         aucs, v_pos, v_neg = delong_placements(part.mask.astype(int), flat)
         m, n = v_pos.shape[1], v_neg.shape[1]
@@ -106,11 +104,16 @@ def _fom_jackknife(fom: _Fom) -> np.ndarray:
     return np.mean([_part_jackknife(p) for p in fom.parts], axis=0)
 
 
-def _class_of(text: str) -> int:
+def _class_of(text) -> int:
+    text = str(text)
+    if text.isdigit() and int(text) < len(CLASSES):
+        return int(text)
     try:
-        return int(text) if str(text).isdigit() else parse_label(text)
+        return parse_label(text)
     except ValueError as err:
-        raise ValueError(f"FOM class {text!r} is not allowed: use one of {CLASSES}") from err
+        raise ValueError(
+            f"class {text!r} is not allowed: use one of {', '.join(CLASSES)} or 0..{len(CLASSES) - 1}"
+        ) from err
 
 
 def _truth_indices(truth: pd.Series) -> np.ndarray:
@@ -140,23 +143,23 @@ def _build_fom(fom, cube: Callable[[str], np.ndarray], truth_raw: pd.Series) -> 
                 f"fom='auc' needs binary truth 0/1, found {sorted(set(truth.tolist()))[:5]}; "
                 "for 3-class reads use 'auc:SCC', 'auc:AC', 'auc:ASC' or 'auc_macro'"
             )
-        return _Fom(fom, [_Part("auc", truth.astype(bool), cube("score"))])
+        return _Fom(fom, [_Part("auc", truth.astype(bool), cube("score"))], truth)
     truth = _truth_indices(truth_raw)
     if base == "auc" and cls:
         c = _class_of(cls)
-        return _Fom(fom, [_Part("auc", truth == c, cube(f"c_{CLASSES[c]}"))])
+        return _Fom(fom, [_Part("auc", truth == c, cube(f"c_{CLASSES[c]}"))], truth)
     if base == "auc_macro" and not cls:
         parts = [_Part("auc", truth == c, cube(f"c_{name}")) for c, name in enumerate(CLASSES)]
-        return _Fom(fom, parts)
+        return _Fom(fom, parts, truth)
     if base in ("accuracy", "sensitivity", "specificity"):
         labels = _labels(cube("label"))
         if base == "accuracy" and not cls:
-            return _Fom(fom, [_Part("mean", np.ones(truth.size, bool), labels == truth)])
+            return _Fom(fom, [_Part("mean", np.ones(truth.size, bool), labels == truth)], truth)
         if cls:
             c = _class_of(cls)
             if base == "sensitivity":
-                return _Fom(fom, [_Part("mean", truth == c, (labels == c).astype(float))])
-            return _Fom(fom, [_Part("mean", truth != c, (labels != c).astype(float))])
+                return _Fom(fom, [_Part("mean", truth == c, (labels == c).astype(float))], truth)
+            return _Fom(fom, [_Part("mean", truth != c, (labels != c).astype(float))], truth)
     raise ValueError(
         f"fom={fom!r} is not allowed: use 'auc', 'auc:<class>', 'auc_macro', 'accuracy', "
         "'sensitivity:<class>', 'specificity:<class>' or a callable(truth, score)"
@@ -303,15 +306,7 @@ def _covariance(fom: _Fom, method: str, n_boot: int, seed: int) -> np.ndarray:
 
 def _strata(fom: _Fom) -> list[np.ndarray]:
     """Cases grouped by truth, so every bootstrap sample keeps the class counts (as RJafroc)."""
-    if fom.func is not None:
-        truth = np.asarray(fom.truth)
-    elif fom.parts[0].kind == "auc" and len(fom.parts) == 1:
-        truth = fom.parts[0].mask.astype(int)
-    else:
-        truth = np.zeros(fom.parts[0].mask.size, dtype=int)
-        for i, part in enumerate(fom.parts):
-            truth = truth + (i + 1) * part.mask  # distinct pattern per class
-    _, codes = np.unique(truth, return_inverse=True)
+    _, codes = np.unique(np.asarray(fom.truth).astype(str), return_inverse=True)
     return [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
 
 

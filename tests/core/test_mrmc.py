@@ -240,6 +240,16 @@ def test_truth_must_be_binary_for_plain_auc(three_class):
     reads, _ = three_class
     with pytest.raises(ValueError, match="auc:SCC"):
         mrmc.or_analysis(reads.assign(score=reads["c_SCC"]), fom="auc")
+    with pytest.raises(ValueError, match="class 'XYZ' is not allowed: use one of SCC, AC, ASC"):
+        mrmc.or_analysis(reads, fom="auc:XYZ")
+
+
+def test_three_class_bootstrap_keeps_class_counts(three_class):
+    reads, _ = three_class
+    jack = mrmc.or_analysis(reads, fom="accuracy")
+    boot = mrmc.or_analysis(reads, fom="accuracy", cov="bootstrap", n_boot=200, seed=0)
+    # resampling within each truth class (as RJafroc) still estimates the same case variance
+    assert boot.var_error == pytest.approx(jack.var_error, rel=0.3)
 
 
 # --------------------------------------------------------------------------- model vs readers
