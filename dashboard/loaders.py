@@ -230,8 +230,7 @@ def cohort_version() -> str:
 def cohort_counts(cases: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     """Patients and images per class (and in total)."""
     per_case = cases.groupby("label")["case_id"].nunique()
-    labelled = images.merge(cases[["case_id", "label"]], on="case_id", how="left")
-    per_image = labelled.groupby("label")["image_id"].count()
+    per_image = images.groupby("label")["image_id"].count()  # images_frame carries the label
     frame = pd.DataFrame(
         {
             "class": list(CLASSES),
@@ -278,5 +277,5 @@ def load_case_images(case_id: str, version: str) -> pd.DataFrame:
 def case_probabilities(predictions: pd.DataFrame, case_id: str, labels: dict[str, str]):
     """Every run's out-of-fold probabilities for one case, one row per model."""
     rows = predictions[predictions["case_id"] == case_id].copy()
-    rows.insert(0, "model", rows["run_id"].map(labels))
+    rows["model"] = rows["run_id"].map(labels)
     return rows[["model", "run_id", "fold", *PROB_COLUMNS]].reset_index(drop=True)

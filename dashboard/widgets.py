@@ -69,7 +69,9 @@ def run_picker(
 
 def metrics_table(tables: pd.DataFrame, model: str) -> None:
     """One model's ``classification_table`` rows: value and 95% CI per class and average."""
-    rows = tables[tables["model"] == model][["scope", "metric", "value", "ci_low", "ci_high"]]
+    rows = tables[tables["model"] == model][
+        ["model", "scope", "metric", "value", "ci_low", "ci_high"]
+    ]
     number = st.column_config.NumberColumn(format="%.3f")
     st.dataframe(
         rows.reset_index(drop=True),

@@ -1,0 +1,211 @@
+"""AppTest of the evaluation pages on a real database with two real CV runs (see conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import db
+from core import metrics
+from core.labels import CLASS_INDEX
+from dashboard.auth import Identity
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard" / "app.py")
+PAGES = ("overview", "cv_results", "case_browser", "run_cv", "report")
+
+
+def _app(identity: Identity | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    if identity is not None:
+        at.session_state["auth"] = identity
+    return at
+
+
+def _open(page: str, identity=None) -> AppTest:
+    at = _app(identity or Identity(role="admin", name="admin"))
+    at.run()
+    at.switch_page(f"../pages/{page}.py")
+    at.run()
+    return at
+
+
+def _no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _frame(at: AppTest, columns, **equal) -> pd.DataFrame:
+    """The one rendered dataframe holding ``columns`` (and ``column == value`` for ``equal``).
+
+    AppTest does not expose dataframe keys, so tables are found by what they hold.
+    """
+    found = []
+    for element in at.dataframe:
+        value = element.value
+        if set(columns) <= set(value.columns) | {value.index.name}:
+            if all((value[c] == v).all() for c, v in equal.items()):
+                found.append(value)
+    assert len(found) == 1, f"{len(found)} dataframes with {columns} {equal}"
+    return found[0]
+
+
+def _oof(eval_db, run_id: str) -> pd.DataFrame:
+    conn = db.connect(eval_db.path)
+    try:
+        return db.predictions_frame(conn, [run_id])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_for_admin(eval_env, page):
+    at = _open(page)
+    _no_errors(at)
+    assert at.title[0].value
+
+
+@pytest.mark.parametrize("role", [None, "reader"], ids=["nobody", "reader"])
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_refused_without_admin(eval_env, page, role):
+    identity = None if role is None else Identity(role="reader", name="r", reader_id=1, study_id=1)
+    at = _app(identity)
+    at.run()
+    with pytest.raises(ValueError):
+        at.switch_page(f"../pages/{page}.py")
+        at.run()
+
+
+def test_page_refuses_reader_even_when_reached(eval_env):
+    """The role check inside the page, not only the navigation, stops a reader."""
+    at = AppTest.from_file(str(ROOT / "pages" / "cv_results.py"), default_timeout=120)
+    at.session_state["auth"] = Identity(role="reader", name="r", reader_id=1, study_id=1)
+    at.run()
+    assert "do not have access" in at.error[0].value
+    assert not at.dataframe
+
+
+def test_overview_counts_match_database(eval_env):
+    at = _open("overview")
+    conn = db.connect(eval_env.path)
+    try:
+        cases, images = db.cases_frame(conn), db.images_frame(conn)
+    finally:
+        conn.close()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Patients (cases)"] == str(len(cases))
+    assert shown["Images (slices)"] == str(len(images))
+    counts = _frame(at, ["class", "patients", "images"]).set_index("class")
+    assert counts.loc["SCC", "patients"] == (cases["label"] == "SCC").sum() > 0
+    runs = _frame(at, ["run_id", "status", "duration_s"])
+    assert set(runs["run_id"]) == set(eval_env.run_ids)
+    assert (runs["status"] == "done").all()
+
+
+def test_results_metrics_equal_core_metrics(eval_env):
+    at = _open("cv_results")
+    _no_errors(at)
+    # Both runs of the comparison are chosen by default.
+    assert sorted(at.multiselect(key="cv_runs").value) == sorted(eval_env.run_ids)
+    table_one = _frame(at, ["auc", "f1", "accuracy"])
+    assert sorted(table_one.index) == ["cnn (features)", "resnet18 (features)"]
+    for run_id, name in zip(eval_env.run_ids, ["cnn", "resnet18"], strict=True):
+        oof = _oof(eval_env, run_id)
+        y_true = np.array([CLASS_INDEX[x] for x in oof["label"]])
+        y_score = oof[["p_SCC", "p_AC", "p_ASC"]].to_numpy()
+        y_pred = y_score.argmax(axis=1)
+        shown = _frame(at, ["scope", "ci_low"], model=f"{name} (features)").set_index(
+            ["scope", "metric"]
+        )
+        # Independent of the page's code path: the metric functions, called directly.
+        expected = {
+            ("macro", "f1"): metrics.f1_score(y_true, y_pred, average="macro"),
+            ("SCC", "sensitivity"): metrics.sensitivity_score(y_true, y_pred)[0],
+            ("weighted", "precision"): metrics.precision_score(y_true, y_pred, average="weighted"),
+            ("overall", "accuracy"): metrics.accuracy_score(y_true, y_pred),
+            ("macro", "auc"): metrics.roc_auc_ovr(y_true, y_score, average="macro"),
+        }
+        for key, value in expected.items():
+            assert shown.loc[key, "value"] == pytest.approx(value, nan_ok=True), key
+        assert (shown["ci_low"] <= shown["value"] + 1e-12).all()
+        # Table 1's macro cell for accuracy starts with the same overall accuracy.
+        cell = table_one.loc[f"{name} (features)", "accuracy"]
+        assert cell.startswith(f"{expected[('overall', 'accuracy')]:.3f}")
+        # The per-fold summary's mean equals the mean of per-fold accuracies.
+        folds = oof.groupby("fold")
+        per_fold = [
+            metrics.accuracy_score(
+                np.array([CLASS_INDEX[x] for x in g["label"]]),
+                g[["p_SCC", "p_AC", "p_ASC"]].to_numpy().argmax(axis=1),
+            )
+            for _, g in folds
+        ]
+        summary = _frame(at, ["mean", "sd", "n_folds"])
+        row = summary[
+            (summary["model"] == f"{name} (features)") & (summary["metric"] == "accuracy")
+        ]
+        assert row["mean"].iloc[0] == pytest.approx(np.mean(per_fold))
+        assert row["sd"].iloc[0] == pytest.approx(np.std(per_fold, ddof=1))
+
+
+def test_results_confusion_click_lists_cases(eval_env):
+    run_id = eval_env.run_ids[0]
+    oof = _oof(eval_env, run_id)
+    pred = np.array(["SCC", "AC", "ASC"])[oof[["p_SCC", "p_AC", "p_ASC"]].to_numpy().argmax(1)]
+    true_name = "SCC"
+    pred_name = pd.Series(pred[oof["label"] == true_name]).mode()[0]
+    expected = set(oof.loc[(oof["label"] == true_name) & (pred == pred_name), "case_id"])
+    at = _app(Identity(role="admin", name="admin"))
+    at.run()
+    at.switch_page("../pages/cv_results.py")
+    at.session_state[f"cm_counts_{run_id}"] = {
+        "selection": {
+            "points": [{"customdata": [run_id, true_name, pred_name, len(expected)]}],
+            "point_indices": [0],
+            "box": [],
+            "lasso": [],
+        }
+    }
+    at.run()
+    _no_errors(at)
+    listed = _frame(at, ["case_id", "selected_by"])
+    assert set(listed["case_id"]) == expected
+    # One click from the case browser, which opens on the picked case of the picked run.
+    picked_case, picked_run = at.selectbox(key="selected_case_pick").value
+    at.button(key="open_selected_case").click().run()
+    _no_errors(at)
+    assert at.title[0].value == "Case browser"
+    assert at.selectbox(key="browse_run_pick").value == picked_run
+    assert at.selectbox(key="case_pick").value == picked_case
+
+
+def test_case_browser_filters_and_shows_a_case(eval_env):
+    at = _open("case_browser")
+    _no_errors(at)
+    at.selectbox(key="f_outcome").set_value("wrong").run()
+    _no_errors(at)
+    table = _frame(at, ["case_id", "correct"])
+    assert not table.empty and not table["correct"].any()
+    case_id = at.selectbox(key="case_pick").value
+    probs = _frame(at, ["run_id", "p_SCC", "model"])
+    assert set(probs["run_id"]) == set(eval_env.run_ids)
+    oof = pd.concat([_oof(eval_env, r) for r in eval_env.run_ids])
+    mine = oof[oof["case_id"] == case_id].set_index("run_id")
+    for row in probs.itertuples():
+        assert row.p_SCC == pytest.approx(mine.loc[row.run_id, "p_SCC"])
+    captions = [c for image in at.get("image") for c in image.proto.imgs[0:1] for c in [c.caption]]
+    assert any("frame 0" in c for c in captions)  # the DICOM slice
+    assert "100x100 crop" in captions
+    gradcam_shown = any(c.startswith("Grad-CAM") for c in captions)
+    assert gradcam_shown or any("Grad-CAM" in i.value for i in at.info)
+
+
+def test_run_page_refuses_missing_folder(eval_env):
+    at = _open("run_cv")
+    at.text_input[0].set_value("/no/such/folder")
+    at.button[0].click().run()
+    assert "/no/such/folder does not exist" in at.error[0].value
