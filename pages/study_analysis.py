@@ -93,6 +93,32 @@ if {"unaided", "aided"} <= set(data.reads["arm"]):
     exports["aided minus unaided"] = diff
     st.dataframe(diff, hide_index=True)
 
+st.header("MRMC analysis")
+st.caption(
+    "Obuchowski-Rockette with Hillis' degrees of freedom: random readers and random cases, "
+    "jackknife covariances. Only cases that every reader has read (in every arm compared) count."
+)
+fom = st.selectbox("Figure of merit", list(sa.MRMC_FOMS), format_func=sa.MRMC_FOMS.get)
+comparisons = {"Model against the readers": lambda: sa.mrmc_model_vs_readers(data, arm, fom=fom)}
+if {"unaided", "aided"} <= set(data.reads["arm"]):
+    comparisons["AI-aided against unaided reading"] = lambda: sa.mrmc_aided_vs_unaided(
+        data, fom=fom
+    )
+for title, compute in comparisons.items():
+    st.markdown(f"**{title}**")
+    try:
+        result = compute()
+    except ValueError as exc:
+        st.info(f"Not available yet: {exc}")
+        continue
+    table = result.to_frame()
+    per_reader = result.foms if hasattr(result, "foms") else result.reader_foms.to_frame()
+    exports[f"mrmc {title}"] = table
+    exports[f"mrmc per-reader {title}"] = per_reader
+    st.dataframe(table, hide_index=True, key=f"mrmc_{title}")
+    st.dataframe(per_reader, key=f"mrmc_readers_{title}")
+    st.markdown(result.summary())
+
 st.header("Export")
 with connection() as conn:
     reads_csv = sa.reads_csv(conn, study_id)
