@@ -442,6 +442,7 @@ def or_analysis(
     alpha: float = 0.05,
     n_boot: int = 1000,
     seed: int = 0,
+    readers: str | None = None,
 ) -> ORResult:
     """Obuchowski-Rockette MRMC analysis of reads (random or fixed readers, random cases).
 
@@ -461,6 +462,8 @@ def or_analysis(
     alpha : float, default 0.05
     n_boot, seed : int
         Bootstrap only.
+    readers : {"random", "fixed"}, optional
+        The spelling in docs/ARCHITECTURE.md; overrides ``analysis`` when given.
 
     Returns
     -------
@@ -472,6 +475,10 @@ def or_analysis(
         Missing columns, an incomplete design, a FOM that is undefined on these cases, or
         random readers with fewer than 2 readers.
     """
+    if readers is not None:
+        if readers not in ("random", "fixed"):
+            raise ValueError(f"readers={readers!r} is not allowed: use 'random' or 'fixed'")
+        analysis = f"{readers}_readers"
     _check_common(cov, analysis, alpha)
     design = _design(frame)
     t, j, k = len(design.modalities), len(design.readers), len(design.cases)

@@ -61,6 +61,7 @@ def test_vandyke_variance_components(rrrc):
 
 def test_vandyke_fixed_readers(vandyke):
     frrc = mrmc.or_analysis(vandyke, analysis="fixed_readers")
+    assert mrmc.or_analysis(vandyke, readers="fixed").statistic == frrc.statistic
     assert round(frrc.statistic, 2) == 5.48
     assert round(frrc.p_value, 4) == 0.0193
     # single-modality CIs as printed by OR-DBM MRMC 2.51 (quoted in RJafroc's ORSummaryFRRC)
