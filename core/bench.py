@@ -1,0 +1,225 @@
+"""`cervixscope bench`: is the training loop near the hardware's limit, and how much does the
+features-mode design (embed once, fit a head per fold) save over the obvious implementation?
+
+(a) images/s of ``core.training.finetune`` (indexing, per-sample augmentation, schedule) against a
+    bare forward/backward/step loop on one random batch of the same shape: the ratio is the
+    loop's efficiency (target >= 0.8 on a GPU).
+(b) wall time of features-mode k-fold CV end to end (embed every crop once, then per fold a
+    standardised logistic head) against the obvious way: a torch DataLoader with PIL transforms
+    that re-extracts every image's features inside every fold. Same folds, same head, same
+    backbone and seed, so the AUCs should agree (target: >= 10x faster at +-0.01 AUC).
+Both parts run in one process, one after the other, on the same device.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from core.config import RunConfig
+from core.dataset import CropSet, mean_by_case
+
+
+def _case_auc(crops: CropSet, proba: np.ndarray) -> float:
+    from core import metrics
+
+    cases, mean = mean_by_case(crops.case_ids, proba)
+    _, labels = crops.cases()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(metrics.roc_auc_ovr(labels, mean, average="macro"))
+
+
+def bench_training_loop(
+    crops: CropSet, cfg: RunConfig, *, steps: int = 20, device=None
+) -> dict[str, float]:
+    """Part (a): images/s of the fine-tuning loop and of the bare loop, and their ratio."""
+    from core.models import build_model
+    from core.training import bare_loop_images_per_second, finetune, resolve_device
+
+    device = device or resolve_device(cfg.device)
+    n = min(crops.n_images, steps * cfg.batch_size)
+    x, y = crops.crops[:n], crops.labels[:n]
+    torch.manual_seed(cfg.seed)
+    model, _ = build_model(cfg)
+    warm = cfg.replace(epochs=1)
+    finetune(model, x[: cfg.batch_size], y[: cfg.batch_size], warm, device=device)  # warm-up
+    epochs = max(1, round(steps * cfg.batch_size / n))
+    fit = finetune(model, x, y, cfg.replace(epochs=epochs), device=device)
+    model, _ = build_model(cfg)
+    bare = bare_loop_images_per_second(
+        model,
+        size=crops.crop_size,
+        batch_size=cfg.batch_size,
+        steps=steps,
+        device=device,
+        amp=cfg.amp,
+    )
+    return {
+        "train_loop_images_per_s": fit.images_per_second,
+        "bare_loop_images_per_s": bare,
+        "loop_efficiency": fit.images_per_second / bare,
+    }
+
+
+def features_cv_ours(crops: CropSet, cfg: RunConfig, *, device=None) -> tuple[np.ndarray, float]:
+    """Features-mode CV as ``core.cv`` does it, without the database: embed once, head per fold.
+
+    Returns the image-level out-of-fold probabilities and the wall time (no embedding cache).
+    """
+    from core.cv import LinearHead, make_folds
+    from core.features import embed_array
+    from core.models import build_model
+    from core.training import resolve_device, seed_everything
+
+    device = device or resolve_device(cfg.device)
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    model, _ = build_model(cfg)
+    emb = embed_array(model, crops.crops, device=device, batch_size=cfg.embed_batch_size)
+    folds = make_folds(crops.case_ids, crops.labels, n_splits=cfg.n_folds, seed=cfg.seed)
+    proba = np.zeros((crops.n_images, 3))
+    for fold in range(cfg.n_folds):
+        test = folds == fold
+        head = LinearHead(cfg, seed=cfg.seed * 1000 + fold).fit(emb[~test], crops.labels[~test])
+        proba[test] = head.predict_proba(emb[test])
+    return proba, time.perf_counter() - start
+
+
+def features_cv_obvious(
+    crops: CropSet, cfg: RunConfig, *, device=None, batch_size: int = 32
+) -> tuple[np.ndarray, float]:
+    """The obvious implementation (for comparison only): per fold, a DataLoader of PIL images
+    through torchvision transforms re-extracts features of the training and the test images."""
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms
+
+    from core.cv import LinearHead, make_folds
+    from core.models import build_model
+    from core.training import resolve_device, seed_everything
+
+    class Crops(Dataset):
+        def __init__(self, index):
+            self.index = index
+            self.tf = transforms.Compose([transforms.ToTensor()])
+
+        def __len__(self):
+            return len(self.index)
+
+        def __getitem__(self, i):
+            image = Image.fromarray(crops.crops[self.index[i]])  # mode "F": no precision lost
+            return self.tf(image), int(crops.labels[self.index[i]])
+
+    def extract(model, index):
+        feats = []
+        with torch.no_grad():
+            for xb, _ in DataLoader(Crops(index), batch_size=batch_size, shuffle=False):
+                feats.append(model.embed(xb.to(device)).cpu().numpy())
+        return np.concatenate(feats)
+
+    device = device or resolve_device(cfg.device)
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    model, _ = build_model(cfg)
+    model = model.to(device).eval()
+    folds = make_folds(crops.case_ids, crops.labels, n_splits=cfg.n_folds, seed=cfg.seed)
+    proba = np.zeros((crops.n_images, 3))
+    for fold in range(cfg.n_folds):
+        train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        head = LinearHead(cfg, seed=cfg.seed * 1000 + fold)
+        head.fit(extract(model, train), crops.labels[train])
+        proba[test] = head.predict_proba(extract(model, test))
+    return proba, time.perf_counter() - start
+
+
+def run_bench(
+    crops: CropSet,
+    *,
+    model: str = "resnet18",
+    n_folds: int = 10,
+    device: str = "auto",
+    steps: int = 20,
+    batch_size: int = 64,
+    skip: str | None = None,
+    weights: str = "auto",
+) -> dict:
+    """Both parts of the benchmark on ``crops``; a flat dict of numbers and settings.
+
+    Parameters
+    ----------
+    crops : CropSet
+    model, n_folds, device, weights : as in ``RunConfig``
+    steps : int
+        Training steps timed in part (a).
+    batch_size : int
+    skip : {"a", "b"}, optional
+
+    Returns
+    -------
+    dict
+        ``device, model, n_images, train_loop_images_per_s, bare_loop_images_per_s,
+        loop_efficiency, cv_seconds_ours, cv_seconds_obvious, cv_speedup, auc_ours,
+        auc_obvious`` (parts skipped are absent).
+    """
+    from core.training import resolve_device
+
+    dev = resolve_device(device)
+    out: dict = {
+        "device": str(dev)
+        + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "torch_threads": torch.get_num_threads(),
+        "model": model,
+        "n_images": crops.n_images,
+        "crop_size": crops.crop_size,
+    }
+    if skip != "a":
+        cfg = RunConfig(
+            model=model,
+            mode="finetune",
+            weights=weights,
+            device=device,
+            batch_size=batch_size,
+            crop_size=crops.crop_size,
+        )
+        out.update(bench_training_loop(crops, cfg, steps=steps, device=dev))
+        out["batch_size"] = batch_size
+    if skip != "b":
+        cfg = RunConfig(
+            model=model, weights=weights, device=device, n_folds=n_folds, crop_size=crops.crop_size
+        )
+        p_ours, t_ours = features_cv_ours(crops, cfg, device=dev)
+        p_obv, t_obv = features_cv_obvious(crops, cfg, device=dev)
+        out.update(
+            n_folds=n_folds,
+            cv_seconds_ours=t_ours,
+            cv_seconds_obvious=t_obv,
+            cv_speedup=t_obv / t_ours,
+            auc_ours=_case_auc(crops, p_ours),
+            auc_obvious=_case_auc(crops, p_obv),
+        )
+    return out
+
+
+def format_table(results: dict) -> str:
+    """The bench results as an aligned two-column table."""
+    labels = {
+        "train_loop_images_per_s": "(a) training loop, images/s",
+        "bare_loop_images_per_s": "(a) bare fwd/bwd loop, images/s",
+        "loop_efficiency": "(a) ratio loop / bare",
+        "cv_seconds_ours": "(b) features CV, ours, s",
+        "cv_seconds_obvious": "(b) features CV, obvious, s",
+        "cv_speedup": "(b) speed-up obvious / ours",
+        "auc_ours": "(b) macro AUC, ours",
+        "auc_obvious": "(b) macro AUC, obvious",
+    }
+    rows = []
+    for key, value in results.items():
+        name = labels.get(key, key)
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        rows.append((name, text))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {text}" for name, text in rows)

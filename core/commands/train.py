@@ -1,0 +1,263 @@
+"""`cervixscope cv | compare | predict | bench`: cross-validation, model comparison, prediction."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.labels import CLASSES
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="data/demo", help="ingested DICOM folder (default data/demo)")
+    p.add_argument("--manifest", help="manifest CSV (default DATA/manifest.csv)")
+    p.add_argument("--seed", type=int, default=0, help="seed of folds, SMOTE and weights (0)")
+    p.add_argument("--folds", type=int, default=10, help="number of folds (default 10)")
+    p.add_argument("--balance", choices=("smote", "weights", "none"), default="smote")
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="auto (ImageNet if cached/downloadable, else random init with a warning), "
+        "imagenet, none, or a state_dict PATH (default auto)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--epochs", type=int, help="finetune mode: epochs (default 30)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "cv",
+        help="cross-validate one model (patient-grouped, stratified folds) into the database",
+        description="Cross-validate one model: frozen-backbone embeddings + logistic head per fold "
+        "(features, the CPU default) or fine-tuning (finetune, for a GPU). SMOTE only ever sees "
+        "a training fold. Every case gets one out-of-fold prediction, stored with the run.",
+        epilog="Example: cervixscope cv --data data/demo --model resnet18 --mode features "
+        "--folds 10 --seed 0 --balance smote --weights auto\n"
+        "Spread folds over machines: --only-folds 0,3 --run-id ID on one, the rest on another.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(p)
+    from core.models import ARCHITECTURES
+
+    p.add_argument("--model", choices=tuple(ARCHITECTURES), default="resnet18")
+    p.add_argument("--mode", choices=("features", "finetune"), default="features")
+    p.add_argument("--only-folds", help="run only these folds, e.g. 0,3 (merge via --run-id)")
+    p.add_argument("--run-id", help="continue (or create) the run with this id")
+    p.add_argument("--input-size", type=int, help="resize crops to this size (default: native)")
+    p.add_argument("--compile", action="store_true", help="torch.compile in finetune mode")
+    p.set_defaults(handler=cmd_cv)
+
+    p = subparsers.add_parser(
+        "compare",
+        help="cross-validate CNN, VGG16-BN and ResNet-18 on the same folds (Table 1)",
+        description="Cross-validate several models on identical patient-grouped folds; they share "
+        "a comparison id. --preset demo trains the CNN in a short schedule and embeds VGG16-BN "
+        "at 64x64 so it fits 2 CPU cores; --preset gpu fine-tunes every model.",
+        epilog="Example: cervixscope compare --data data/demo --preset demo --seed 0",
+    )
+    _add_common(p)
+    p.add_argument("--models", default="cnn,vgg16_bn,resnet18", help="comma-separated models")
+    p.add_argument("--preset", choices=("demo", "gpu", "none"), default="demo")
+    p.set_defaults(handler=cmd_compare)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="class probabilities of a new case from a run's final model",
+        description="Crop the lesion box of one DICOM slice exactly as ingestion does and "
+        "classify it with the final model of a run (trained on all data after its folds).",
+        epilog="Example: cervixscope predict data/demo/P0001/slice_00.dcm --roi 80,90,140,150 "
+        "--run-id r20261125T193012-4f2a9c",
+    )
+    p.add_argument("file", help="DICOM file")
+    p.add_argument("--roi", required=True, help="lesion box x0,y0,x1,y1 in pixels")
+    p.add_argument("--run-id", required=True, help="run whose final model to use")
+    p.add_argument("--frame", type=int, default=0, help="frame of a multi-frame file (0)")
+    p.set_defaults(handler=cmd_predict)
+
+    p = subparsers.add_parser(
+        "bench",
+        help="measure training-loop efficiency and CV speed against the obvious implementation",
+        description="(a) images/s of the fine-tuning loop vs a bare forward/backward loop on "
+        "random tensors of the same shape; (b) wall time of features-mode CV end to end vs a "
+        "DataLoader + PIL pipeline that re-extracts features every fold, with both AUCs.",
+        epilog="Example: cervixscope bench --data data/demo --json bench.json",
+    )
+    p.add_argument("--data", default="data/demo", help="ingested DICOM folder (default data/demo)")
+    p.add_argument("--model", default="resnet18", help="backbone (default resnet18)")
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=20, help="(a) training steps to time (20)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-images", type=int, help="use only the first N images (quick tries)")
+    p.add_argument("--skip", choices=("a", "b"), help="skip one part")
+    p.add_argument("--json", help="also write the results here")
+    p.set_defaults(handler=cmd_bench)
+
+
+def _load_crops(args):
+    import db
+    from core.ingest import ingest_folder
+
+    conn = db.connect(args.db)
+    result = ingest_folder(args.data, args.manifest, conn=conn, progress=not args.quiet)
+    if result.crops.n_images == 0:
+        raise ValueError(f"no usable images in {args.data}: see `cervixscope ingest {args.data}`")
+    return conn, result.crops
+
+
+class _Bars:
+    """tqdm bars fed by run_cv's progress(done, total, message) callback."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.label = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        label = message.split(":")[0]
+        if self.bar is None or label != self.label:
+            self.close()
+            self.bar = tqdm(total=total, desc=label, unit="step", leave=True)
+            self.label = label
+        self.bar.set_postfix_str(message.split(":", 1)[-1].strip())
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _config(args, **fields):
+    from core.config import RunConfig
+
+    extra = {"epochs": args.epochs} if args.epochs else {}
+    return RunConfig(
+        n_folds=args.folds,
+        seed=args.seed,
+        balance=args.balance,
+        weights=args.weights,
+        device=args.device,
+        **extra,
+        **fields,
+    )
+
+
+def _print_summary(conn, run_ids) -> None:
+    import db
+    from core.compare import comparison_table
+
+    table = comparison_table(conn, run_ids)
+    if table.empty:
+        return
+    keep = table[
+        table["scope"].isin(["macro", *CLASSES])
+        & table["metric"].isin(["precision", "sensitivity", "specificity", "auc"])
+    ]
+    keep = keep.assign(
+        cell=[
+            f"{v:.3f} [{lo:.3f}-{hi:.3f}]"
+            for v, lo, hi in zip(keep["value"], keep["ci_low"], keep["ci_high"], strict=True)
+        ]
+    )
+    wide = keep.pivot_table(
+        index=["model", "scope"], columns="metric", values="cell", aggfunc="first"
+    )
+    print()
+    print(wide.to_string())
+    runs = db.runs_frame(conn).set_index("run_id").loc[list(run_ids)]
+    for run_id, row in runs.iterrows():
+        print(f"{row['model']}: run {run_id} status {row['status']}")
+        for text in (row["warnings"] or "").splitlines():
+            print(f"  warning: {text}")
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from core.cv import run_cv
+
+    only = None
+    if args.only_folds:
+        try:
+            only = [int(x) for x in args.only_folds.split(",") if x.strip()]
+        except ValueError as exc:
+            raise ValueError(
+                f"--only-folds {args.only_folds!r}: expected fold numbers like 0,3"
+            ) from exc
+    cfg = _config(
+        args,
+        model=args.model,
+        mode=args.mode,
+        folds=only,
+        input_size=args.input_size,
+        compile=args.compile,
+    )
+    conn, crops = _load_crops(args)
+    bars = _Bars(args.quiet)
+    try:
+        run_id = run_cv(crops, cfg, conn=conn, run_id=args.run_id, progress=bars)
+    finally:
+        bars.close()
+    _print_summary(conn, [run_id])
+    print(f"run id: {run_id}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.compare import DEMO_OVERRIDES, GPU_OVERRIDES, run_comparison
+
+    overrides = {"demo": DEMO_OVERRIDES, "gpu": GPU_OVERRIDES, "none": {}}[args.preset]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    cfg = _config(args)
+    conn, crops = _load_crops(args)
+    bars = _Bars(args.quiet)
+    try:
+        run_ids = run_comparison(crops, models, cfg, conn=conn, overrides=overrides, progress=bars)
+    finally:
+        bars.close()
+    _print_summary(conn, run_ids)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import db
+    from core.predict import predict_case
+
+    conn = db.connect(args.db)
+    probs = predict_case(args.file, args.roi, run_id=args.run_id, conn=conn, frame=args.frame)
+    best = max(probs, key=probs.get)
+    for name in CLASSES:
+        print(f"{name:4s} {probs[name]:.3f}")
+    print(f"predicted: {best}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from core.bench import format_table, run_bench
+    from core.ingest import ingest_folder
+
+    crops = ingest_folder(args.data, progress=False).crops
+    if args.max_images:
+        crops = crops.subset(slice(0, args.max_images))
+    results = run_bench(
+        crops,
+        model=args.model,
+        n_folds=args.folds,
+        device=args.device,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        skip=args.skip,
+    )
+    print(format_table(results))
+    if args.json:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
