@@ -259,7 +259,7 @@ def _write_dicom(path: Path, pixels, *, seed, patient_id, index, slice_no, n_sli
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.WindowCenter, ds.WindowWidth = "1400", "2800"
     # JPEG-LS lossless halves the size of these noisy 12-bit slices (RLE barely shrinks them).
-    ds.compress(JPEGLSLossless, pixels)
+    ds.compress(JPEGLSLossless, pixels, generate_instance_uid=False)
     ds.save_as(path, enforce_file_format=True)
 
 
