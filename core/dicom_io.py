@@ -134,7 +134,10 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
             warnings.simplefilter("always")
             ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
-        raise DicomReadError(path, f"not a DICOM file ({exc})") from exc
+        # pydicom's text ends with advice on force=True, which is not for our users.
+        raise DicomReadError(
+            path, "not a DICOM file (no 'DICM' prefix or file meta header)"
+        ) from exc
     except Exception as exc:  # pydicom raises many types on a damaged header
         raise DicomReadError(
             path, f"unreadable DICOM header ({type(exc).__name__}: {exc})"

@@ -314,7 +314,7 @@ def ingest_folder(
         os.replace(tmp, meta_path)
         from_cache = False
 
-    if report_csv is not None:
+    if report_csv is not None and Path(report_csv).resolve() != report.resolve():
         shutil.copyfile(report, report_csv)
         report = Path(report_csv)
     result = IngestResult(
