@@ -93,9 +93,12 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     conn.cervixscope_path = str(file)
     raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     raw.execute("PRAGMA foreign_keys = ON")
-    _retry_busy(conn.enable_wal)
     raw.execute("PRAGMA synchronous = NORMAL")
-    schema.migrate(conn)
+    # Setting up a new file: sessions of this process take turns, instead of making SQLite's busy
+    # handler sleep while another connection switches the journal mode or migrates.
+    with _write_lock(conn):
+        _retry_busy(conn.enable_wal)
+        schema.migrate(conn)
     return conn
 
 

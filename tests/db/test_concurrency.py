@@ -120,3 +120,27 @@ def test_a_cv_job_in_another_process_and_reader_threads_write_together(db_path):
         assert len(db.predictions_frame(conn, run_id)) == 120
         run = db.get_run(conn, run_id)
     assert (run["status"], run["progress"]) == ("done", 1.0)
+
+
+def test_many_sessions_opening_a_new_database_at_once_migrate_it_once(db_path):
+    errors: list[BaseException] = []
+    start = threading.Barrier(12)
+
+    def open_and_write(i: int) -> None:
+        try:
+            start.wait()
+            with db.connect(db_path) as conn:
+                db.upsert_cases(conn, [{"case_id": f"P{i}", "label": "SCC"}])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.connect(db_path) as conn:
+        assert len(db.cases_frame(conn)) == 12
+        names = [r["name"] for r in conn.query("SELECT name FROM _sqlite_migrations")]
+    assert names == list(db.schema.MIGRATION_NAMES)
