@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix
 
@@ -163,7 +164,7 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
         if list(d.value.columns) == [f"predicted {c}" for c in CLASSES]
     ]
     for heading, table in zip(headings, tables, strict=True):
-        shown[heading.split(" (")[0]] = table.to_numpy()
+        shown[heading.rsplit(" (", 1)[0]] = table.to_numpy()
     assert set(shown) == {"Dr Alpha", "Dr Beta"}
     for name, table in shown.items():
         mine = reads[reads["display_name"] == name]
@@ -191,3 +192,97 @@ def test_stratified_sample_keeps_class_shares():
     assert chosen == stratified_sample(cases, 100, seed=3) != stratified_sample(cases, 100, seed=4)
     with pytest.raises(ValueError, match="sample size 2 is not allowed: choose between 3"):
         stratified_sample(cases, 2)
+
+
+@pytest.fixture(scope="module")
+def demo_study_db(tmp_path_factory):
+    """The demo study on 641 label-only cases, with a model run whose predictions we know."""
+    from core.simulate import seed_demo_study
+
+    rng = np.random.default_rng(11)
+    y = rng.permutation(np.repeat([0, 1, 2], [487, 116, 38]))
+    case_ids = [f"DEMO-{i:04d}" for i in range(len(y))]
+    probs = rng.dirichlet([1.0, 1.0, 1.0], len(y))
+    probs[np.arange(len(y)), y] += rng.uniform(0.0, 1.5, len(y))  # informative, not perfect
+    probs /= probs.sum(axis=1, keepdims=True)
+    path = tmp_path_factory.mktemp("demo_study") / "demo.db"
+    conn = db.connect(path)
+    try:
+        db.upsert_cases(
+            conn, [{"case_id": c, "label": CLASSES[k]} for c, k in zip(case_ids, y, strict=True)]
+        )
+        run_id = db.create_run(
+            conn, model="resnet18", mode="features", config={}, seed=0, data_hash=None,
+            device="cpu", weights="none", code_version=None, packages=None,
+        )  # fmt: skip
+        db.save_predictions(
+            conn,
+            run_id,
+            0,
+            [
+                {"case_id": c, **{f"p_{n}": p[j] for j, n in enumerate(CLASSES)}}
+                for c, p in zip(case_ids, probs, strict=True)
+            ],
+        )
+        study_id = seed_demo_study(conn, seed=0, model_run_id=run_id)
+    finally:
+        conn.close()
+    return {"path": path, "study_id": study_id, "y": y, "probs": probs, "case_ids": case_ids}
+
+
+def test_analysis_page_on_demo_study_matches_independent_computations(demo_study_db, monkeypatch):
+    from core.mrmc import standalone_vs_readers
+
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(demo_study_db["path"]))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    at = sign_in_admin(session())
+    at.switch_page("../pages/study_analysis.py").run()
+    assert not at.exception, at.exception
+    assert any("SIMULATED DATA" in w.value for w in at.warning)
+
+    headings = [h.value.rsplit(" (", 1)[0] for h in at.subheader if h.value.endswith(" cases)")]
+    tables = [
+        d.value
+        for d in at.dataframe
+        if list(d.value.columns) == [f"predicted {c}" for c in CLASSES]
+    ]
+    shown = dict(zip(headings, (t.to_numpy().tolist() for t in tables), strict=True))
+    assert shown["Expert 1 (simulated)"] == [[477, 0, 10], [5, 101, 10], [8, 7, 23]]
+    assert shown["Expert 2 (simulated)"] == [[480, 1, 6], [1, 108, 7], [3, 2, 33]]
+    y, probs = demo_study_db["y"], demo_study_db["probs"]
+    assert shown["Model"] == confusion_matrix(y, probs.argmax(axis=1), labels=[0, 1, 2]).tolist()
+
+    conn = db.connect()
+    try:
+        reads = db.reads_frame(conn, demo_study_db["study_id"])
+    finally:
+        conn.close()
+    mcnemar = next(d.value for d in at.dataframe if "model right, reader wrong" in d.value.columns)
+    model_right = pd.Series(probs.argmax(axis=1) == y, index=demo_study_db["case_ids"])
+    for row in mcnemar.itertuples(index=False):
+        mine = reads[reads["display_name"] == row.reader].set_index("case_id")
+        reader_right = mine["label"] == mine["truth"]
+        m = model_right.loc[reader_right.index]
+        assert row[4] == int((m & ~reader_right).sum()) and row[5] == int((~m & reader_right).sum())
+
+    # the MRMC table equals core.mrmc run directly on the database's reads and predictions
+    long = pd.DataFrame(
+        {"reader": reads["display_name"], "modality": reads["arm"], "case": reads["case_id"],
+         "truth": reads["truth"], "label": reads["label"],
+         **{f"c_{c}": reads[f"c_{c}"] for c in CLASSES}}
+    )  # fmt: skip
+    model = pd.DataFrame(
+        {
+            "case": demo_study_db["case_ids"],
+            **{f"c_{c}": probs[:, j] for j, c in enumerate(CLASSES)},
+        }
+    )
+    expected = standalone_vs_readers(long, model, fom="auc_macro").to_frame()
+    mrmc = next(d.value for d in at.dataframe if "readers - model" in set(d.value.get("row", [])))
+    pd.testing.assert_frame_equal(mrmc.reset_index(drop=True), expected, check_dtype=False)
+    assert any("Mean reader auc_macro" in m.value for m in at.markdown)
+
+    times = next(d.value for d in at.dataframe if "median s/case" in d.value.columns)
+    for row in times.itertuples(index=False):
+        mine = reads[reads["display_name"] == row.rater]
+        assert row[3] == pytest.approx(mine["duration_ms"].median() / 1000.0)
