@@ -53,7 +53,10 @@ def _read(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
         raise FileNotFoundError(f"CSV file {path} does not exist")
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+        rows = [
+            {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+            for row in reader
+        ]
         return [c.strip() for c in reader.fieldnames or []], rows
 
 

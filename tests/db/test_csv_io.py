@@ -186,3 +186,15 @@ def test_bad_prediction_rows_are_listed_and_nothing_is_imported(tmp_path):
     assert "p_AC=-0.1 is not in [0, 1]" in caught.value.problems[2]
     assert conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 0
     conn.close()
+
+
+def test_spreadsheet_quirks_in_the_header_are_tolerated(tmp_path):
+    conn, study_id, cases, _, _ = _build(tmp_path / "a.db")
+    path = tmp_path / "excel.csv"
+    text = f"display_name , case_id, arm ,label\r\nDr A,{cases[1]}, unaided ,scc\r\n"
+    path.write_bytes("\ufeff".encode() + text.encode())  # byte-order mark, spaces, CRLF
+    assert db.import_reads_csv(conn, study_id, path) == 1
+    assert db.reads_frame(conn, study_id)[["case_id", "arm", "label"]].values.tolist() == [
+        [cases[1], "unaided", "SCC"]
+    ]
+    conn.close()
