@@ -279,3 +279,34 @@ def case_probabilities(predictions: pd.DataFrame, case_id: str, labels: dict[str
     rows = predictions[predictions["case_id"] == case_id].copy()
     rows["model"] = rows["run_id"].map(labels)
     return rows[["model", "run_id", "fold", *PROB_COLUMNS]].reset_index(drop=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_figures(run_ids: tuple[str, ...], labels: dict[str, str], version: str) -> dict:
+    """The results page's figures, built once per run set (Plotly figure building is slow).
+
+    ``{"roc": Figure, "confusion": {run_id: (counts, row_normalised)}, "folds": Figure,
+    "fold_summary": DataFrame}``.
+    """
+    from dashboard import figures
+
+    key = _key(run_ids)
+    confusions = load_confusions(key, labels, version)
+    per_fold = load_fold_metrics(key, labels, version)
+    return {
+        "roc": figures.roc_figure(load_roc_curves(key, labels, version)),
+        "confusion": {
+            run_id: tuple(
+                figures.confusion_figure(
+                    confusions[run_id],
+                    normalise=normalise,
+                    title=f"{name}: {'row-normalised' if normalise else 'counts'}",
+                    run_id=run_id,
+                )
+                for normalise in (False, True)
+            )
+            for run_id, name in labels.items()
+        },
+        "folds": figures.fold_metrics_figure(per_fold),
+        "fold_summary": fold_summary(per_fold),
+    }

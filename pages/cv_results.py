@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import auth, figures, loaders, widgets
+from dashboard import auth, loaders, widgets
 
 auth.require_role("admin")
 st.title("Cross-validation results")
@@ -24,9 +24,7 @@ key, version = tuple(sorted(chosen)), loaders.runs_version(runs)
 labels = loaders.run_labels(runs[runs["run_id"].isin(chosen)])
 try:
     tables = loaders.load_metric_tables(key, labels, version)
-    curves = loaders.load_roc_curves(key, labels, version)
-    confusions = loaders.load_confusions(key, labels, version)
-    per_fold = loaders.load_fold_metrics(key, labels, version)
+    figs = loaders.load_figures(key, labels, version)
 except Exception as exc:
     st.error(str(exc))
     st.stop()
@@ -46,24 +44,20 @@ with st.expander("Every metric per class, macro and weighted"):
 st.subheader("ROC curves")
 st.caption("Click a point (or box-select) to list the cases called positive at that threshold.")
 roc_event = st.plotly_chart(
-    figures.roc_figure(curves), on_select="rerun", selection_mode=("points", "box"), key="roc_chart"
+    figs["roc"], on_select="rerun", selection_mode=("points", "box"), key="roc_chart"
 )
 
 st.subheader("Confusion matrices")
 st.caption("Click a cell to list its cases.")
 cm_events = []
-for run_id, name in labels.items():
-    left, right = st.columns(2)
-    for col, normalise in ((left, False), (right, True)):
-        kind = "row-normalised" if normalise else "counts"
-        fig = figures.confusion_figure(
-            confusions[run_id], normalise=normalise, title=f"{name}: {kind}", run_id=run_id
-        )
+for run_id in labels:
+    pairs = zip(st.columns(2), ("counts", "share"), figs["confusion"][run_id], strict=True)
+    for col, kind, fig in pairs:
         with col:
             cm_events.append(st.plotly_chart(fig, on_select="rerun", key=f"cm_{kind}_{run_id}"))
 
 widgets.selected_cases(loaders.load_predictions(key, version), cm_events, roc_event)
 
 st.subheader("Per-fold metrics (macro; accuracy overall)")
-st.dataframe(loaders.fold_summary(per_fold), hide_index=True, key="fold_summary")
-st.plotly_chart(figures.fold_metrics_figure(per_fold), key="fold_chart")
+st.dataframe(figs["fold_summary"], hide_index=True, key="fold_summary")
+st.plotly_chart(figs["folds"], key="fold_chart")

@@ -209,3 +209,51 @@ def test_run_page_refuses_missing_folder(eval_env):
     at.text_input[0].set_value("/no/such/folder")
     at.button[0].click().run()
     assert "/no/such/folder does not exist" in at.error[0].value
+
+
+def test_results_roc_click_lists_positives_at_threshold(eval_env):
+    run_id = eval_env.run_ids[1]
+    oof = _oof(eval_env, run_id)
+    threshold = float(np.median(oof["p_AC"]))
+    expected = set(oof.loc[oof["p_AC"] >= threshold, "case_id"])
+    at = _app(Identity(role="admin", name="admin"))
+    at.run()
+    at.switch_page("../pages/cv_results.py")
+    at.session_state["roc_chart"] = {
+        "selection": {
+            "points": [{"customdata": [run_id, 1, threshold]}],
+            "point_indices": [0],
+            "box": [],
+            "lasso": [],
+        }
+    }
+    at.run()
+    _no_errors(at)
+    listed = _frame(at, ["case_id", "selected_by"])
+    assert set(listed["case_id"]) == expected
+    assert (listed["selected_by"] == f"AC score >= {threshold:.3f}").all()
+
+
+def test_run_page_refuses_a_duplicate_of_a_queued_run(eval_env):
+    from dashboard.jobs import CvRequest
+
+    request = CvRequest(str(eval_env.data_dir), "cnn", "features", 4, 7, "smote")
+    conn = db.connect(eval_env.path)
+    try:
+        queued = db.create_run(
+            conn, model="cnn", mode="features", config=request.config(), seed=7,
+            data_hash=None, device=None, weights=None, code_version=None, packages=None,
+        )  # fmt: skip
+        at = _open("run_cv")
+        at.text_input[0].set_value(str(eval_env.data_dir))
+        at.selectbox(key="run_model").set_value("cnn")
+        at.number_input[0].set_value(4)
+        at.number_input[1].set_value(7)
+        at.button[0].click().run()
+        assert queued in at.error[0].value and "already" in at.error[0].value
+        assert len(db.runs_frame(conn)) == len(eval_env.run_ids) + 1  # nothing new was queued
+        # The progress panel follows the queued run.
+        assert any(queued in p.proto.text for p in at.get("progress"))
+    finally:
+        db.update_run(conn, queued, status="failed", message="test row")
+        conn.close()
