@@ -13,7 +13,7 @@ from db.cases import (
     upsert_cases,
     upsert_images,
 )
-from db.connection import connect, resolve_db_path, write_transaction
+from db.connection import connect, resolve_db_path
 from db.csv_io import (
     export_predictions_csv,
     export_reads_csv,
@@ -115,5 +115,4 @@ __all__ = [
     "upsert_cases",
     "upsert_images",
     "worklist",
-    "write_transaction",
 ]
