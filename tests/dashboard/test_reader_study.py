@@ -286,3 +286,36 @@ def test_analysis_page_on_demo_study_matches_independent_computations(demo_study
     for row in times.itertuples(index=False):
         mine = reads[reads["display_name"] == row.rater]
         assert row[3] == pytest.approx(mine["duration_ms"].median() / 1000.0)
+
+
+def test_aided_arm_gets_real_model_probabilities_and_gradcam(eval_db, tmp_path, monkeypatch):
+    """On a database with real CV runs (tests/dashboard/conftest.py), the aided arm carries the
+    run's out-of-fold probabilities and a Grad-CAM overlay from its saved final model."""
+    import shutil
+
+    from dashboard import reading
+
+    path = tmp_path / "copy.db"
+    shutil.copy(eval_db.path, path)  # the shared fixture database stays read-only
+    monkeypatch.chdir(eval_db.workdir)  # runs/<run_id>/ lives here
+    run_id = eval_db.run_ids[-1]
+    conn = db.connect(path)
+    try:
+        cases = db.cases_frame(conn)["case_id"].tolist()[:3]
+        study_id = db.create_study(
+            conn, name="Aided", case_ids=cases, arms=("unaided", "aided"), model_run_id=run_id
+        )
+        reader_id, _ = db.add_reader(conn, study_id, "Reader")
+        predictions = db.predictions_frame(conn, [run_id]).set_index("case_id")
+        work = db.worklist(conn, study_id, reader_id, "aided")
+    finally:
+        conn.close()
+    case = reading.case_for_reader(study_id, reader_id, "aided", 1, db_path=path)
+    expected = predictions.loc[work.iloc[0]["case_id"], [f"p_{c}" for c in CLASSES]]
+    assert case.model_probabilities == pytest.approx(dict(zip(CLASSES, expected, strict=True)))
+    assert case.gradcam_problem is None
+    assert case.gradcam.shape == (*case.crop.shape, 3) and case.gradcam.dtype == np.uint8
+    # the crop is the model's own crop from the ingestion cache
+    assert case.crop.shape == (100, 100) and 0.0 <= case.crop.min() <= case.crop.max() <= 1.0
+    unaided = reading.case_for_reader(study_id, reader_id, "unaided", 1, db_path=path)
+    assert unaided.model_probabilities is None and unaided.gradcam is None
