@@ -70,10 +70,11 @@ with image_col:
         span = max(hi - lo, 1.0)
         level = st.slider("Level", lo, max(hi, lo + 1.0), float(np.clip(center0, lo, hi)))
         width = st.slider("Window", 1.0, 2 * span, float(np.clip(width0, 1.0, 2 * span)))
-        st.image(reading.render_slice(case.image, level, width, case.roi), caption="Slice with ROI")
+        slice_rgb = reading.render_slice(case.image, level, width, case.roi)
+        st.image(slice_rgb, caption="Slice, ROI in yellow", width=480)  # small DICOMs: scale up
 with crop_col:
     if case.crop is not None:
-        st.image(case.crop, caption="Lesion crop", clamp=True, use_container_width=True)
+        st.image(case.crop, caption="Lesion crop", clamp=True, width=260)
     if arm == "aided" and case.model_probabilities:
         st.markdown("**AI model**")
         for name in CLASSES:
@@ -81,11 +82,11 @@ with crop_col:
                 case.model_probabilities[name], text=f"{name} {case.model_probabilities[name]:.0%}"
             )
         if case.gradcam is not None:
-            st.image(case.gradcam, caption="Grad-CAM of the model's top class", clamp=True)
+            st.image(case.gradcam, caption="Grad-CAM of the model's top class", width=260)
         elif case.gradcam_problem:
             st.caption(case.gradcam_problem)
 
-with st.form(f"answer:{arm}:{position}"):
+with crop_col, st.form(f"answer:{arm}:{position}"):
     previous = case.answer_confidences or {}
     label = st.radio(
         "Type",
