@@ -146,6 +146,16 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
         # pydicom reads past a cut-off file with only a warning and drops the last element.
         if "end of file" in str(warning.message).lower():
             raise DicomReadError(path, f"truncated file ({warning.message})")
+    try:
+        return _decode(ds, path, frame, voi)
+    except DicomReadError:
+        raise
+    except Exception as exc:  # pydicom parses elements lazily: a damaged one fails on first use
+        raise DicomReadError(path, f"damaged DICOM header ({type(exc).__name__}: {exc})") from exc
+
+
+def _decode(ds: pydicom.Dataset, path: Path, frame: int, voi: bool) -> DicomImage:
+    """The body of `read_pixels` once the file is open; any exception means a damaged file."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DicomReadError(path, "no pixel data (the file holds only a header)")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
@@ -160,7 +170,11 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
         raise DicomReadError(path, f"frame {frame} out of range; the file has {n_frames} frame(s)")
     try:
         raw = pixel_array(ds, index=frame if n_frames > 1 else None)
-    except Exception as exc:  # decoders raise ValueError/RuntimeError/EOFError on bad data
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        # Decoders raise ValueError/RuntimeError/EOFError on bad data; pylibjpeg-rle, written in
+        # Rust, panics on some damaged RLE frames, and pyo3's PanicException is a BaseException.
         syntax = ds.file_meta.get("TransferSyntaxUID", "unknown transfer syntax")
         name = getattr(syntax, "name", str(syntax))
         raise DicomReadError(path, f"pixel data could not be decoded ({name}): {exc}") from exc
