@@ -10,6 +10,7 @@ line 1), the way a spreadsheet shows them.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -65,7 +66,7 @@ def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue
     Parameters
     ----------
     path : str or Path
-        The manifest CSV (UTF-8, a byte-order mark is accepted).
+        The manifest CSV (comma-separated UTF-8, a byte-order mark is accepted).
 
     Returns
     -------
@@ -80,23 +81,29 @@ def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue
     FileNotFoundError
         If the manifest does not exist.
     ValueError
-        If the header lacks a required column (the message lists what is required).
+        If the file is empty, not UTF-8, not comma-separated, or its header lacks a required
+        column (the message lists what is required).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED if c not in header]
-        has_box = all(c in header for c in BOX)
-        if missing or not (has_box or "mask" in header):
-            need = ", ".join(REQUIRED) + ", and either " + ",".join(BOX) + " or mask"
+    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
+    header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in header]
+    has_box = all(c in header for c in BOX)
+    if missing or not (has_box or "mask" in header):
+        need = ", ".join(REQUIRED) + ", and either " + ",".join(BOX) + " or mask"
+        if not header:
+            raise ValueError(f"manifest {path} is empty; it needs a header row with {need}")
+        other = [d for d in ";\t|" if len(header) == 1 and d in header[0]]
+        if other:
             raise ValueError(
-                f"manifest {path} has columns {', '.join(header) or '(none)'}; it needs {need}"
+                f"manifest {path} looks separated by {other[0]!r}, not commas (header "
+                f"{header[0]!r}); save it as comma-separated CSV with columns {need}"
             )
-        reader.fieldnames = header
-        records = [(i + 2, rec) for i, rec in enumerate(reader)]
+        raise ValueError(f"manifest {path} has columns {', '.join(header)}; it needs {need}")
+    reader.fieldnames = header
+    records = [(i + 2, rec) for i, rec in enumerate(reader)]
 
     rows: list[ManifestRow] = []
     issues: list[IngestIssue] = []
@@ -140,6 +147,21 @@ def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue
             )
         )
     return rows, issues
+
+
+def _decode(path: Path) -> str:
+    """The manifest's text: UTF-8 with or without a byte-order mark, anything else explained."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"manifest {path} is UTF-16 text; save it as UTF-8 CSV (comma-separated)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"manifest {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} is "
+            "not valid UTF-8; save it as UTF-8 CSV (Excel: 'CSV UTF-8')"
+        ) from None
 
 
 def _check(values: dict[str, str]) -> str | None:

@@ -394,3 +394,60 @@ def test_rust_decoder_panic_is_a_read_error(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(DicomReadError, match=r"pixel data could not be decoded \(RLE Lossless\)"):
         read_pixels(path)
+
+
+# ---- whole-manifest problems: nothing can be ingested, so ingest_folder raises one clear
+# ValueError (its documented contract; the CLI prints it as "cervixscope ingest: error: ...") ----
+GOOD_ROWS = "patient_id,path,label,x0,y0,x1,y1\nP1,clean/MR_small.dcm,SCC,10,10,50,50\n"
+WHOLE_FILE_FAULTS = {
+    "empty file": (b"", r"is empty; it needs a header row with patient_id, path, label"),
+    "blank lines only": (b"\n\n", r"is empty; it needs a header row"),
+    "missing columns": (
+        b"id,file,label\nP1,clean/MR_small.dcm,SCC\n",
+        r"has columns id, file, label; it needs patient_id, path, label, and either x0,y0,x1,y1",
+    ),
+    "no lesion columns": (
+        b"patient_id,path,label\nP1,clean/MR_small.dcm,SCC\n",
+        r"has columns patient_id, path, label; it needs .* either x0,y0,x1,y1 or mask",
+    ),
+    "semicolons": (
+        GOOD_ROWS.replace(",", ";").encode(),
+        r"looks separated by ';', not commas \(header 'patient_id;path;label",
+    ),
+    "tabs": (GOOD_ROWS.replace(",", "\t").encode(), r"looks separated by '\\t', not commas"),
+    "latin-1": (
+        GOOD_ROWS.replace("P1", "Pé").encode("latin-1"),
+        r"is not UTF-8 text: byte 0xe9 on line 2 is not valid UTF-8; save it as UTF-8 CSV",
+    ),
+    "utf-16": (GOOD_ROWS.encode("utf-16"), r"is UTF-16 text; save it as UTF-8 CSV"),
+}
+
+
+@pytest.fixture
+def mr_small_folder(tmp_path):
+    (tmp_path / "clean").mkdir()
+    shutil.copyfile(
+        get_testdata_file("MR_small.dcm", download=False), tmp_path / "clean" / "MR_small.dcm"
+    )
+    (tmp_path / "manifest.csv").write_text(GOOD_ROWS, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("content, message", WHOLE_FILE_FAULTS.values(), ids=WHOLE_FILE_FAULTS)
+def test_unusable_manifest_is_one_clear_value_error(mr_small_folder, content, message):
+    manifest = mr_small_folder / "manifest.csv"
+    manifest.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as info:
+        ingest_folder(mr_small_folder, progress=False, use_cache=False)
+    assert str(manifest) in str(info.value)  # names the file
+    assert type(info.value) is ValueError  # not a bare UnicodeDecodeError or csv.Error
+
+
+def test_manifest_with_bom_and_crlf_ingests_like_a_plain_one(mr_small_folder):
+    plain = ingest_folder(mr_small_folder, progress=False, use_cache=False)
+    (mr_small_folder / "manifest.csv").write_bytes(
+        b"\xef\xbb\xbf" + GOOD_ROWS.replace("\n", "\r\n").encode()
+    )
+    with_bom = ingest_folder(mr_small_folder, progress=False, use_cache=False)
+    assert with_bom.errors == [] and list(with_bom.crops.image_ids) == ["P1:clean/MR_small.dcm#0"]
+    np.testing.assert_array_equal(with_bom.crops.crops, plain.crops.crops)
