@@ -231,3 +231,18 @@ def test_colour_image_is_refused():
 def test_missing_file(tmp_path):
     with pytest.raises(DicomReadError, match=r"nope\.dcm: file not found"):
         read_pixels(tmp_path / "nope.dcm")
+
+
+def test_multi_frame_reads_the_requested_frame(tmp_path):
+    ds = pydicom.dcmread(_testdata("MR_small.dcm"))
+    frames = np.stack([ds.pixel_array + 100 * k for k in range(3)]).astype(np.int16)
+    ds.NumberOfFrames = 3
+    ds.PixelData = frames.tobytes()
+    path = tmp_path / "multi.dcm"
+    ds.save_as(path)
+    for k in range(3):
+        image = read_pixels(path, frame=k)
+        assert image.n_frames == 3
+        np.testing.assert_array_equal(image.array, frames[k].astype(np.float32))
+    with pytest.raises(DicomReadError, match=r"frame 3 out of range; the file has 3 frame"):
+        read_pixels(path, frame=3)

@@ -154,6 +154,13 @@ def bad_folder(small_cohort_dir, tmp_path_factory):
     ds.save_as(root / "bad/axial_t1.dcm")
     for name in ("lsil", "roi", "conflict", "empty_box", "frame", "masked"):
         shutil.copyfile(src, root / f"bad/{name}.dcm")
+    # Two frames, the second the mirror image in intensity of the first.
+    ds = pydicom.dcmread(src)
+    ds.decompress()
+    first = ds.pixel_array.astype(np.uint16)
+    ds.NumberOfFrames = 2
+    ds.PixelData = np.stack([first, 4095 - first]).astype(np.uint16).tobytes()
+    ds.save_as(root / "bad/multi.dcm")
     mask = np.zeros((128, 128), np.uint8)
     mask[50:70, 40:66] = 1
     np.save(root / "bad/mask.npy", mask)
@@ -183,6 +190,10 @@ def bad_folder(small_cohort_dir, tmp_path_factory):
     lines = (root / "manifest.csv").read_text().splitlines()
     lines = [line + (",mask" if i == 0 else ",") for i, line in enumerate(lines)]
     lines[-1] += "bad/mask.npy"
+    lines += [
+        "MULTI-14,bad/multi.dcm,SCC,40,40,70,70,1,",
+        "MULTI-14,bad/multi.dcm,SCC,40,40,70,70,0,",
+    ]
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
     return root, good
 
@@ -238,10 +249,19 @@ def test_each_bad_row_has_one_clear_issue(bad_result, row, level, pattern):
 def test_the_rest_is_ingested(bad_folder, bad_result):
     root, good = bad_folder
     ingested = {i.split(":")[0] for i in bad_result.crops.image_ids.tolist()}
-    assert ingested == {r["patient_id"] for r in good} | {"WARN-12", "MASK-13"}
-    assert bad_result.crops.n_images == len(good) + 2
+    assert ingested == {r["patient_id"] for r in good} | {"WARN-12", "MASK-13", "MULTI-14"}
+    assert bad_result.crops.n_images == len(good) + 4
     assert len(bad_result.errors) == 11 and len(bad_result.warnings) == 1
-    assert not [i for i in bad_result.issues if i.row in (2, 3, 4, 5, 6, 19)]
+    assert not [i for i in bad_result.issues if i.row in (2, 3, 4, 5, 6, 19, 20, 21)]
+
+
+def test_frame_column_selects_the_frame(bad_result):
+    ids = bad_result.crops.image_ids.tolist()
+    frame1 = bad_result.crops.crops[ids.index("MULTI-14:bad/multi.dcm#1")]
+    frame0 = bad_result.crops.crops[ids.index("MULTI-14:bad/multi.dcm#0")]
+    # Inverting intensities mirrors the percentiles too, so the normalised crops sum to one.
+    np.testing.assert_allclose(frame1, 1 - frame0, atol=0.02)
+    assert frame0.std() > 0.05
 
 
 def test_mask_gives_the_box(bad_result):
@@ -301,7 +321,7 @@ def test_cli_ingest_exit_codes(bad_folder, tmp_path, capsys):
     report = tmp_path / "report.csv"
     assert main(["ingest", str(root), "--no-db", "--quiet", "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "ingested 7 images" in out and "11 errors" in out
+    assert "ingested 9 images" in out and "11 errors" in out
     assert report.is_file() and len(_manifest(report)) == 12
 
     only_bad = tmp_path / "only_bad.csv"
