@@ -445,3 +445,24 @@ def _check_mrmc(frame: pd.DataFrame, n_modalities: int) -> None:
         raise ValueError(f"MRMC needs at least 2 readers who read the same cases; have {readers}")
     if frame["modality"].nunique() < n_modalities:
         raise ValueError("no case has been read by every reader in both arms yet")
+
+
+def metrics_wide(table: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """``metrics_table`` for reading: rows per class / macro / overall, one column per metric,
+    each cell ``value (ci_low-ci_high)``; blank where a metric does not apply."""
+    cells = table.assign(
+        cell=[
+            ""
+            if np.isnan(v)
+            else f"{v:.{digits}f}" + ("" if np.isnan(lo) else f" ({lo:.{digits}f}-{hi:.{digits}f})")
+            for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+        ]
+    )
+    wide = cells.pivot(index="scope", columns="metric", values="cell").fillna("")
+    order = [s for s in (*CLASSES, "macro", "overall") if s in wide.index]
+    metrics_order = [
+        m
+        for m in ("precision", "sensitivity", "specificity", "accuracy", "error_rate", "auc")
+        if m in wide.columns
+    ]
+    return wide.loc[order, metrics_order].rename_axis(index="", columns=None)

@@ -38,10 +38,10 @@ if case.n_read == case.n_cases:
     st.success("All cases are read. You can still go back and change an answer.")
 
 back, jump, forward = st.columns([1, 3, 1])
-if back.button("Previous", disabled=position <= 1, use_container_width=True):
+if back.button("Previous", disabled=position <= 1, width="stretch"):
     st.session_state[pos_key] = position - 1
     st.rerun()
-if forward.button("Next", disabled=position >= case.n_cases, use_container_width=True):
+if forward.button("Next", disabled=position >= case.n_cases, width="stretch"):
     st.session_state[pos_key] = position + 1
     st.rerun()
 work = reading.worklist_status(me.study_id, me.reader_id, arm)

@@ -59,7 +59,7 @@ for name, rater in named.items():
     left, right = st.columns([2, 3])
     left.dataframe(table, key=f"cm_{name}")
     left.plotly_chart(confusion_figure(table.to_numpy(), title=name), key=f"cmfig_{name}")
-    right.dataframe(metrics, hide_index=True, key=f"metrics_{name}")
+    right.dataframe(sa.metrics_wide(metrics), key=f"metrics_{name}")
 
 st.header("ROC curves and operating points")
 st.plotly_chart(sa.roc_with_operating_points(named), key="roc")
@@ -111,12 +111,12 @@ for title, compute in comparisons.items():
     except ValueError as exc:
         st.info(f"Not available yet: {exc}")
         continue
-    table = result.to_frame()
-    per_reader = result.foms if hasattr(result, "foms") else result.reader_foms.to_frame()
+    table = result.to_frame()  # the model comparison's table already lists each reader's FOM
     exports[f"mrmc {title}"] = table
-    exports[f"mrmc per-reader {title}"] = per_reader
     st.dataframe(table, hide_index=True, key=f"mrmc_{title}")
-    st.dataframe(per_reader, key=f"mrmc_readers_{title}")
+    if hasattr(result, "foms"):  # two modalities: FOM per reader (rows) and modality (columns)
+        exports[f"mrmc per-reader {title}"] = result.foms
+        st.dataframe(result.foms, key=f"mrmc_readers_{title}")
     st.markdown(result.summary())
 
 st.header("Export")
