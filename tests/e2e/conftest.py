@@ -1,0 +1,213 @@
+"""Real-browser fixtures: a database built from the small cohort and one real CV run, a real
+`streamlit run` on it, Debian's Chromium driven by Playwright, and helpers that use the app the way
+a person does (labels and roles, not internals).
+
+The database is built once per session and copied for each test, so the browser scenario and the
+crash test never see each other's study.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, wait_idle
+from tests.e2e.server import ROOT, StreamlitServer
+
+ADMIN_SECRET = "e2e-admin-secret-3b9d51"
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 1000}
+CASE_HEADING = re.compile(r"^Case (C-[0-9A-F]+) \((\d+) of (\d+)\)$")
+
+
+@dataclass(frozen=True)
+class BuiltDB:
+    path: Path  # pristine: copy it with `fresh_copy` before a test writes to it
+    run_id: str
+
+
+def build_database(cohort_dir: Path, path: Path, runs_dir: Path, *, model: str = "cnn") -> str:
+    """Ingest ``cohort_dir`` into a new database at ``path`` and record one short real CV run.
+
+    Features mode, 3 folds, random-init weights (no download): about 10 s on one CPU core.
+    Returns the run id.
+    """
+    import torch
+
+    import db
+    from core.config import RunConfig
+    from core.cv import run_cv
+    from core.ingest import ingest_folder
+
+    torch.set_num_threads(1)
+    conn = db.connect(path)
+    try:
+        crops = ingest_folder(cohort_dir, conn=conn, progress=False).crops
+        return run_cv(
+            crops,
+            RunConfig(model=model, mode="features", weights="none", n_folds=3, seed=0),
+            conn=conn,
+            runs_dir=runs_dir,
+            cache_dir=False,
+        )
+    finally:
+        conn.close()
+
+
+def fresh_copy(source: Path, target: Path) -> Path:
+    """A consistent copy of a SQLite file (the backup API folds in any WAL content)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    return target
+
+
+@pytest.fixture(scope="session")
+def e2e_db(small_cohort_dir, tmp_path_factory) -> BuiltDB:
+    workdir = tmp_path_factory.mktemp("e2e_db")
+    path = workdir / "pristine.db"
+    run_id = build_database(small_cohort_dir, path, workdir / "runs")
+    return BuiltDB(path=path, run_id=run_id)
+
+
+@pytest.fixture
+def db_copy(e2e_db, tmp_path) -> Path:
+    """This test's own copy of the session database."""
+    return fresh_copy(e2e_db.path, tmp_path / "cervixscope.db")
+
+
+@pytest.fixture
+def server(db_copy, tmp_path):
+    """The dashboard served by a real `streamlit run` on a free port, on this test's database."""
+    srv = StreamlitServer(db_copy, ADMIN_SECRET, tmp_path / "streamlit.log")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright's sync API (launched by path: no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """Open a page in a new browser context (its own cookies: a separate person's browser)."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(60_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+# ---- helpers: drive the app as a person does ---------------------------------------------------
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page PNG to test-artifacts/screenshots/ (git-ignored) and return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def publish_screenshots(*paths: Path) -> None:
+    """Copy screenshots to docs/screenshots/ for the README: call only once the test passed."""
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
+
+
+def open_app(page, url: str) -> None:
+    page.goto(url)
+    wait_idle(page)
+
+
+def wait_heading(page, name: str | re.Pattern) -> None:
+    """Wait until a heading is on the page and the script run that drew it has finished."""
+    exact = isinstance(name, str)  # a plain title must match whole, not as a substring
+    page.get_by_role("heading", name=name, exact=exact or None).first.wait_for()
+    wait_idle(page)
+
+
+def sign_in_admin(page, url: str, secret: str = ADMIN_SECRET) -> None:
+    open_app(page, url)
+    page.get_by_role("tab", name="Researcher (admin)").click()
+    page.get_by_role("textbox", name="Admin secret").fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+    wait_heading(page, "Overview")
+
+
+def sign_in_reader(page, code: str) -> None:
+    """Sign in on the sign-in page already open (a reload lands there too) and wait for a case."""
+    page.get_by_role("textbox", name="Access code").fill(code)
+    page.get_by_role("button", name="Start reading").click()
+    wait_heading(page, CASE_HEADING)
+
+
+def go_to(page, link: str) -> None:
+    """Follow a sidebar link and wait for the page's title."""
+    page.get_by_role("link", name=link).click()
+    wait_heading(page, link)
+
+
+def current_case(page) -> tuple[str, int, int]:
+    """(display_id, position, n_cases) from the reading page's 'Case C-XXXX (k of n)' heading."""
+    text = page.get_by_role("heading", name=CASE_HEADING).first.inner_text()
+    match = CASE_HEADING.match(text.strip())
+    assert match, f"unexpected case heading {text!r}"
+    return match.group(1), int(match.group(2)), int(match.group(3))
+
+
+def fill_answer(page, label: str) -> None:
+    """Choose ``label`` and give it full confidence in the answer form of the case on screen."""
+    _, position, _ = current_case(page)
+    page.locator(f".st-key-type-unaided-{position}").get_by_text(label, exact=True).click()
+    page.get_by_role("slider", name=f"Confidence {label}").press("End")
+
+
+def click_submit(page) -> None:
+    page.get_by_role("button", name="Submit and next").click()
+
+
+def wait_read_count(page, n_read: int, n_cases: int) -> None:
+    """Wait for the progress text 'n of N read': the server stored the answer."""
+    page.get_by_text(f"{n_read} of {n_cases} read", exact=True).wait_for()
+    wait_idle(page)
+
+
+def wait_case(page, position: int, n_cases: int) -> None:
+    """Wait until the reading page shows worklist ``position`` (after a submit: the next case)."""
+    page.get_by_role(
+        "heading", name=re.compile(rf"^Case C-[0-9A-F]+ \({position} of {n_cases}\)$")
+    ).wait_for()
+    wait_idle(page)
+
+
+def grid_rows(grid) -> list[list[str]]:
+    """Header and body cells of an st.dataframe, from the accessible table Glide renders."""
+    rows = []
+    for row in grid.locator("tr").all():
+        rows.append([cell.inner_text().strip() for cell in row.locator("th, td").all()])
+    return rows
