@@ -91,7 +91,13 @@ with st.form("add_reader", clear_on_submit=True):
 
 with connection() as conn:
     progress = db.reader_progress_frame(conn, study_id)
-st.dataframe(progress, hide_index=True)
+st.dataframe(
+    progress,
+    hide_index=True,
+    column_config={
+        "fraction": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)
+    },
+)
 
 st.subheader("Reads as CSV")
 export_col, import_col = st.columns(2)

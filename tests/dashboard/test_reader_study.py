@@ -319,3 +319,43 @@ def test_aided_arm_gets_real_model_probabilities_and_gradcam(eval_db, tmp_path, 
     assert case.crop.shape == (100, 100) and 0.0 <= case.crop.min() <= case.crop.max() <= 1.0
     unaided = reading.case_for_reader(study_id, reader_id, "unaided", 1, db_path=path)
     assert unaided.model_probabilities is None and unaided.gradcam is None
+
+
+def test_mrmc_aided_vs_unaided_uses_only_fully_crossed_cases():
+    from core.mrmc import or_analysis
+    from dashboard import study_analysis as sa
+
+    rng = np.random.default_rng(5)
+    truth = np.array(CLASSES)[rng.permutation(np.repeat([0, 1, 2], [20, 12, 8]))]
+    rows = []
+    for r, reader in enumerate(["A", "B", "C"]):
+        for arm, skill in (("unaided", 0.6), ("aided", 1.2)):
+            for k, t in enumerate(truth):
+                conf = rng.dirichlet([1.0, 1.0, 1.0])
+                conf[CLASSES.index(t)] += skill * rng.uniform()
+                conf /= conf.sum()
+                rows.append(
+                    {"reader": reader, "reader_id": r, "simulated": False, "case_id": f"K{k:02d}",
+                     "arm": arm, "truth": t, "label": CLASSES[int(conf.argmax())],
+                     **{f"c_{c}": conf[j] for j, c in enumerate(CLASSES)}, "seconds": 20.0}
+                )  # fmt: skip
+    reads = pd.DataFrame(rows)
+    # reader C has not read case K00 in the aided arm yet: K00 must drop out of the analysis
+    reads = reads[
+        ~((reads["reader"] == "C") & (reads["arm"] == "aided") & (reads["case_id"] == "K00"))
+    ]
+    data = sa.StudyData({"arms": ["unaided", "aided"]}, reads.reset_index(drop=True), None)
+    result = sa.mrmc_aided_vs_unaided(data, fom="auc_macro")
+    crossed = reads[reads["case_id"] != "K00"]
+    long = crossed.rename(columns={"arm": "modality", "case_id": "case"})
+    expected = or_analysis(
+        long[["reader", "modality", "case", "truth", "label", *sa.SCORE_COLUMNS]], fom="auc_macro"
+    )
+    assert result.n_cases == 39
+    pd.testing.assert_frame_equal(result.to_frame(), expected.to_frame())
+    assert result.modality_means["aided"] > result.modality_means["unaided"]
+    with pytest.raises(ValueError, match="no model run"):
+        sa.mrmc_model_vs_readers(data, "unaided")
+    one_reader = sa.StudyData({"arms": ["unaided"]}, reads[reads["reader"] == "A"], None)
+    with pytest.raises(ValueError, match="at least 2 readers"):
+        sa.mrmc_aided_vs_unaided(one_reader)
