@@ -152,17 +152,35 @@ def selected_cases(predictions: pd.DataFrame, confusion_events: list, roc_event)
         open_in_case_browser(*pick)
 
 
+@st.cache_data(show_spinner="Grad-CAM…", max_entries=256)
+def _gradcam(run_id: str, crop: np.ndarray, class_index: int, model_stamp: float) -> np.ndarray:
+    from core.gradcam import gradcam_overlay
+
+    return gradcam_overlay(run_id, crop, class_index)
+
+
+def _model_stamp(run_id: str) -> float:
+    """The saved final model's mtime (keys the cache: a re-saved model gives new maps)."""
+    from core.cv import RUNS_DIR
+    from core.predict import MODEL_FILE
+
+    path = Path(RUNS_DIR) / run_id / MODEL_FILE
+    return path.stat().st_mtime if path.exists() else -1.0
+
+
 def gradcam_panel(run_id: str, crop: np.ndarray, class_index: int, *, caption: str) -> None:
     """Grad-CAM over the crop for one class, or a clear message when it cannot be computed."""
     try:
-        from core.gradcam import gradcam_overlay
+        crop = np.ascontiguousarray(crop)
+        stamp = _model_stamp(run_id)
+        if stamp < 0:  # not cached: let core say why there is no model
+            from core.gradcam import gradcam_overlay
 
-        overlay = gradcam_overlay(run_id, crop, class_index)
-    except FileNotFoundError:
-        st.info(
-            f"Run {run_id} has no saved final model, so there is no Grad-CAM for it. "
-            "Runs started with a saved final model (the CV engine's default for new runs) have one."
-        )
+            overlay = gradcam_overlay(run_id, crop, int(class_index))
+        else:
+            overlay = _gradcam(run_id, crop, int(class_index), stamp)
+    except FileNotFoundError as exc:
+        st.info(f"No Grad-CAM for this run: {exc}.")
         return
     except ImportError as exc:
         st.info(f"Grad-CAM is not available here: {exc}")

@@ -200,8 +200,22 @@ def test_case_browser_filters_and_shows_a_case(eval_env):
     captions = [c for image in at.get("image") for c in image.proto.imgs[0:1] for c in [c.caption]]
     assert any("frame 0" in c for c in captions)  # the DICOM slice
     assert "100x100 crop" in captions
-    gradcam_shown = any(c.startswith("Grad-CAM") for c in captions)
-    assert gradcam_shown or any("Grad-CAM" in i.value for i in at.info)
+    predicted = _frame(at, ["case_id", "correct"]).set_index("case_id").loc[case_id, "predicted"]
+    assert f"Grad-CAM: {predicted}" in captions  # the fixture's runs saved a final model
+
+
+def test_case_browser_explains_missing_final_model(eval_env, tmp_path, monkeypatch):
+    from core import gradcam
+
+    monkeypatch.chdir(tmp_path)  # no runs/<run_id>/ here: as if the run was trained elsewhere
+    gradcam._model.cache_clear()  # core keeps loaded models in memory; forget them
+    at = _open("case_browser")
+    assert not at.exception
+    assert any("has no final model" in i.value for i in at.info), (
+        [i.value for i in at.info],
+        [e.value for e in at.error],
+        [c.caption for im in at.get("image") for c in im.proto.imgs],
+    )
 
 
 def test_run_page_refuses_missing_folder(eval_env):
