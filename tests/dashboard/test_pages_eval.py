@@ -271,3 +271,11 @@ def test_run_page_refuses_a_duplicate_of_a_queued_run(eval_env):
     finally:
         db.update_run(conn, queued, status="failed", message="test row")
         conn.close()
+
+
+@pytest.mark.parametrize("page", ["overview", "cv_results", "case_browser", "report"])
+def test_empty_database_explains_how_to_start(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(tmp_path / "empty.db"))
+    at = _open(page)
+    _no_errors(at)
+    assert any("make demo" in i.value and "cervixscope cv" in i.value for i in at.info)
