@@ -298,7 +298,7 @@ def _case_image(conn, case_id: str) -> dict:
     frame = image_row.get("frame", 0)
     frame = int(frame) if frame == frame and frame is not None else 0
     try:
-        dicom = dicom_io.read_pixels(path, frame=frame)
+        dicom = _read_slice(str(path), frame, path.stat().st_mtime)
     except (dicom_io.DicomReadError, OSError) as exc:
         # the message would name the file, which could carry a label: keep it generic for readers
         return {
@@ -316,6 +316,14 @@ def _case_image(conn, case_id: str) -> dict:
         "roi": roi,
         "crop": crop,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _read_slice(path: str, frame: int, mtime: float):
+    """A decoded slice, kept while the file is unchanged: window/level changes rerun the page."""
+    from core import dicom_io
+
+    return dicom_io.read_pixels(path, frame=frame)
 
 
 def _cached_crop(image_row) -> np.ndarray | None:

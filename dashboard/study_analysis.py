@@ -466,3 +466,14 @@ def metrics_wide(table: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
         if m in wide.columns
     ]
     return wide.loc[order, metrics_order].rename_axis(index="", columns=None)
+
+
+def imrmc_text(data: StudyData, positive_class: str) -> str:
+    """The study's fully crossed reads (every arm a modality) in iMRMC's input format, for one
+    class against the rest, to cross-check the MRMC results in iMRMC or RJafroc."""
+    from core.mrmc import to_imrmc
+
+    frame = mrmc_reads(data, data.arms)
+    if frame.empty:
+        raise ValueError("no case has been read by every reader in every arm yet")
+    return to_imrmc(frame, positive_class=positive_class)

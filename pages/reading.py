@@ -7,6 +7,7 @@ position survives reruns in session state; a new session resumes at the first un
 import numpy as np
 import streamlit as st
 
+import db
 from core.labels import CLASSES
 from dashboard import auth, reading
 
@@ -119,7 +120,7 @@ with crop_col, st.form(f"answer:{arm}:{position}"):
                     sliders,
                     shown[f"{arm}:{position}"],
                 )
-            except ValueError as exc:
+            except (ValueError, db.CervixScopeDBError) as exc:  # e.g. the study was closed
                 st.error(str(exc))
             else:
                 nxt = reading.first_unread(me.study_id, me.reader_id, arm)

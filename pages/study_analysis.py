@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import db
+from core.labels import CLASSES
 from dashboard import auth
 from dashboard import study_analysis as sa
 from dashboard.figures import confusion_figure
@@ -129,3 +130,12 @@ for title, frame in exports.items():
     frame.to_csv(buffer, index=title.startswith("confusion"))
     buffer.write("\n")
 st.download_button("Analysis tables (CSV)", buffer.getvalue(), f"study-{study_id}-analysis.csv")
+positive = st.selectbox("iMRMC export: positive class (one-vs-rest, from confidences)", CLASSES)
+try:
+    imrmc = sa.imrmc_text(data, positive)
+except ValueError as exc:
+    st.caption(f"iMRMC export not available: {exc}")
+else:
+    st.download_button(
+        "Reads for iMRMC / RJafroc", imrmc, f"study-{study_id}-imrmc-{positive}.imrmc", "text/plain"
+    )

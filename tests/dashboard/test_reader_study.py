@@ -354,6 +354,10 @@ def test_mrmc_aided_vs_unaided_uses_only_fully_crossed_cases():
     assert result.n_cases == 39
     pd.testing.assert_frame_equal(result.to_frame(), expected.to_frame())
     assert result.modality_means["aided"] > result.modality_means["unaided"]
+    text = sa.imrmc_text(data, "ASC")
+    body = text.split("BEGIN DATA:")[1].strip().splitlines()
+    assert sum(line.startswith("-1,") for line in body) == 39  # one truth row per crossed case
+    assert len(body) == 39 + 3 * 2 * 39  # plus one row per reader, arm and case
     with pytest.raises(ValueError, match="no model run"):
         sa.mrmc_model_vs_readers(data, "unaided")
     one_reader = sa.StudyData({"arms": ["unaided"]}, reads[reads["reader"] == "A"], None)
