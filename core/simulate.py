@@ -194,6 +194,15 @@ def seed_demo_study(conn, *, seed: int = 0, model_run_id: str | None = None) -> 
     cases = db.cases_frame(conn).sort_values("case_id")
     if cases.empty:
         raise ValueError("the database has no cases: ingest the demo cohort first")
+    y_true = np.array([CLASSES.index(label) for label in cases["label"]])
+    counts = np.bincount(y_true, minlength=len(CLASSES))
+    paper = next(iter(PAPER_EXPERT_TABLES.values())).sum(axis=1)
+    if not np.array_equal(counts, paper):
+        raise ValueError(
+            f"the demo study reproduces the paper's expert tables, so it needs the paper's class "
+            f"counts {'/'.join(map(str, paper))} (SCC/AC/ASC); the database has "
+            f"{'/'.join(map(str, counts))}: ingest the full demo cohort (cervixscope demo-data)"
+        )
     studies = db.studies_frame(conn)
     existing = studies[studies["name"] == DEMO_STUDY_NAME] if not studies.empty else studies
     if len(existing):
@@ -208,7 +217,6 @@ def seed_demo_study(conn, *, seed: int = 0, model_run_id: str | None = None) -> 
             model_run_id=model_run_id,
             simulated=True,
         )
-    y_true = np.array([CLASSES.index(label) for label in cases["label"]])
     progress = db.reader_progress_frame(conn, study_id)
     known = (
         dict(zip(progress["display_name"], progress["reader_id"], strict=True))

@@ -189,3 +189,19 @@ def test_export_then_import_reads_round_trip(demo_labels_db, tmp_path):
         main(["--db", str(demo_labels_db), "study", "import-reads", "--study", "1", str(missing)])
         == 2
     )
+
+
+def test_demo_study_refuses_a_cohort_without_the_paper_counts(tmp_path):
+    import db
+    from core.simulate import seed_demo_study
+
+    conn = db.connect(tmp_path / "small.db")
+    try:
+        db.upsert_cases(conn, [{"case_id": f"P{i}", "label": CLASSES[i % 3]} for i in range(9)])
+        with pytest.raises(
+            ValueError, match="needs the paper's class counts 487/116/38 .* has 3/3/3"
+        ):
+            seed_demo_study(conn)
+        assert db.studies_frame(conn).empty  # refused before anything was written
+    finally:
+        conn.close()
