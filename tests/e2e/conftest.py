@@ -124,11 +124,22 @@ def new_page(browser):
 # ---- helpers: drive the app as a person does ---------------------------------------------------
 
 
-def screenshot(page, name: str) -> Path:
-    """Save a full-page PNG to test-artifacts/screenshots/ (git-ignored) and return its path."""
+def screenshot(page, name: str, *, height: int | None = None) -> Path:
+    """Save a PNG of the page to test-artifacts/screenshots/ (git-ignored); return its path.
+
+    Streamlit scrolls inside its own container, so a "full page" shot is one viewport: pass
+    ``height`` to take a taller one (the viewport is restored afterwards).
+    """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    page.mouse.move(0, 0)  # no hover toolbars in the picture
+    if height:
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+        wait_idle(page)
+        page.wait_for_timeout(500)  # let the charts re-lay out to the new size
     page.screenshot(path=str(path), full_page=True)
+    if height:
+        page.set_viewport_size(VIEWPORT)
     return path
 
 

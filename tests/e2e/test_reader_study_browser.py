@@ -10,7 +10,6 @@ what the readers clicked; a signed-in reader who opens an admin URL is refused.
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -57,11 +56,14 @@ def push_url(page, path: str) -> None:
     wait_idle(page)
 
 
-def assert_no_admin_content(page) -> None:
-    """No admin page title shows up (given time for a page switch) and no admin link is there."""
-    titles = re.compile("^(" + "|".join(ADMIN_TITLES) + ")$")
-    with pytest.raises(PlaywrightTimeout):
-        page.get_by_role("heading", name=titles).first.wait_for(timeout=2_000)
+def assert_no_admin_content(page, *, settle_ms: int = 0) -> None:
+    """No admin page title is shown (after ``settle_ms`` for a page switch that may still come)
+    and no admin page is linked."""
+    titles = page.get_by_role("heading", name=re.compile("^(" + "|".join(ADMIN_TITLES) + ")$"))
+    if settle_ms:
+        with pytest.raises(PlaywrightTimeout):
+            titles.first.wait_for(timeout=settle_ms)
+    assert not titles.count(), titles.all_inner_texts()
     for title in ADMIN_TITLES:
         assert not page.get_by_role("link", name=title).count(), title
 
@@ -150,7 +152,6 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
         pages.append(page)
     intent: dict[str, dict[str, str]] = {name: {} for name in READERS}
 
-    started = time.monotonic()
     for step in range(1, N_CASES + 1):
         for reader, (name, page) in enumerate(zip(READERS, pages, strict=True)):
             display_id, position, _ = current_case(page)
@@ -158,7 +159,6 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
             label = intended_label(reader, position, truth_by_display[display_id])
             intent[name][display_id] = label
             fill_answer(page, label)
-        print(f"step {step}: {time.monotonic() - started:.1f} s")
         if step == 3:
             shots["reading"] = screenshot(pages[0], "reading")
         for page in pages:  # both submits in flight at once: two live sessions on one server
@@ -185,8 +185,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
         if step == RELOAD_AT:  # reader 1 reloads: a new session, signed out
             page, name = pages[1], READERS[1]
             page.reload()
-            wait_idle(page)
-            assert page.get_by_role("textbox", name="Access code").is_visible()
+            page.get_by_role("textbox", name="Access code").wait_for()
             sign_in_reader(page, codes[name])
             display_id, position, _ = current_case(page)
             conn = db.connect(db_copy)
@@ -214,14 +213,14 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
     reader_page = pages[0]
     for path in ADMIN_PATHS:
         push_url(reader_page, path)
-        assert_no_admin_content(reader_page)
+        assert_no_admin_content(reader_page, settle_ms=2_000)
         assert reader_page.get_by_role("heading", name="Read cases", exact=True).is_visible()
     # A full load of the URL in the reader's browser is a new session: refused as well.
     for path in ADMIN_PATHS:
         open_app(reader_page, f"{server.url}/{path}")
         reader_page.get_by_text("Page not found").wait_for()
+        reader_page.get_by_role("textbox", name="Access code").wait_for()
         assert_no_admin_content(reader_page)
-        assert reader_page.get_by_role("textbox", name="Access code").is_visible()
     shots["reader_refused"] = screenshot(reader_page, "reader_refused")
 
     # The database holds exactly what the readers clicked, the change included (with history).
@@ -229,6 +228,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
     try:
         reads = db.reads_frame(conn, study_id)
         audit = db.audit_frame(conn, study_id)
+        predictions = db.predictions_frame(conn, [e2e_db.run_id])
     finally:
         conn.close()
     assert len(reads) == len(READERS) * N_CASES
@@ -257,7 +257,16 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
         assert name in shown, f"no confusion matrix for {name}; page has {sorted(shown)}"
         np.testing.assert_array_equal(shown[name], expected, err_msg=name)
         assert expected.sum() == N_CASES and np.trace(expected) < N_CASES
+    # ... and the model's, on the same cases: the argmax of its out-of-fold probabilities.
+    study_cases = set(reads["case_id"])
+    mine = predictions[predictions["case_id"].isin(study_cases)]
+    assert len(mine) == N_CASES
+    predicted = np.array(CLASSES)[mine[[f"p_{c}" for c in CLASSES]].to_numpy().argmax(axis=1)]
+    truth = mine["case_id"].map(reads.drop_duplicates("case_id").set_index("case_id")["truth"])
+    np.testing.assert_array_equal(
+        shown["Model"], confusion_matrix(truth, predicted, labels=list(CLASSES)), err_msg="model"
+    )
     admin.locator(".js-plotly-plot").first.wait_for()
-    shots["analysis"] = screenshot(admin, "analysis")
+    shots["analysis"] = screenshot(admin, "analysis", height=2600)
 
     publish_screenshots(shots["cv_results"], shots["analysis"])
