@@ -477,3 +477,12 @@ def imrmc_text(data: StudyData, positive_class: str) -> str:
     if frame.empty:
         raise ValueError("no case has been read by every reader in every arm yet")
     return to_imrmc(frame, positive_class=positive_class)
+
+
+def tables_csv(tables: dict[str, pd.DataFrame]) -> str:
+    """Several analysis tables in one CSV text, each under a ``# title`` line."""
+    parts = []
+    for title, frame in tables.items():
+        # confusion tables keep their "true <class>" row labels; the others have no useful index
+        parts.append(f"# {title}\n" + frame.to_csv(index=title.startswith("confusion")))
+    return "\n".join(parts)
