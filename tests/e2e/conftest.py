@@ -105,9 +105,20 @@ def browser():
         chromium.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def new_page(browser):
-    """Open a page in a new browser context (its own cookies: a separate person's browser)."""
+def new_page(browser, request):
+    """Open a page in a new browser context (its own cookies: a separate person's browser).
+
+    When the test fails, every page it opened is saved to test-artifacts/screenshots/.
+    """
     contexts = []
 
     def make():
@@ -117,7 +128,11 @@ def new_page(browser):
         return context.new_page()
 
     yield make
-    for context in contexts:
+    report = getattr(request.node, "report_call", None)
+    for i, context in enumerate(contexts):
+        if report is not None and report.failed:
+            for j, page in enumerate(context.pages):
+                screenshot(page, f"FAILED-{request.node.name}-{i}-{j}")
         context.close()
 
 

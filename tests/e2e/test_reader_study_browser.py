@@ -96,6 +96,7 @@ def create_study_with_readers(admin, run_id: str) -> tuple[int, dict[str, str]]:
         admin.get_by_text(f"Reader {name} added").wait_for()
         wait_idle(admin)
         shown = admin.locator("[data-testid='stCode'] code")
+        shown.first.wait_for()
         assert shown.count() == 1, "the new reader's code is shown once, alone"
         codes[name] = shown.inner_text().strip()
     assert len(set(codes.values())) == len(READERS)
