@@ -106,7 +106,7 @@ def roc_figure(curves: Sequence[RocCurve], *, title: str = "ROC curves (one-vs-r
                 x=curve.fpr,
                 y=curve.tpr,
                 mode="lines+markers" if selectable else "lines",
-                marker={"size": 5},
+                marker={"size": 3},
                 line={"color": colour, "shape": "linear"},
                 name=f"{curve.name} · {curve.class_name}: AUC {curve.auc:.3f}",
                 legendgroup=curve.name,
@@ -177,13 +177,14 @@ def confusion_figure(
             text.append("–" if np.isnan(v) else (f"{v:.2f}" if normalise else f"{int(v)}"))
             colour.append(0.0 if np.isnan(v) else float(v))
     top = max(colour) if colour and max(colour) > 0 else 1.0
+    ink = ["white" if c > 0.55 * top else "#333" for c in colour]  # readable on dark cells
     fig = go.Figure(
         go.Scatter(
             x=pred_names,
             y=true_names,
             mode="markers+text",
             text=text,
-            textfont={"size": 16},
+            textfont={"size": 16, "color": ink},
             customdata=custom,
             marker={
                 "symbol": "square",

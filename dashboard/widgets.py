@@ -67,6 +67,17 @@ def run_picker(
     return list(chosen)
 
 
+def probability_table(frame: pd.DataFrame) -> None:
+    """Every model's out-of-fold probabilities for one case (3 decimals)."""
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={"run_id": None, **{c: number for c in ("p_SCC", "p_AC", "p_ASC")}},
+        key="case_probs",
+    )
+
+
 def metrics_table(tables: pd.DataFrame, model: str) -> None:
     """One model's ``classification_table`` rows: value and 95% CI per class and average."""
     rows = tables[tables["model"] == model][
@@ -88,6 +99,10 @@ def _crop_set(path: str, mtime: float) -> CropSet:
 
 def crop_of(image: pd.Series) -> np.ndarray:
     """The 100x100 crop an image was trained on, from the ingestion's crop cache."""
+    if image.get("crop_cache") is None or pd.isna(image["crop_cache"]):
+        raise FileNotFoundError(
+            f"image {image['image_id']} has no crop cache recorded; run `cervixscope ingest` again"
+        )
     path = Path(str(image["crop_cache"]))
     if not path.is_file():
         raise FileNotFoundError(f"crop cache {path} is missing; run `cervixscope ingest` again")
@@ -188,4 +203,4 @@ def gradcam_panel(run_id: str, crop: np.ndarray, class_index: int, *, caption: s
     except Exception as exc:  # show the library's message, not a traceback
         st.error(str(exc))
         return
-    st.image(np.asarray(overlay), caption=caption, width=260, clamp=True)
+    st.image(np.asarray(overlay), caption=caption, width="stretch", clamp=True)

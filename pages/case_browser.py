@@ -59,19 +59,18 @@ images = loaders.load_case_images(case_id, version)
 if images.empty:
     st.warning(f"Case {case_id} has no images recorded in the database.")
     st.stop()
-image = images.iloc[
-    st.selectbox("Slice", range(len(images)), key="slice_pick") if len(images) > 1 else 0
-]
+pick = 0
+if len(images) > 1:
+    pick = st.selectbox(
+        "Slice", range(len(images)), format_func=lambda i: images["image_id"].iloc[i], key="slice"
+    )
+image = images.iloc[pick]
 left, right = st.columns([3, 2])
 with left:
     widgets.dicom_viewer(image, key="viewer")
 with right:
     st.markdown("**Out-of-fold probabilities, every model**")
-    st.dataframe(
-        loaders.case_probabilities(all_predictions, case_id, labels),
-        hide_index=True,
-        key="case_probs",
-    )
+    widgets.probability_table(loaders.case_probabilities(all_predictions, case_id, labels))
     try:
         crop = widgets.crop_of(image)
     except (FileNotFoundError, OSError, IndexError) as exc:
@@ -81,7 +80,7 @@ with right:
         "Grad-CAM for class", CLASSES, index=CLASS_INDEX[row["predicted"]], key="cam_class"
     )
     a, b = st.columns(2)
-    a.image(crop, caption="100x100 crop", width=200, clamp=True)
+    a.image(crop, caption=f"{crop.shape[0]}x{crop.shape[1]} crop", width="stretch", clamp=True)
     with b:
         widgets.gradcam_panel(
             run_id, crop, CLASS_INDEX[cam_class], caption=f"Grad-CAM: {cam_class}"

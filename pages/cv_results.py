@@ -59,5 +59,10 @@ for run_id in labels:
 widgets.selected_cases(loaders.load_predictions(key, version), cm_events, roc_event)
 
 st.subheader("Per-fold metrics (macro; accuracy overall)")
-st.dataframe(figs["fold_summary"], hide_index=True, key="fold_summary")
+st.dataframe(
+    figs["fold_summary"],
+    hide_index=True,
+    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mean", "sd")},
+    key="fold_summary",
+)
 st.plotly_chart(figs["folds"], key="fold_chart")

@@ -199,7 +199,7 @@ def test_case_browser_filters_and_shows_a_case(eval_env):
         assert row.p_SCC == pytest.approx(mine.loc[row.run_id, "p_SCC"])
     captions = [c for image in at.get("image") for c in image.proto.imgs[0:1] for c in [c.caption]]
     assert any("frame 0" in c for c in captions)  # the DICOM slice
-    assert "100x100 crop" in captions
+    assert "100x100 crop" in captions  # the crop the model saw, at its ingested size
     predicted = _frame(at, ["case_id", "correct"]).set_index("case_id").loc[case_id, "predicted"]
     assert f"Grad-CAM: {predicted}" in captions  # the fixture's runs saved a final model
 
@@ -248,11 +248,16 @@ def test_results_roc_click_lists_positives_at_threshold(eval_env):
     assert (listed["selected_by"] == f"AC score >= {threshold:.3f}").all()
 
 
-def test_run_page_refuses_a_duplicate_of_a_queued_run(eval_env):
+def test_run_page_refuses_a_duplicate_of_a_queued_run(eval_env, tmp_path, monkeypatch):
+    import shutil
+
     from dashboard.jobs import CvRequest
 
+    path = tmp_path / "copy.db"
+    shutil.copy(eval_env.path, path)  # the shared fixture database stays read-only
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
     request = CvRequest(str(eval_env.data_dir), "cnn", "features", 4, 7, "smote")
-    conn = db.connect(eval_env.path)
+    conn = db.connect(path)
     try:
         queued = db.create_run(
             conn, model="cnn", mode="features", config=request.config(), seed=7,
@@ -269,7 +274,6 @@ def test_run_page_refuses_a_duplicate_of_a_queued_run(eval_env):
         # The progress panel follows the queued run.
         assert any(queued in p.proto.text for p in at.get("progress"))
     finally:
-        db.update_run(conn, queued, status="failed", message="test row")
         conn.close()
 
 

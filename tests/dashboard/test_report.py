@@ -22,6 +22,7 @@ def frames(eval_db):
     conn = db.connect(eval_db.path)
     try:
         runs = db.runs_frame(conn)
+        runs = runs[runs["run_id"].isin(eval_db.run_ids)]
         predictions = db.predictions_frame(conn, list(eval_db.run_ids))
     finally:
         conn.close()
