@@ -171,12 +171,12 @@ def run_load(db_path: Path, n_cases: int, n_readers: int) -> tuple[int, list[Ses
         threading.Thread(target=run_session, args=(s, study_id, db_path, barrier), daemon=True)
         for s in sessions
     ]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=900)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     submits = np.array([t for s in sessions for t in s.submit_s]) * 1000
     cycles = np.array([t for s in sessions for t in s.cycle_s]) * 1000
     n_reads = sum(len(s.final) for s in sessions)
@@ -186,6 +186,7 @@ def run_load(db_path: Path, n_cases: int, n_readers: int) -> tuple[int, list[Ses
         "reads": n_reads,
         "submits": int(submits.size),
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 1),  # this process, all threads: the cost apart from contention
         "reads_per_s": round(n_reads / wall, 1),
         "submit_ms": _percentiles(submits),
         "cycle_ms": _percentiles(cycles),
@@ -193,6 +194,7 @@ def run_load(db_path: Path, n_cases: int, n_readers: int) -> tuple[int, list[Ses
         "first_unread, case_for_reader(with_images=False); each call opens its own connection",
         "excludes": "DICOM decoding and rendering of the slice, Streamlit itself",
         "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 1),  # other work on the machine meanwhile
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
     }
@@ -217,7 +219,8 @@ def report(figures: dict, name: str) -> None:
     path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(
         f"\n{figures['readers']} readers x {figures['cases']} cases: {figures['reads']} reads "
-        f"({figures['submits']} submits) in {figures['wall_s']} s = {figures['reads_per_s']} "
+        f"({figures['submits']} submits) in {figures['wall_s']} s ({figures['cpu_s']} s CPU, "
+        f"load {figures['load_average_1m']}) = {figures['reads_per_s']} "
         f"reads/s; submit p50 {figures['submit_ms']['p50']} ms, p95 {figures['submit_ms']['p95']}"
         f" ms; submit+next case p95 {figures['cycle_ms']['p95']} ms -> {path}"
     )
