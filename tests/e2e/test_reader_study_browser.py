@@ -141,6 +141,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
     try:
         cases = db.cases_frame(conn)
         truth_by_display = dict(zip(cases["display_id"], cases["label"], strict=True))
+        truth_by_case = dict(zip(cases["case_id"], cases["label"], strict=True))
     finally:
         conn.close()
 
@@ -161,7 +162,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
             intent[name][display_id] = label
             fill_answer(page, label)
         if step == 3:
-            shots["reading"] = screenshot(pages[0], "reading")
+            shots["reading"] = screenshot(pages[0], "reading", height=1600)
         for page in pages:  # both submits in flight at once: two live sessions on one server
             click_submit(page)
         for page in pages:
@@ -263,7 +264,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
     mine = predictions[predictions["case_id"].isin(study_cases)]
     assert len(mine) == N_CASES
     predicted = np.array(CLASSES)[mine[[f"p_{c}" for c in CLASSES]].to_numpy().argmax(axis=1)]
-    truth = mine["case_id"].map(reads.drop_duplicates("case_id").set_index("case_id")["truth"])
+    truth = mine["case_id"].map(truth_by_case)
     np.testing.assert_array_equal(
         shown["Model"], confusion_matrix(truth, predicted, labels=list(CLASSES)), err_msg="model"
     )
