@@ -20,7 +20,17 @@ NO_RUNS_HELP = (
 )
 
 
-def no_runs_message() -> None:
+def no_runs_message(runs: pd.DataFrame | None = None) -> None:
+    """Explain the empty state: no runs at all, or none finished yet."""
+    if runs is not None and not runs.empty:
+        counts = runs["status"].value_counts().to_dict()
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        st.info(
+            f"No finished run yet ({summary}). Results appear here when a run is done: follow "
+            "it on **Run a cross-validation**, or start one there, with `make demo` or with "
+            "`cervixscope cv --data DIR`."
+        )
+        return
     st.info(NO_RUNS_HELP)
 
 

@@ -14,7 +14,7 @@ except Exception as exc:
     st.error(str(exc))
     st.stop()
 if runs.empty or not runs["status"].isin(["done", "partial"]).any():
-    widgets.no_runs_message()
+    widgets.no_runs_message(runs)
     st.stop()
 
 done = runs[runs["status"].isin(["done", "partial"])]

@@ -49,6 +49,10 @@ if submitted:
 def progress_panel() -> None:
     active = loaders.runs()
     active = active[active["status"].isin(jobs.ACTIVE)]
+    before, now = st.session_state.get("_active_runs", set()), set(active["run_id"])
+    st.session_state["_active_runs"] = now
+    if before - now:  # a run finished: refresh the whole page (recent runs table)
+        st.rerun(scope="app")
     if active.empty:
         st.caption("No run is queued or running.")
         return

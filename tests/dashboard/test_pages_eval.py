@@ -283,3 +283,19 @@ def test_empty_database_explains_how_to_start(tmp_path, monkeypatch, page):
     at = _open(page)
     _no_errors(at)
     assert any("make demo" in i.value and "cervixscope cv" in i.value for i in at.info)
+
+
+def test_runs_without_a_finished_one_say_so(tmp_path, monkeypatch):
+    path = tmp_path / "queued.db"
+    conn = db.connect(path)
+    try:
+        db.create_run(
+            conn, model="cnn", mode="features", config={"model": "cnn"}, seed=0,
+            data_hash=None, device=None, weights=None, code_version=None, packages=None,
+        )  # fmt: skip
+    finally:
+        conn.close()
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    at = _open("cv_results")
+    _no_errors(at)
+    assert "No finished run yet (1 queued)" in at.info[0].value
