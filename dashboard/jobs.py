@@ -8,6 +8,7 @@ its own session, so leaving or reloading the page, or the Streamlit session endi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -76,9 +77,14 @@ def cv_command(db_path: str | Path, request: CvRequest, run_id: str) -> list[str
 
 
 def start_cv(
-    conn, request: CvRequest, *, runs: pd.DataFrame, log_dir: str | Path = ROOT / "runs"
+    conn,
+    request: CvRequest,
+    *,
+    workdir: str | Path = ROOT,
 ) -> str:
-    """Queue a run row and launch its process detached (output in ``log_dir/<run_id>/cv.log``).
+    """Queue a run row and launch its process detached; return the run id.
+
+    The process runs in ``workdir`` (its ``runs/<run_id>/`` gets the artifacts and ``cv.log``).
 
     Raises
     ------
@@ -88,7 +94,9 @@ def start_cv(
     data = Path(request.data_dir)
     if not data.is_dir():
         raise ValueError(f"data folder {data} does not exist: give a folder with DICOM files")
-    duplicate = active_duplicate(runs, request)
+    duplicate = active_duplicate(
+        db.runs_frame(conn), request
+    )  # fresh: another tab may have started it
     if duplicate:
         raise ValueError(f"the same run is already {ACTIVE[0]} or {ACTIVE[1]}: {duplicate}")
     run_id = db.create_run(
@@ -97,14 +105,16 @@ def start_cv(
         code_version=None, packages=None,
     )  # fmt: skip
     db.update_run(conn, run_id, message="queued from the dashboard; starting the process")
-    log_path = Path(log_dir) / run_id / "cv.log"
+    log_path = Path(workdir) / "runs" / run_id / "cv.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    python_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     db_path = Path(conn.conn.execute("PRAGMA database_list").fetchone()[2])
     with open(log_path, "ab") as log:
         try:
             subprocess.Popen(  # noqa: S603 - a fixed argv of our own CLI, no shell
                 cv_command(db_path, request, run_id),
-                cwd=ROOT,
+                cwd=workdir,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *python_path])},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -37,7 +37,7 @@ if submitted:
     request = jobs.CvRequest(str(data_dir), model, mode, int(n_folds), int(seed), balance)
     try:
         with connection() as conn:
-            run_id = jobs.start_cv(conn, request, runs=runs)
+            run_id = jobs.start_cv(conn, request)
     except (ValueError, OSError) as exc:
         st.error(str(exc))
     else:

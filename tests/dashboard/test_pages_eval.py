@@ -299,3 +299,38 @@ def test_runs_without_a_finished_one_say_so(tmp_path, monkeypatch):
     at = _open("cv_results")
     _no_errors(at)
     assert "No finished run yet (1 queued)" in at.info[0].value
+
+
+@pytest.mark.slow
+def test_started_run_survives_a_reload_and_lands_in_results(eval_env, tmp_path, monkeypatch):
+    """A real background CV process: a new session (a reload) sees it, cannot start it twice,
+    and the results page lists it once it is done."""
+    import shutil
+    import time
+
+    from dashboard import jobs
+
+    path = tmp_path / "copy.db"
+    shutil.copy(eval_env.path, path)
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    monkeypatch.chdir(tmp_path)
+    request = jobs.CvRequest(str(eval_env.data_dir), "cnn", "features", 3, 5, "none")
+    conn = db.connect(path)
+    try:
+        run_id = jobs.start_cv(conn, request, workdir=tmp_path)
+        with pytest.raises(ValueError, match=f"already queued or running: {run_id}"):
+            jobs.start_cv(conn, request, workdir=tmp_path)
+        at = _open("run_cv")  # a fresh session, as after a reload
+        assert any(run_id in p.proto.text for p in at.get("progress"))
+        deadline = time.monotonic() + 240
+        while db.get_run(conn, run_id)["status"] in jobs.ACTIVE:
+            assert time.monotonic() < deadline, (tmp_path / "runs" / run_id / "cv.log").read_text()
+            time.sleep(1)
+        run = db.get_run(conn, run_id)
+        assert run["status"] == "done", run["message"]
+        assert len(db.runs_frame(conn)) == len(eval_env.run_ids) + 1  # not duplicated
+    finally:
+        conn.close()
+    at = _open("cv_results")
+    options = at.multiselect(key="cv_runs").options
+    assert any(run_id in o for o in options)
