@@ -36,8 +36,13 @@ def runs() -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def runs_version(frame: pd.DataFrame) -> str:
-    """A short fingerprint of the runs table: changes when a run is added, progresses or ends."""
+def runs_version(frame: pd.DataFrame, run_ids=None) -> str:
+    """A short fingerprint of some runs (all by default): changes when they progress or end.
+
+    Pass the chosen ``run_ids`` so a run progressing elsewhere does not invalidate the cache.
+    """
+    if run_ids is not None:
+        frame = frame[frame["run_id"].isin(list(run_ids))]
     keys = ("run_id", "status", "progress", "ended_at", "n_predictions", "n_folds")
     cols = [c for c in keys if c in frame]
     text = frame[cols].astype(str).to_csv(index=False) if len(frame) else ""

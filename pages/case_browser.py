@@ -20,7 +20,7 @@ if runs.empty or not runs["status"].isin(["done", "partial"]).any():
 done = runs[runs["status"].isin(["done", "partial"])]
 preferred = st.session_state.pop("browse_run", None)
 run_id = widgets.run_picker(runs, key="browse_run_pick", multi=False, preferred=preferred)[0]
-labels, version = loaders.run_labels(done), loaders.runs_version(runs)
+labels, version = loaders.run_labels(done), loaders.runs_version(done)
 all_predictions = loaders.load_predictions(tuple(sorted(labels)), version)
 predictions = all_predictions[all_predictions["run_id"] == run_id]
 

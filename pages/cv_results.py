@@ -20,7 +20,7 @@ chosen = widgets.run_picker(runs, key="cv_runs")
 if not chosen:
     st.info("Choose one or more runs above.")
     st.stop()
-key, version = tuple(sorted(chosen)), loaders.runs_version(runs)
+key, version = tuple(sorted(chosen)), loaders.runs_version(runs, chosen)
 labels = loaders.run_labels(runs[runs["run_id"].isin(chosen)])
 try:
     tables = loaders.load_metric_tables(key, labels, version)

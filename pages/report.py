@@ -28,7 +28,7 @@ chosen = widgets.run_picker(runs, key="report_runs")
 if not chosen:
     st.info("Choose one or more runs above.")
     st.stop()
-version = loaders.runs_version(runs)
+version = loaders.runs_version(runs, chosen)
 predictions = loaders.load_predictions(tuple(sorted(chosen)), version)
 chosen_runs = runs[runs["run_id"].isin(chosen)]
 missing = sorted(set(chosen) - set(predictions["run_id"]))

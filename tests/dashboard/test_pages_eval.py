@@ -334,3 +334,17 @@ def test_started_run_survives_a_reload_and_lands_in_results(eval_env, tmp_path, 
     at = _open("cv_results")
     options = at.multiselect(key="cv_runs").options
     assert any(run_id in o for o in options)
+
+
+def test_cache_version_follows_only_the_chosen_runs():
+    from dashboard.loaders import runs_version
+
+    runs = pd.DataFrame(
+        {"run_id": ["a", "b"], "status": ["done", "running"], "progress": [1.0, 0.2]}
+    )
+    moved = runs.assign(progress=[1.0, 0.6])  # run b progresses
+    assert runs_version(runs, ["a"]) == runs_version(moved, ["a"])
+    assert runs_version(runs) != runs_version(moved)
+    assert runs_version(runs, ["a"]) != runs_version(
+        runs.assign(status=["failed", "running"]), ["a"]
+    )
