@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from core import dicom_io
 from core.dataset import CropSet
+from core.labels import CLASSES
 from dashboard import loaders, selection
 
 NO_RUNS_HELP = (
@@ -75,6 +76,24 @@ def run_picker(
         chosen = [st.selectbox("Run", options, index=index, format_func=fmt, key=key)]
     st.session_state[memory] = list(chosen)
     return list(chosen)
+
+
+def case_filters(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The case browser's filter row; returns the matching cases (``selection.filter_cases``)."""
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 1.3, 2, 2])
+    true_classes = c1.multiselect("True class", CLASSES, key="f_true")
+    predicted = c2.multiselect("Predicted class", CLASSES, key="f_pred")
+    outcome = c3.selectbox("Outcome", ["all", "correct", "wrong"], key="f_outcome")
+    confidence = c4.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_conf")
+    folds = c5.multiselect("Fold", sorted(predictions["fold"].unique().tolist()), key="f_fold")
+    return selection.filter_cases(
+        predictions,
+        true_classes=true_classes,
+        predicted_classes=predicted,
+        correct={"all": None, "correct": True, "wrong": False}[outcome],
+        confidence=confidence,
+        folds=folds,
+    )
 
 
 def probability_table(frame: pd.DataFrame) -> None:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.labels import CLASS_INDEX, CLASSES
-from dashboard import auth, loaders, selection, widgets
+from dashboard import auth, loaders, widgets
 
 auth.require_role("admin")
 st.title("Case browser")
@@ -24,20 +24,7 @@ labels, version = loaders.run_labels(done), loaders.runs_version(done)
 all_predictions = loaders.load_predictions(tuple(sorted(labels)), version)
 predictions = all_predictions[all_predictions["run_id"] == run_id]
 
-c1, c2, c3, c4, c5 = st.columns([2, 2, 1.3, 2, 2])
-true_classes = c1.multiselect("True class", CLASSES, key="f_true")
-predicted = c2.multiselect("Predicted class", CLASSES, key="f_pred")
-outcome = c3.selectbox("Outcome", ["all", "correct", "wrong"], key="f_outcome")
-confidence = c4.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="f_conf")
-folds = c5.multiselect("Fold", sorted(predictions["fold"].unique().tolist()), key="f_fold")
-shown = selection.filter_cases(
-    predictions,
-    true_classes=true_classes,
-    predicted_classes=predicted,
-    correct={"all": None, "correct": True, "wrong": False}[outcome],
-    confidence=confidence,
-    folds=folds,
-)
+shown = widgets.case_filters(predictions)
 st.caption(f"{len(shown)} of {len(predictions)} cases")
 st.dataframe(
     shown[["case_id", "fold", "label", "predicted", "confidence", "correct"]],

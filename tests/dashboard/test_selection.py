@@ -138,3 +138,16 @@ def test_empty_events_give_empty_list(small):
     assert selection.selected_points(None) == []
     assert selection.selected_points({"selection": {"points": []}}) == []
     assert selection.cases_for_event(small).empty
+
+
+def test_filter_cases_by_hand(small):
+    ids = lambda frame: frame["case_id"].tolist()  # noqa: E731
+    assert ids(selection.filter_cases(small)) == ["P000", "P001", "P002", "P003", "P004"]
+    assert ids(selection.filter_cases(small, correct=False)) == ["P001", "P003"]
+    assert ids(selection.filter_cases(small, true_classes=["ASC"], correct=True)) == ["P004"]
+    assert ids(selection.filter_cases(small, predicted_classes=["SCC"])) == ["P000", "P003"]
+    # confidence is the top probability: P003 0.5, P001/P004 0.6, P000 0.7, P002 0.8
+    assert ids(selection.filter_cases(small, confidence=(0.5, 0.6))) == ["P001", "P003", "P004"]
+    assert ids(selection.filter_cases(small, folds=[0])) == ["P000", "P003"]
+    with pytest.raises(ValueError, match="unknown class 'scc'"):
+        selection.filter_cases(small, true_classes=["scc"])
