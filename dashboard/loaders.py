@@ -19,6 +19,7 @@ import streamlit as st
 import db
 from core import metrics
 from core.labels import CLASS_INDEX, CLASSES
+from dashboard import figures
 from dashboard.figures import PROB_COLUMNS, RocCurve, roc_curves_for_run
 from dashboard.store import connection
 
@@ -293,8 +294,6 @@ def load_figures(run_ids: tuple[str, ...], labels: dict[str, str], version: str)
     ``{"roc": Figure, "confusion": {run_id: (counts, row_normalised)}, "folds": Figure,
     "fold_summary": DataFrame}``.
     """
-    from dashboard import figures
-
     key = _key(run_ids)
     confusions = load_confusions(key, labels, version)
     per_fold = load_fold_metrics(key, labels, version)

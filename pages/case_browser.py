@@ -42,7 +42,7 @@ case_id = st.selectbox("Case", cases, index=index, key="case_pick")
 row = shown[shown["case_id"] == case_id].iloc[0]
 st.subheader(f"Case {case_id}: true {row['label']}, predicted {row['predicted']}")
 
-images = loaders.load_case_images(case_id, version)
+images = loaders.load_case_images(case_id, loaders.cohort_version())
 if images.empty:
     st.warning(f"Case {case_id} has no images recorded in the database.")
     st.stop()
