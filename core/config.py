@@ -37,6 +37,7 @@ class RunConfig:
     channel_policy: str = "sum_rgb"  # sum_rgb | repeat
     # ImageNet mean/std applied to the grey channel as if R=G=B (sum_rgb folds it into one channel).
     normalize: str = "imagenet"  # imagenet | none
+    cnn_width: int = 16  # base channel width of the small CNN ("cnn"); doubles per block
     # features mode
     embed_batch_size: int = 128
     head_c: float = 1.0  # inverse L2 strength of the logistic-regression head (standardised input)
@@ -87,7 +88,14 @@ class RunConfig:
                 raise ValueError(
                     f"RunConfig.folds={self.folds}: expected fold numbers in 0..{self.n_folds - 1}"
                 )
-        for name in ("epochs", "batch_size", "embed_batch_size", "crop_size", "smote_k"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "embed_batch_size",
+            "crop_size",
+            "smote_k",
+            "cnn_width",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"RunConfig.{name}={getattr(self, name)}: must be >= 1")
         if self.input_size is not None and self.input_size < 16:

@@ -19,8 +19,6 @@ from core.dataset import CropSet
 from core.models import Net
 from core.training import resolve_device
 
-DEFAULT_CACHE_DIR = Path("cache") / "embeddings"
-
 
 def cache_dir_default() -> Path:
     return Path(os.environ.get("CERVIXSCOPE_CACHE", "cache")) / "embeddings"
@@ -35,6 +33,7 @@ def embedding_key(data_hash: str, model: Net, cfg) -> str:
         "weights": info["weights_used"],
         "channel_policy": info["channel_policy"],
         "input_size": info["input_size"],
+        "cnn_width": info.get("cnn_width"),
         "normalize": cfg.normalize,
         "seed": cfg.seed if info["weights_used"] == "random" else None,
         "version": 1,

@@ -171,10 +171,11 @@ def _print_summary(conn, run_ids) -> None:
     )
     print()
     print(wide.to_string())
-    runs = db.runs_frame(conn).set_index("run_id").loc[list(run_ids)]
-    for run_id, row in runs.iterrows():
-        print(f"{row['model']}: run {run_id} status {row['status']}")
-        for text in (row["warnings"] or "").splitlines():
+    for run_id in run_ids:
+        run = db.get_run(conn, run_id)
+        seconds = (run.get("timings") or {}).get("total", float("nan"))
+        print(f"{run['model']}: run {run_id} {run['status']} in {seconds:.1f} s")
+        for text in run["warnings"]:
             print(f"  warning: {text}")
 
 
