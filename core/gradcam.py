@@ -9,13 +9,15 @@ an ``nn.Linear`` holding the logistic head (scaler folded in), so it is differen
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 
 
 @lru_cache(maxsize=4)
-def _model(run_id: str, runs_dir: str | None):
+def _model(run_id: str, runs_dir: str | None, stamp: float):
+    # ``stamp`` (the file's mtime) keys the cache, so a re-saved final model is reloaded.
     from core.predict import load_run_model
 
     model, _ = load_run_model(run_id, runs_dir=runs_dir)
@@ -70,5 +72,10 @@ def gradcam_overlay(
     -------
     (h, w, 3) uint8 RGB array.
     """
-    model = _model(str(run_id), None if runs_dir is None else str(runs_dir))
+    from core.cv import RUNS_DIR
+    from core.predict import MODEL_FILE
+
+    path = Path(runs_dir or RUNS_DIR) / str(run_id) / MODEL_FILE
+    stamp = path.stat().st_mtime if path.exists() else -1.0
+    model = _model(str(run_id), None if runs_dir is None else str(runs_dir), stamp)
     return overlay(crop, gradcam_map(model, crop, class_index))
