@@ -163,3 +163,57 @@ def test_a_failing_run_is_marked_failed_with_the_message(crops, tmp_path):
     rec = db.get_run(conn, "bad")
     assert rec["status"] == "failed"
     assert "unknown case" in rec["message"]
+
+
+def test_a_comparison_gives_every_model_the_same_folds_and_one_comparison_id(crops, tmp_path):
+    from core.compare import comparison_table, run_comparison, same_splits
+
+    conn = database_with_cases(tmp_path / "t.db", crops)
+    base = features_cfg()
+    overrides = {"cnn": {"mode": "finetune", "epochs": 1, "batch_size": 16}}
+    run_ids = run_comparison(
+        crops,
+        ["cnn", "resnet18"],
+        base,
+        conn=conn,
+        overrides=overrides,
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+    )
+    runs = [db.get_run(conn, r) for r in run_ids]
+    assert [r["model"] for r in runs] == ["cnn", "resnet18"]
+    assert [r["mode"] for r in runs] == ["finetune", "features"]
+    assert runs[0]["comparison_id"] and runs[0]["comparison_id"] == runs[1]["comparison_id"]
+    assert same_splits(conn, run_ids)
+    table = comparison_table(conn, run_ids, n_boot=50)
+    assert set(table["model"]) == {"cnn", "resnet18"}
+    with pytest.raises(ValueError, match=r"override of cnn changes \['seed'\]"):
+        run_comparison(crops, ["cnn"], base, conn=conn, overrides={"cnn": {"seed": 3}})
+
+
+def test_early_stopping_split_takes_whole_patients_of_the_training_fold_only(crops):
+    from core.cv import inner_split
+
+    folds = make_folds(crops.case_ids, crops.labels, n_splits=3, seed=0)
+    train = np.flatnonzero(folds != 0)
+    val = inner_split(crops.case_ids[train], crops.labels[train], fraction=0.25, seed=0)
+    val_cases = set(crops.case_ids[train][val])
+    fit_cases = set(crops.case_ids[train][~val])
+    assert val_cases and fit_cases and not val_cases & fit_cases
+    assert not val_cases & set(crops.case_ids[folds == 0])
+
+
+def test_finetuning_learns_the_patterns_of_the_training_data():
+    from core.models import build_model
+    from core.training import finetune, predict_proba, seed_everything
+
+    data = synthetic_crops((10, 10, 10), images_per_case=1, size=32, seed=1)
+    cfg = RunConfig(model="cnn", mode="finetune", epochs=8, batch_size=10, lr=3e-3, crop_size=32)
+    seed_everything(0)
+    model, _ = build_model(cfg)
+    before = (predict_proba(model, data.crops).argmax(1) == data.labels).mean()
+    fit = finetune(model, data.crops, data.labels, cfg.replace(augment=False))
+    after = (predict_proba(model, data.crops).argmax(1) == data.labels).mean()
+    assert fit.epochs_run == 8 and fit.images_seen == 8 * 30
+    assert fit.history[-1]["train_loss"] < fit.history[0]["train_loss"]
+    assert after > max(before, 0.8)
