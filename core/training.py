@@ -172,7 +172,7 @@ def finetune(
             order = torch.multinomial(sample_w, n, replacement=True, generator=gen)
         else:
             order = torch.randperm(n, device=device, generator=gen)
-        total = 0.0
+        total = torch.zeros((), device=device)  # summed on the device: no host sync per step
         for s in range(steps):
             idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             xb = x[idx]
@@ -184,9 +184,9 @@ def finetune(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += loss.detach().float() * len(idx)
             result.images_seen += len(idx)
-        record = {"epoch": epoch, "train_loss": total / n}
+        record = {"epoch": epoch, "train_loss": float(total) / n}
         if has_val:
             record["val_loss"] = _eval_loss(model, xv, yv, cuda=cuda and cfg.amp)
             if not record["val_loss"] >= result.best_val_loss:  # also true while best is nan
