@@ -287,7 +287,10 @@ def test_the_dockerfile_steps_work_in_a_fresh_virtualenv(tmp_path):
     # A second start keeps the volume's database (reads made since survive a restart).
     conn = db.connect(state)
     try:
-        study_id = int(db.studies_frame(conn)["study_id"].iloc[0])
+        studies = db.studies_frame(conn)
+        # An empty copy would mean the seed's data sat in its -wal file, which `cp` leaves behind.
+        assert not studies.empty, "the volume's database has no study: the seed copy is incomplete"
+        study_id = int(studies["study_id"].iloc[0])
         db.add_reader(conn, study_id, "Reader added before the restart")
     finally:
         conn.close()
