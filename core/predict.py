@@ -89,9 +89,7 @@ def load_run_model(run_id: str, *, runs_dir: str | Path | None = None):
             f"run {run_id} has no final model at {path}: it is saved when all folds are done"
         )
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = RunConfig.from_dict(saved["config"]).replace(
-        weights="none"
-    )  # the state has them
+    cfg = RunConfig.from_dict(saved["config"]).replace(weights="none")  # the state has them
     model, _ = build_model(cfg)
     model.load_state_dict(saved["state"])
     model.info = saved.get("info", model.info)
