@@ -286,6 +286,17 @@ def run_cv(
             existing = None
     if existing is not None:
         _check_resume(existing, cfg, data_hash)
+        if existing.get("status") == "queued":  # queued by the dashboard: record what runs it
+            db.update_run(
+                conn,
+                run_id,
+                config=config,
+                data_hash=data_hash,
+                device=str(device),
+                weights=cfg.weights,
+                code_version=code_version(),
+                packages=package_versions(),
+            )
     else:
         run_id = db.create_run(
             conn,
@@ -316,13 +327,15 @@ def run_cv(
             if text not in warned:
                 db.add_run_warning(conn, run_id, text)
         embeddings = None
+        embed_seconds = inference_seconds = 0.0
         if cfg.mode == "features":
             from core.features import embed_cropset
 
             t0 = time.perf_counter()
             tell(0, total_steps, f"{cfg.model}: embedding {crops.n_images} crops")
             embeddings, cached = embed_cropset(crops, model, cfg, cache_dir=cache_dir)
-            timings["embed_cached" if cached else "embed"] = time.perf_counter() - t0
+            embed_seconds = time.perf_counter() - t0
+            timings["embed_cached" if cached else "embed"] = embed_seconds
         t_folds = time.perf_counter()
         for i, fold in enumerate(folds):
             t0 = time.perf_counter()
@@ -331,10 +344,15 @@ def run_cv(
             if cfg.mode == "features":
                 head = LinearHead(cfg, seed=cfg.seed * 1000 + fold)
                 head.fit(embeddings[~test], crops.labels[~test])
+                t_predict = time.perf_counter()
                 proba = head.predict_proba(embeddings[test])
+                # A test image's inference = its share of the embedding pass + the head.
+                inference_seconds += time.perf_counter() - t_predict
+                inference_seconds += embed_seconds * test.sum() / crops.n_images
                 notes = head.notes
             else:
                 proba, fit = _finetune_fold(crops, ~test, test, cfg, fold, device)
+                inference_seconds += fit.predict_seconds
                 notes = []
             cases, mean, rows = _case_rows(crops.case_ids[test], proba)
             case_labels = crops.labels[test][np.unique(crops.case_ids[test], return_index=True)[1]]
@@ -353,8 +371,15 @@ def run_cv(
             )
             for note in dict.fromkeys(notes):
                 db.add_run_warning(conn, run_id, f"fold {fold}: {note}")
-            db.update_run(conn, run_id, progress=(i + 1) / len(folds))
+            db.update_run(
+                conn,
+                run_id,
+                progress=(i + 1) / len(folds),
+                message=f"fold {fold} done ({i + 1} of {len(folds)} folds in this job)",
+            )
         timings["folds"] = time.perf_counter() - t_folds
+        timings["inference_seconds"] = inference_seconds
+        timings["inference_cases"] = len(np.unique(crops.case_ids[np.isin(folds_all, folds)]))
 
         oof = db.predictions_frame(conn, [run_id])
         complete = set(oof["case_id"]) >= set(crops.case_ids.tolist())
@@ -376,6 +401,9 @@ def run_cv(
             old_timings = json.loads(old_timings)
         merged = {k: old_timings.get(k, 0.0) + v for k, v in timings.items()}
         merged.update({k: v for k, v in old_timings.items() if k not in timings})
+        merged["inference_seconds_per_case"] = merged["inference_seconds"] / max(
+            merged["inference_cases"], 1
+        )
         done_folds = sorted(set(oof["fold"].astype(int))) if "fold" in oof else folds
         db.update_run(
             conn,
@@ -445,7 +473,9 @@ def _finetune_fold(crops: CropSet, train, test, cfg: RunConfig, fold: int, devic
         y_val=crops.labels[idx[val]],
         device=device,
     )
+    t0 = time.perf_counter()
     proba = predict_proba(model, crops.crops[test], device=device)
+    fit.predict_seconds = time.perf_counter() - t0
     return proba, fit
 
 

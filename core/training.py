@@ -89,6 +89,7 @@ class FitResult:
     best_val_loss: float = float("nan")
     images_seen: int = 0
     seconds: float = 0.0
+    predict_seconds: float = 0.0  # inference on the test fold, set by the CV engine
     history: list[dict] = field(default_factory=list)
 
     @property

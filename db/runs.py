@@ -19,6 +19,8 @@ RUN_STATUSES = ("queued", "running", "done", "failed", "partial")
 TERMINAL_STATUSES = ("done", "failed", "partial")
 PROB_COLUMNS = ("p_SCC", "p_AC", "p_ASC")
 _UPDATABLE = ("status", "progress", "message", "started_at", "ended_at", "timings")
+# Provenance a worker fills in when it picks up a run queued by the dashboard.
+_PROVENANCE = ("config", "data_hash", "device", "weights", "code_version", "packages")
 
 
 def new_run_id() -> str:
@@ -124,7 +126,8 @@ def get_run(conn: sqlite_utils.Database, run_id: str) -> dict:
 
 
 def update_run(conn: sqlite_utils.Database, run_id: str, **fields: Any) -> None:
-    """Update a run's ``status, progress, message, started_at, ended_at, timings``.
+    """Update a run's ``status, progress, message, started_at, ended_at, timings``, or the
+    provenance ``config, data_hash, device, weights, code_version, packages`` of a queued run.
 
     Moving to ``running`` sets ``started_at``, and to ``done``/``failed``/``partial`` sets
     ``ended_at`` (and ``progress=1`` for ``done``), unless those fields are given.
@@ -136,10 +139,11 @@ def update_run(conn: sqlite_utils.Database, run_id: str, **fields: Any) -> None:
     ValueError
         On an unknown field, an unknown status or a progress outside [0, 1].
     """
-    unknown = sorted(set(fields) - set(_UPDATABLE))
+    allowed = _UPDATABLE + _PROVENANCE
+    unknown = sorted(set(fields) - set(allowed))
     if unknown:
         raise ValueError(
-            f"update_run: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_UPDATABLE)}"
+            f"update_run: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
     values: dict[str, Any] = {}
     status = fields.get("status")
@@ -165,8 +169,25 @@ def update_run(conn: sqlite_utils.Database, run_id: str, **fields: Any) -> None:
             values[key] = to_iso(fields[key], name=key)
     if "timings" in fields:
         values["timings"] = to_json(fields["timings"])
+    for key in ("config", "packages"):
+        if key in fields:
+            value = fields[key]
+            values[key] = to_json(value.to_dict() if hasattr(value, "to_dict") else value)
+    for key in ("data_hash", "device", "weights", "code_version"):
+        if key in fields:
+            values[key] = None if fields[key] is None else str(fields[key])
     with write_transaction(conn) as raw:
         _require_run(raw, run_id)
+        provenance = set(values) & set(_PROVENANCE)
+        if provenance:
+            status_now = raw.execute(
+                "SELECT status FROM runs WHERE run_id = ?", (str(run_id),)
+            ).fetchone()[0]
+            if status_now != "queued":
+                raise ValueError(
+                    f"run {run_id}: {', '.join(sorted(provenance))} can only be set while the run "
+                    f"is queued, it is {status_now}"
+                )
         for key, value in values.items():  # keys come from the fixed list above
             raw.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", (value, str(run_id)))  # noqa: S608
 

@@ -217,3 +217,37 @@ def test_finetuning_learns_the_patterns_of_the_training_data():
     assert fit.epochs_run == 8 and fit.images_seen == 8 * 30
     assert fit.history[-1]["train_loss"] < fit.history[0]["train_loss"]
     assert after > max(before, 0.8)
+
+
+def test_a_run_queued_by_the_dashboard_gets_its_provenance_when_the_worker_runs_it(crops, tmp_path):
+    conn = database_with_cases(tmp_path / "t.db", crops)
+    cfg = features_cfg()
+    queued = db.create_run(
+        conn,
+        model=cfg.model,
+        mode=cfg.mode,
+        config=cfg.to_dict(),
+        seed=cfg.seed,
+        data_hash=None,
+        device=None,
+        weights=None,
+        code_version=None,
+        packages=None,
+    )
+    _, run_id = run(crops, cfg, tmp_path, conn=conn, run_id=queued)
+    record = db.get_run(db.connect(tmp_path / "t.db"), run_id)
+    assert record["status"] == "done"
+    assert record["data_hash"] == crops.data_hash()
+    assert record["device"] == "cpu" and record["weights"] == "none"
+    assert record["code_version"] and record["packages"]["torch"]
+    with pytest.raises(ValueError, match="only be set while the run is queued"):
+        db.update_run(conn, run_id, data_hash="changed")
+
+
+def test_the_run_records_the_model_inference_time_per_case(crops, tmp_path):
+    conn, run_id = run(crops, features_cfg(), tmp_path)
+    timings = db.get_run(conn, run_id)["timings"]
+    timings = json.loads(timings) if isinstance(timings, str) else timings
+    n_cases = len(set(crops.case_ids.tolist()))
+    assert timings["inference_cases"] == n_cases
+    assert 0 < timings["inference_seconds_per_case"] <= timings["total"] / n_cases

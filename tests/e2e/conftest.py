@@ -8,6 +8,7 @@ crash test never see each other's study.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -159,7 +160,12 @@ def screenshot(page, name: str, *, height: int | None = None) -> Path:
 
 
 def publish_screenshots(*paths: Path) -> None:
-    """Copy screenshots to docs/screenshots/ for the README: call only once the test passed."""
+    """Copy screenshots to docs/screenshots/ for the README: call only once the test passed.
+
+    Only when ``CERVIXSCOPE_PUBLISH_SCREENSHOTS=1``, so that `make test` leaves the tree clean.
+    """
+    if os.environ.get("CERVIXSCOPE_PUBLISH_SCREENSHOTS") != "1":
+        return
     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for path in paths:
         shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
