@@ -8,7 +8,7 @@ export CERVIXSCOPE_DB ?= $(CURDIR)/cervixscope.db
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
-.PHONY: help venv browser lint test test-fast demo demo-data dashboard bench clean
+.PHONY: help venv browser lint test test-fast screenshots demo dashboard bench clean
 
 help:
 	@echo "make demo   build the demo cohort, run the model comparison, start the dashboard on :$(PORT)"
@@ -41,6 +41,10 @@ test-fast: venv
 demo: venv
 	$(PY) -m core.cli demo --out data/demo
 	$(PY) -m core.cli dashboard --port $(PORT)
+
+# Re-take the README screenshots from a passing browser test.
+screenshots: venv browser
+	CERVIXSCOPE_PUBLISH_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -m e2e -q
 
 bench: venv
 	$(PY) -m core.cli bench
