@@ -55,10 +55,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prefetch_weights(args: argparse.Namespace) -> int:
+    import socket
+
     from torchvision.models import get_weight
 
+    socket.setdefaulttimeout(30)  # an unreachable server fails in bounded time, never hangs
     for name in PRETRAINED_WEIGHTS:
-        get_weight(name).get_state_dict(progress=True)
+        weights = get_weight(name)
+        try:
+            weights.get_state_dict(progress=True)
+        except OSError as exc:  # URLError, DNS failure, timeout
+            reason = getattr(exc, "reason", exc)
+            print(
+                f"cervixscope prefetch-weights: error: cannot download the {name} weights from "
+                f"{weights.url} ({reason}); run it where the internet is reachable (the Docker "
+                "build does), or train with --weights none",
+                file=sys.stderr,
+            )
+            return 1
         print(f"cached {name}")
     return 0
 
