@@ -251,3 +251,18 @@ def test_the_run_records_the_model_inference_time_per_case(crops, tmp_path):
     n_cases = len(set(crops.case_ids.tolist()))
     assert timings["inference_cases"] == n_cases
     assert 0 < timings["inference_seconds_per_case"] <= timings["total"] / n_cases
+
+
+def test_inference_time_includes_the_backbone_when_embeddings_come_from_the_cache(crops, tmp_path):
+    conn, first = run(crops, features_cfg(), tmp_path)
+    _, second = run(crops, features_cfg(), tmp_path, conn=conn)  # same cache_dir: cached
+
+    def timings(run_id):
+        value = db.get_run(conn, run_id)["timings"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    assert "embed" in timings(first) and "embed_cached" in timings(second)
+    warm = timings(second)
+    # Every image is a test image once, so the run's inference holds the whole backbone pass.
+    assert warm["embed_estimate"] > 0
+    assert warm["inference_seconds"] >= warm["embed_estimate"] * (1 - 1e-9)
