@@ -157,24 +157,23 @@ def case_for_reader(
     with _connect(db_path) as conn:
         study = db.get_study(conn, study_id)
         _check_arm(study, arm)
-        work = db.worklist(conn, study_id, reader_id, arm)
-        rows = work[work["position"] == position]
-        if rows.empty:
-            positions = work["position"].tolist()
-            allowed = f"{min(positions)}..{max(positions)}" if positions else "none"
-            raise ValueError(f"position {position} is not in this worklist (positions: {allowed})")
-        row = rows.iloc[0]
+        row = _entry(conn, study_id, reader_id, arm, position)
         case_id = str(row["case_id"])
         fields: dict = {
             "arm": arm,
             "position": int(position),
-            "n_cases": len(work),
-            "n_read": int(work["label_read"].notna().sum()),
+            "n_cases": row["n_cases"],
+            "n_read": row["n_read"],
             "display_id": str(row["display_id"]),
         }
-        if isinstance(row["label_read"], str):  # the worklist carries the reader's own answer
+        if row["label_read"] is not None:  # the reader's own earlier answer
             fields["answer_label"] = row["label_read"]
-            fields.update(_own_answer(conn, study_id, reader_id, arm, case_id))
+            confidences = {
+                name: float(row[col])
+                for name, col in zip(CLASSES, CONFIDENCE_COLUMNS, strict=True)
+                if row[col] is not None
+            }
+            fields["answer_confidences"] = confidences or None
         if with_images:
             fields.update(_case_image(conn, case_id))
         if arm == "aided" and study.get("model_run_id"):
@@ -237,15 +236,12 @@ def submit_answer(
     normalised = normalise_confidences(label, confidences)
     with _connect(db_path) as conn:
         _check_arm(db.get_study(conn, study_id), arm)
-        work = db.worklist(conn, study_id, reader_id, arm)
-        rows = work[work["position"] == position]
-        if rows.empty:
-            raise ValueError(f"position {position} is not in this reader's {arm} worklist")
+        row = _entry(conn, study_id, reader_id, arm, position)
         return db.submit_read(
             conn,
             study_id=study_id,
             reader_id=reader_id,
-            case_id=str(rows.iloc[0]["case_id"]),
+            case_id=str(row["case_id"]),
             arm=arm,
             label=label,
             confidences=normalised,
@@ -254,19 +250,12 @@ def submit_answer(
         )
 
 
-def _own_answer(conn, study_id: int, reader_id: int, arm: str, case_id: str) -> dict:
-    """This reader's current confidences for the case."""
-    reads = db.reader_reads_frame(conn, study_id, reader_id)  # this reader's only, no truth
-    mine = reads[(reads["arm"] == arm) & (reads["case_id"] == case_id)]
-    if mine.empty:
-        return {}
-    read = mine.iloc[-1]
-    confidences = {
-        name: float(read[col])
-        for name, col in zip(CLASSES, CONFIDENCE_COLUMNS, strict=True)
-        if col in read.index and read[col] == read[col]
-    }
-    return {"answer_confidences": confidences or None}
+def _entry(conn, study_id: int, reader_id: int, arm: str, position: int) -> dict:
+    """The worklist row at ``position`` (no truth in it), or a clear error."""
+    row = db.worklist_entry(conn, study_id, reader_id, arm, position)
+    if row is None:
+        raise ValueError(f"position {position} is not in this reader's {arm} worklist")
+    return row
 
 
 def _roi(image_row) -> tuple[int, int, int, int] | None:

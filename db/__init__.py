@@ -39,6 +39,7 @@ from db.reads import (
     reads_frame,
     submit_read,
     worklist,
+    worklist_entry,
 )
 from db.runs import (
     add_run_warning,
@@ -115,4 +116,5 @@ __all__ = [
     "upsert_cases",
     "upsert_images",
     "worklist",
+    "worklist_entry",
 ]

@@ -235,6 +235,51 @@ def worklist(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: st
     )
 
 
+def worklist_entry(
+    conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str, position: int
+) -> dict | None:
+    """One position of a reader's worklist, with the reader's own answer and progress counts.
+
+    The single-case form of :func:`worklist` that the reading page calls on every step; safe
+    for reader pages (no true label, no model output).
+
+    Returns
+    -------
+    dict or None
+        Keys ``position, case_id, display_id, label_read, c_SCC, c_AC, c_ASC, n_cases,
+        n_read``; None if ``position`` is not in the worklist.
+
+    Raises
+    ------
+    StudyNotFound, ReaderNotFound
+        If the study is unknown or the reader is not part of it.
+    ValueError
+        If ``arm`` is not one of the study's arms.
+    """
+    raw = conn.conn
+    _check_arm(_study_row(raw, study_id), arm)
+    require_reader(raw, study_id, reader_id)
+    key = (int(study_id), int(reader_id), arm)
+    row = raw.execute(
+        "SELECT a.position, a.case_id, c.display_id, r.label, r.c_SCC, r.c_AC, r.c_ASC"
+        " FROM assignments a JOIN cases c ON c.case_id = a.case_id"
+        " LEFT JOIN reads r ON r.study_id = a.study_id AND r.reader_id = a.reader_id"
+        "   AND r.case_id = a.case_id AND r.arm = a.arm"
+        " WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ? AND a.position = ?",
+        (*key, int(position)),
+    ).fetchone()
+    if row is None:
+        return None
+    n_cases, n_read = raw.execute(
+        "SELECT COUNT(*), COUNT(r.read_id) FROM assignments a LEFT JOIN reads r"
+        " ON r.study_id = a.study_id AND r.reader_id = a.reader_id AND r.case_id = a.case_id"
+        "   AND r.arm = a.arm WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ?",
+        key,
+    ).fetchone()
+    names = ("position", "case_id", "display_id", "label_read", "c_SCC", "c_AC", "c_ASC")
+    return {**dict(zip(names, row, strict=True)), "n_cases": n_cases, "n_read": n_read}
+
+
 def next_unread(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str) -> int | None:
     """The position of the reader's first unread case in ``arm``, or None when all are read.
 

@@ -142,6 +142,23 @@ def test_worklist_has_no_truth_and_resumes_at_first_unread(conn, study):
     assert "truth" in db.reads_frame(conn, study_id).columns
 
 
+def test_worklist_entry_equals_the_worklist_row_with_own_answer_and_counts(conn, study):
+    study_id, _, readers = study
+    reader_id = readers["Dr B"][0]
+    work = db.worklist(conn, study_id, reader_id, "unaided").set_index("position")
+    _submit(conn, study_id, reader_id, work.loc[2, "case_id"], label="ASC",
+            confidences={"SCC": 0.1, "AC": 0.3, "ASC": 0.6})  # fmt: skip
+    entry = db.worklist_entry(conn, study_id, reader_id, "unaided", 2)
+    assert entry["case_id"] == work.loc[2, "case_id"]
+    assert entry["display_id"] == work.loc[2, "display_id"]
+    assert (entry["label_read"], entry["c_ASC"]) == ("ASC", pytest.approx(0.6))
+    assert (entry["n_cases"], entry["n_read"]) == (6, 1)
+    assert "truth" not in entry and "label" not in entry
+    unread = db.worklist_entry(conn, study_id, reader_id, "unaided", 3)
+    assert unread["label_read"] is None and unread["c_SCC"] is None
+    assert db.worklist_entry(conn, study_id, reader_id, "unaided", 99) is None
+
+
 def test_reading_orders_are_seeded_per_reader_and_arm(conn, study):
     study_id, cases, readers = study
     (a, _), (b, _) = readers["Dr A"], readers["Dr B"]
