@@ -58,6 +58,7 @@ def run_demo(
     from core.config import RunConfig
     from core.demo_data import PAPER_COUNTS, generate_demo_cohort
     from core.ingest import ingest_folder
+    from core.progress import ProgressBars
     from core.simulate import seed_demo_study
 
     out = Path(out_dir)
@@ -84,9 +85,18 @@ def run_demo(
             say("comparison: reusing finished runs " + ", ".join(runs.values()))
         else:
             base = RunConfig(mode="features", seed=seed)
-            run_ids = run_comparison(
-                result.crops, list(DEMO_MODELS), base, conn=conn, overrides=DEMO_OVERRIDES
-            )
+            bars = ProgressBars()
+            try:
+                run_ids = run_comparison(
+                    result.crops,
+                    list(DEMO_MODELS),
+                    base,
+                    conn=conn,
+                    overrides=DEMO_OVERRIDES,
+                    progress=bars,
+                )
+            finally:
+                bars.close()
             runs = dict(zip(DEMO_MODELS, run_ids, strict=True))
 
         study_id = seed_demo_study(conn, seed=seed, model_run_id=runs["resnet18"])

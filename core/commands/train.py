@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.labels import CLASSES
+from core.progress import ProgressBars
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -106,34 +107,6 @@ def _load_crops(args):
     return conn, result.crops
 
 
-class _Bars:
-    """tqdm bars fed by run_cv's progress(done, total, message) callback."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-        self.label = None
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        label = message.split(":")[0]
-        if self.bar is None or label != self.label:
-            self.close()
-            self.bar = tqdm(total=total, desc=label, unit="step", leave=True)
-            self.label = label
-        self.bar.set_postfix_str(message.split(":", 1)[-1].strip())
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _config(args, **fields):
     from core.config import RunConfig
 
@@ -199,7 +172,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         compile=args.compile,
     )
     conn, crops = _load_crops(args)
-    bars = _Bars(args.quiet)
+    bars = ProgressBars(quiet=args.quiet)
     try:
         run_id = run_cv(crops, cfg, conn=conn, run_id=args.run_id, progress=bars)
     finally:
@@ -216,7 +189,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     cfg = _config(args)
     conn, crops = _load_crops(args)
-    bars = _Bars(args.quiet)
+    bars = ProgressBars(quiet=args.quiet)
     try:
         run_ids = run_comparison(crops, models, cfg, conn=conn, overrides=overrides, progress=bars)
     finally:
