@@ -35,6 +35,19 @@ def no_runs_message(runs: pd.DataFrame | None = None) -> None:
     st.info(NO_RUNS_HELP)
 
 
+def finished_runs_or_stop() -> pd.DataFrame:
+    """All runs, or stop the page with an explanation when none has finished (or on an error)."""
+    try:
+        runs = loaders.runs()
+    except Exception as exc:  # a broken or locked database file: say so, no traceback
+        st.error(str(exc))
+        st.stop()
+    if runs.empty or not runs["status"].isin(["done", "partial"]).any():
+        no_runs_message(runs)
+        st.stop()
+    return runs
+
+
 def run_picker(
     runs: pd.DataFrame,
     *,

@@ -8,14 +8,7 @@ from dashboard import auth, loaders, widgets
 auth.require_role("admin")
 st.title("Case browser")
 
-try:
-    runs = loaders.runs()
-except Exception as exc:
-    st.error(str(exc))
-    st.stop()
-if runs.empty or not runs["status"].isin(["done", "partial"]).any():
-    widgets.no_runs_message(runs)
-    st.stop()
+runs = widgets.finished_runs_or_stop()
 
 done = runs[runs["status"].isin(["done", "partial"])]
 preferred = st.session_state.pop("browse_run", None)

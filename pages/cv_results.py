@@ -7,14 +7,7 @@ from dashboard import auth, loaders, widgets
 auth.require_role("admin")
 st.title("Cross-validation results")
 
-try:
-    runs = loaders.runs()
-except Exception as exc:
-    st.error(str(exc))
-    st.stop()
-if runs.empty or not runs["status"].isin(["done", "partial"]).any():
-    widgets.no_runs_message(runs)
-    st.stop()
+runs = widgets.finished_runs_or_stop()
 
 chosen = widgets.run_picker(runs, key="cv_runs")
 if not chosen:

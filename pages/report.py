@@ -15,14 +15,7 @@ st.caption(
     "every number in it."
 )
 
-try:
-    runs = loaders.runs()
-except Exception as exc:
-    st.error(str(exc))
-    st.stop()
-if runs.empty or not runs["status"].isin(["done", "partial"]).any():
-    widgets.no_runs_message(runs)
-    st.stop()
+runs = widgets.finished_runs_or_stop()
 
 chosen = widgets.run_picker(runs, key="report_runs")
 if not chosen:
