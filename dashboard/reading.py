@@ -92,39 +92,50 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+UNAIDED_LOCKED = "unaided answers are locked once the AI-aided arm has opened"
+
+
 def reader_arms(
     study_id: int, reader_id: int, *, db_path=None, now: datetime | None = None
 ) -> list[ArmStatus]:
     """Each arm of the study for this reader; the aided arm opens after the unaided arm is
-    finished and the study's washout days have passed since the reader's last unaided read."""
-    now = now or datetime.now(UTC)
+    finished and the study's washout days have passed since the reader's last unaided read.
+    Once the aided arm has opened (or the reader has an aided read), the unaided arm is closed:
+    a reader who may have seen the model's output must not change an unaided answer."""
     with _connect(db_path) as conn:
-        study = db.get_study(conn, study_id)
-        arms = _study_arms(study)
-        out: list[ArmStatus] = []
-        unaided_done_at: datetime | None = None
-        for arm in arms:
-            work = db.worklist(conn, study_id, reader_id, arm)
-            n_read = int(work["label_read"].notna().sum())
-            status = ArmStatus(arm, len(work), n_read, True)
-            if arm == "unaided" and len(work) and n_read == len(work):
-                reads = db.reader_reads_frame(conn, study_id, reader_id)  # no truth in it
-                mine = reads[reads["arm"] == "unaided"]
-                times = [t for t in map(_parse_time, mine["submitted_at"]) if t is not None]
-                unaided_done_at = max(times) if times else now
-            if arm == "aided" and "unaided" in arms:
-                washout = timedelta(days=float(study.get("washout_days") or 0))
-                if unaided_done_at is None:
-                    status = ArmStatus(
-                        arm, len(work), n_read, False, "Finish the unaided reads first."
-                    )
-                elif now < unaided_done_at + washout:
-                    opens = (unaided_done_at + washout).strftime("%Y-%m-%d %H:%M UTC")
-                    status = ArmStatus(
-                        arm, len(work), n_read, False, f"Opens on {opens} (washout)."
-                    )
-            out.append(status)
-    return out
+        return _arm_statuses(conn, study_id, reader_id, now or datetime.now(UTC))
+
+
+def _arm_statuses(conn, study_id: int, reader_id: int, now: datetime) -> list[ArmStatus]:
+    study = db.get_study(conn, study_id)
+    arms = _study_arms(study)
+    reads = db.reader_reads_frame(conn, study_id, reader_id)  # no truth in it
+    statuses: dict[str, ArmStatus] = {}
+    unaided_done_at: datetime | None = None
+    for arm in arms:
+        work = db.worklist(conn, study_id, reader_id, arm)
+        n_read = int(work["label_read"].notna().sum())
+        status = ArmStatus(arm, len(work), n_read, True)
+        if arm == "unaided" and len(work) and n_read == len(work):
+            mine = reads[reads["arm"] == "unaided"]
+            times = [t for t in map(_parse_time, mine["submitted_at"]) if t is not None]
+            unaided_done_at = max(times) if times else now
+        if arm == "aided" and "unaided" in arms:
+            washout = timedelta(days=float(study.get("washout_days") or 0))
+            if unaided_done_at is None:
+                status = ArmStatus(arm, len(work), n_read, False, "Finish the unaided reads first.")
+            elif now < unaided_done_at + washout:
+                opens = (unaided_done_at + washout).strftime("%Y-%m-%d %H:%M UTC")
+                status = ArmStatus(arm, len(work), n_read, False, f"Opens on {opens} (washout).")
+        statuses[arm] = status
+    aided, unaided = statuses.get("aided"), statuses.get("unaided")
+    if unaided is not None and aided is not None:
+        if aided.open or bool((reads["arm"] == "aided").any()):
+            reason = "Your unaided answers are locked: the AI-aided arm has opened."
+            statuses["unaided"] = ArmStatus(
+                "unaided", unaided.n_cases, unaided.n_read, False, reason
+            )
+    return [statuses[arm] for arm in arms]
 
 
 def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None):
@@ -235,7 +246,12 @@ def submit_answer(
     the old one; the database's audit log keeps both). Returns the read id."""
     normalised = normalise_confidences(label, confidences)
     with _connect(db_path) as conn:
-        _check_arm(db.get_study(conn, study_id), arm)
+        study = db.get_study(conn, study_id)
+        _check_arm(study, arm)
+        if arm == "unaided" and "aided" in _study_arms(study):
+            statuses = _arm_statuses(conn, study_id, reader_id, datetime.now(UTC))
+            if not next(s for s in statuses if s.arm == "unaided").open:
+                raise ValueError(UNAIDED_LOCKED)
         row = _entry(conn, study_id, reader_id, arm, position)
         return db.submit_read(
             conn,

@@ -17,7 +17,11 @@ st.caption(f"Signed in as {me.name}. Choose the type and how confident you are i
 
 arms = reading.reader_arms(me.study_id, me.reader_id)
 for status in arms:
-    if not status.open:
+    if status.open:
+        continue
+    if status.arm == "unaided":  # locked after the aided arm opened: the reason says so
+        st.info(status.reason)
+    else:
         st.info(f"The {status.arm} reading is not open yet. {status.reason}")
 open_arms = [s.arm for s in arms if s.open]
 if not open_arms:

@@ -151,15 +151,83 @@ def test_aided_arm_shows_model_output_unaided_never(env):
             )
     aided = reading.case_for_reader(study, me, "aided", 1, with_gradcam=False)
     assert aided.model_probabilities == pytest.approx(PROBS)
-    # the aided page shows them (the unaided arm must not: checked above)
+    # the aided page shows them (the unaided arm must not: checked above); with every unaided
+    # case read and no washout, the aided arm is the only one open
     at = sign_in_reader(session(), env["code"])
-    by_label(at.radio, "Reading").set_value("aided")
-    at.run()
     assert not at.exception, at.exception
     assert any(m.value == "**AI model**" for m in at.markdown)
     # the same text walk sees the probabilities here, so its silence in the unaided arm means
     # they are absent, not unseen
     assert any("SCC 61%" in text for text in rendered_text(at))
+
+
+def test_unaided_answers_lock_once_the_aided_arm_opens(env):
+    conn = db.connect()
+    try:
+        study = db.create_study(
+            conn, name="Lock", case_ids=env["chosen"], arms=("unaided", "aided"),
+            model_run_id=env["run_id"],
+        )  # fmt: skip
+        me, code = db.add_reader(conn, study, "Locked Reader")
+    finally:
+        conn.close()
+
+    def submit(position: int, arm: str = "unaided") -> int:
+        ac = {"SCC": 0, "AC": 1, "ASC": 0}
+        return reading.submit_answer(study, me, arm, position, "AC", ac, reading.now_iso())
+
+    submit(1)
+    submit(2)
+    submit(1)  # a change before the aided arm opens is allowed
+    submit(3)  # the last unaided read: no washout, so the aided arm opens now
+    statuses = {a.arm: a for a in reading.reader_arms(study, me)}
+    assert statuses["aided"].open
+    assert not statuses["unaided"].open and "locked" in statuses["unaided"].reason
+    with pytest.raises(ValueError, match="unaided answers are locked once the AI-aided arm"):
+        submit(2)
+    submit(1, "aided")  # the aided arm itself takes answers
+    # the page shows why instead of an unaided answer form
+    at = sign_in_reader(session(), code)
+    assert not at.exception, at.exception
+    assert any("unaided answers are locked" in i.value for i in at.info)
+    assert not [r for r in at.radio if str(r.key).startswith("type:unaided:")]
+    assert current_position(at) == 2  # the first unread aided case
+
+
+def test_unaided_answers_stay_editable_during_the_washout_until_an_aided_read(env):
+    conn = db.connect()
+    try:
+        study = db.create_study(
+            conn, name="Washout lock", case_ids=env["chosen"], arms=("unaided", "aided"),
+            model_run_id=env["run_id"], washout_days=14,
+        )  # fmt: skip
+        me, _ = db.add_reader(conn, study, "Washout Reader")
+    finally:
+        conn.close()
+    for position in (1, 2, 3):
+        reading.submit_answer(
+            study, me, "unaided", position, "SCC", {"SCC": 1, "AC": 0, "ASC": 0}, reading.now_iso()
+        )
+    statuses = {a.arm: a for a in reading.reader_arms(study, me)}
+    assert statuses["unaided"].open and not statuses["aided"].open
+    later = datetime.now(UTC) + timedelta(days=15)
+    statuses = {a.arm: a for a in reading.reader_arms(study, me, now=later)}
+    assert statuses["aided"].open and not statuses["unaided"].open
+    # an aided read on record (e.g. imported, or the washout shortened later) locks it too
+    conn = db.connect()
+    try:
+        db.submit_read(
+            conn, study_id=study, reader_id=me, case_id=env["chosen"][0], arm="aided",
+            label="AC", confidences={"SCC": 0.2, "AC": 0.7, "ASC": 0.1},
+            shown_at=reading.now_iso(),
+        )  # fmt: skip
+    finally:
+        conn.close()
+    assert not {a.arm: a for a in reading.reader_arms(study, me)}["unaided"].open
+    with pytest.raises(ValueError, match="unaided answers are locked"):
+        reading.submit_answer(
+            study, me, "unaided", 1, "AC", {"SCC": 0, "AC": 1, "ASC": 0}, reading.now_iso()
+        )
 
 
 def test_washout_keeps_aided_arm_closed_until_it_has_passed(env, monkeypatch):
