@@ -27,14 +27,17 @@ class Identity:
 
 
 def admin_secret() -> str | None:
-    """The configured admin secret (Streamlit secrets first, then the environment), or None."""
+    """The configured admin secret (the environment first, then Streamlit secrets), or None.
+
+    The same order as ``core.secrets_file.read_admin_secret``, so the secret ``make demo`` prints
+    is the one this app accepts."""
+    if os.environ.get(ADMIN_SECRET_ENV):
+        return os.environ[ADMIN_SECRET_ENV]
     try:
         secret = st.secrets.get("admin_secret")
-    except (FileNotFoundError, KeyError, AttributeError):
-        secret = None
     except Exception:  # st.secrets raises its own error type when no secrets file exists
         secret = None
-    return secret or os.environ.get(ADMIN_SECRET_ENV) or None
+    return str(secret) if secret else None
 
 
 def check_admin_secret(candidate: str) -> bool:
