@@ -7,15 +7,15 @@ position survives reruns in session state; a new session resumes at the first un
 import numpy as np
 import streamlit as st
 
-import db
 from core.labels import CLASSES
-from dashboard import auth, reading
+from dashboard import auth, reading, store
 
 me = auth.require_role("reader")
 st.title("Read cases")
 st.caption(f"Signed in as {me.name}. Choose the type and how confident you are in each type.")
 
-arms = reading.reader_arms(me.study_id, me.reader_id)
+with store.errors_shown():  # e.g. the study or this reader was deleted meanwhile
+    arms = reading.reader_arms(me.study_id, me.reader_id)
 for status in arms:
     if status.open:
         continue
@@ -29,12 +29,13 @@ if not open_arms:
 arm = open_arms[0] if len(open_arms) == 1 else st.radio("Reading", open_arms, horizontal=True)
 
 pos_key = f"position:{arm}"
-if pos_key not in st.session_state:  # a new session resumes where the database says
-    first = reading.first_unread(me.study_id, me.reader_id, arm)
-    st.session_state[pos_key] = first if first is not None else 1
-position = st.session_state[pos_key]
-
-case = reading.case_for_reader(me.study_id, me.reader_id, arm, position)
+with store.errors_shown():
+    if pos_key not in st.session_state:  # a new session resumes where the database says
+        first = reading.first_unread(me.study_id, me.reader_id, arm)
+        st.session_state[pos_key] = first if first is not None else 1
+    position = st.session_state[pos_key]
+    case = reading.case_for_reader(me.study_id, me.reader_id, arm, position)
+    work = reading.worklist_status(me.study_id, me.reader_id, arm)
 shown = st.session_state.setdefault("shown_at", {})
 shown.setdefault(f"{arm}:{position}", reading.now_iso())  # first display of this case
 
@@ -49,7 +50,6 @@ if back.button("Previous", disabled=position <= 1, width="stretch"):
 if forward.button("Next", disabled=position >= case.n_cases, width="stretch"):
     st.session_state[pos_key] = position + 1
     st.rerun()
-work = reading.worklist_status(me.study_id, me.reader_id, arm)
 choices = work["position"].tolist()
 labels = work["display_id"] + work["read"].map({True: " ✓", False: ""})
 marks = dict(zip(work["position"], labels, strict=True))
@@ -124,9 +124,9 @@ with crop_col, st.form(f"answer:{arm}:{position}"):
                     sliders,
                     shown[f"{arm}:{position}"],
                 )
-            except (ValueError, db.CervixScopeDBError) as exc:  # e.g. the study was closed
+                nxt = reading.first_unread(me.study_id, me.reader_id, arm)
+            except store.LIBRARY_ERRORS as exc:  # e.g. the study was closed
                 st.error(str(exc))
             else:
-                nxt = reading.first_unread(me.study_id, me.reader_id, arm)
                 st.session_state[pos_key] = nxt if nxt is not None else position
                 st.rerun()

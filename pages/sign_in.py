@@ -4,7 +4,7 @@ import streamlit as st
 
 import db
 from dashboard import auth
-from dashboard.store import connection
+from dashboard.store import LIBRARY_ERRORS, connection
 
 st.title("CervixScope")
 st.caption(
@@ -19,7 +19,7 @@ with reader_tab, st.form("reader_sign_in"):
         try:
             with connection() as conn:
                 reader = db.authenticate_reader(conn, code.strip())
-        except db.InvalidAccessCode as exc:
+        except LIBRARY_ERRORS as exc:  # a wrong code, or a broken database path
             st.error(str(exc))
         else:
             auth.sign_in(

@@ -7,13 +7,13 @@ import streamlit as st
 
 import db
 from dashboard import auth
-from dashboard.store import connection
+from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 from dashboard.study_admin import stratified_sample
 
 auth.require_role("admin")
 st.title("Studies and readers")
 
-with connection() as conn:
+with errors_shown(), connection() as conn:  # e.g. a broken database path: one line, no traceback
     cases = db.cases_frame(conn)
     runs = db.runs_frame(conn)
     studies = db.studies_frame(conn)
@@ -52,7 +52,7 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                     model_run_id=run_id,
                     washout_days=int(washout) if aided else 0,
                 )
-        except (ValueError, db.CervixScopeDBError) as exc:
+        except LIBRARY_ERRORS as exc:
             st.error(str(exc))
         else:
             st.session_state["admin_study"] = study_id
@@ -82,14 +82,14 @@ with st.form("add_reader", clear_on_submit=True):
         try:
             with connection() as conn:
                 _, code = db.add_reader(conn, study_id, reader_name.strip())
-        except (ValueError, db.CervixScopeDBError) as exc:
+        except LIBRARY_ERRORS as exc:
             st.error(str(exc))
         else:
             st.success(f"Reader {reader_name.strip()} added. Their access code, shown only now:")
             st.code(code, language=None)
             st.caption("Only a hash is stored: copy the code and give it to the reader now.")
 
-with connection() as conn:
+with errors_shown(), connection() as conn:
     progress = db.reader_progress_frame(conn, study_id)
 st.dataframe(
     progress,
@@ -103,7 +103,7 @@ st.subheader("Reads as CSV")
 export_col, import_col = st.columns(2)
 with export_col, tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / f"study-{study_id}-reads.csv"
-    with connection() as conn:
+    with errors_shown(), connection() as conn:
         db.export_reads_csv(conn, study_id, path)
     st.download_button("Download reads CSV", path.read_bytes(), path.name, "text/csv")
 with import_col:
@@ -118,7 +118,7 @@ with import_col:
             except db.ImportValidationError as exc:
                 st.error(f"Nothing was imported: {len(exc.problems)} problem(s).")
                 st.code("\n".join(exc.problems[:50]), language=None)
-            except (ValueError, db.CervixScopeDBError) as exc:
+            except LIBRARY_ERRORS as exc:
                 st.error(str(exc))
             else:
                 st.success(f"Imported {count} reads.")

@@ -8,12 +8,12 @@ from core.labels import CLASSES
 from dashboard import auth
 from dashboard import study_analysis as sa
 from dashboard.figures import confusion_figure
-from dashboard.store import connection
+from dashboard.store import connection, errors_shown
 
 auth.require_role("admin")
 st.title("Reader analysis")
 
-with connection() as conn:
+with errors_shown(), connection() as conn:  # e.g. a broken database path: one line, no traceback
     studies = db.studies_frame(conn)
 if studies.empty:
     st.info("No reader study yet: create one on **Studies and readers** or run `make demo`.")
@@ -36,7 +36,7 @@ live = st.toggle("Live: re-read the database every 15 s", help="Or press R to re
 @st.fragment(run_every=15 if live else None)
 def analysis() -> None:
     """Everything below is read from the database on each run, so new reads show up."""
-    with connection() as conn:
+    with errors_shown(), connection() as conn:
         data = sa.load_study_data(conn, study_id)
     if data.study.get("simulated") or data.simulated_readers:
         st.warning(
@@ -126,7 +126,7 @@ def analysis() -> None:
         st.markdown(result.summary())
 
     st.header("Export")
-    with connection() as conn:
+    with errors_shown(), connection() as conn:
         reads_csv = sa.reads_csv(conn, study_id)
     st.download_button("Reads (CSV)", reads_csv, f"study-{study_id}-reads.csv", "text/csv")
     st.download_button(

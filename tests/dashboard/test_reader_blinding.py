@@ -294,3 +294,19 @@ def test_reading_page_refuses_admin_and_anonymous(env):
     at.run()
     assert any("do not have access" in e.value for e in at.error)
     assert not at.subheader
+
+
+def test_reading_page_for_an_unknown_study_shows_one_error_line(env):
+    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
+    at.session_state["auth"] = Identity(role="reader", name="x", reader_id=1, study_id=999_999)
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["study 999999 is not in the database"]
+    assert not at.subheader
+
+
+def test_sign_in_with_a_broken_database_path_shows_one_error_line(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(tmp_path / "missing-folder" / "x.db"))
+    at = sign_in_reader(session(), env["code"])
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and "missing-folder" in at.error[0].value
