@@ -270,23 +270,32 @@ def run_cv(
     from core.models import build_model
     from core.training import resolve_device, seed_everything
 
-    folds_all = make_folds(crops.case_ids, crops.labels, n_splits=cfg.n_folds, seed=cfg.seed)
-    data_hash = crops.data_hash()
-    device = resolve_device(cfg.device)
-    # Built first so what the model really is (weights used, channel policy) goes in the record.
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    model, build_warnings = build_model(cfg)
-    config = cfg.to_dict()
-    config["extra"] = {**config["extra"], "model_info": model.info}
     existing = None
     if run_id is not None:
         try:
             existing = db.get_run(conn, run_id)
         except db.RunNotFound:
             existing = None
+    queued = existing is not None and existing.get("status") == "queued"
+    try:
+        folds_all = make_folds(crops.case_ids, crops.labels, n_splits=cfg.n_folds, seed=cfg.seed)
+        data_hash = crops.data_hash()
+        device = resolve_device(cfg.device)
+        # Built first so what the model really is (weights used, channel policy) goes in the record.
+        seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        model, build_warnings = build_model(cfg)
+        config = cfg.to_dict()
+        config["extra"] = {**config["extra"], "model_info": model.info}
+        if existing is not None:
+            _check_resume(existing, cfg, data_hash)
+    except BaseException as exc:
+        # A run queued by the dashboard must not stay "queued" (and block retries) forever;
+        # an existing partial or done run keeps its status when a merge is refused.
+        if queued:
+            db.update_run(conn, run_id, status="failed", ended_at=_now(), message=f"{exc}")
+        raise
     if existing is not None:
-        _check_resume(existing, cfg, data_hash)
-        if existing.get("status") == "queued":  # queued by the dashboard: record what runs it
+        if queued:  # queued by the dashboard: record what runs it
             db.update_run(
                 conn,
                 run_id,

@@ -89,11 +89,17 @@ def start_cv(
     Raises
     ------
     ValueError
-        If the data folder does not exist or the same run is already queued or running.
+        If the data folder does not exist or has no ``manifest.csv``, or the same run is already
+        queued or running.
     """
     data = Path(request.data_dir)
     if not data.is_dir():
         raise ValueError(f"data folder {data} does not exist: give a folder with DICOM files")
+    if not (data / "manifest.csv").is_file():  # the CLI would fail at once: refuse before queuing
+        raise ValueError(
+            f"data folder {data} has no manifest.csv: it lists each image's patient, label and "
+            "lesion box (see `cervixscope ingest --help`)"
+        )
     duplicate = active_duplicate(
         db.runs_frame(conn), request
     )  # fresh: another tab may have started it

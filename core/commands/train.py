@@ -35,7 +35,10 @@ def register(subparsers) -> None:
         "a training fold. Every case gets one out-of-fold prediction, stored with the run.",
         epilog="Example: cervixscope cv --data data/demo --model resnet18 --mode features "
         "--folds 10 --seed 0 --balance smote --weights auto\n"
-        "Spread folds over machines: --only-folds 0,3 --run-id ID on one, the rest on another.",
+        "Run a subset of folds with --only-folds (--folds is the number of folds), and merge\n"
+        "the jobs by giving them the same --run-id, on this machine or another:\n"
+        "  cervixscope cv --folds 10 --only-folds 0,3 --run-id r1\n"
+        "  cervixscope cv --folds 10 --only-folds 1,2,4,5,6,7,8,9 --run-id r1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(p)
@@ -43,7 +46,11 @@ def register(subparsers) -> None:
 
     p.add_argument("--model", choices=tuple(ARCHITECTURES), default="resnet18")
     p.add_argument("--mode", choices=("features", "finetune"), default="features")
-    p.add_argument("--only-folds", help="run only these folds, e.g. 0,3 (merge via --run-id)")
+    p.add_argument(
+        "--only-folds",
+        help="run only these folds, e.g. 0,3 (numbered from 0; --folds is the number of folds); "
+        "jobs with the same --run-id merge into one run",
+    )
     p.add_argument("--run-id", help="continue (or create) the run with this id")
     p.add_argument("--input-size", type=int, help="resize crops to this size (default: native)")
     p.add_argument("--compile", action="store_true", help="torch.compile in finetune mode")
@@ -96,11 +103,11 @@ def register(subparsers) -> None:
     p.set_defaults(handler=cmd_bench)
 
 
-def _load_crops(args):
+def _load_crops(args, conn=None):
     import db
     from core.ingest import ingest_folder
 
-    conn = db.connect(args.db)
+    conn = conn if conn is not None else db.connect(args.db)
     result = ingest_folder(args.data, args.manifest, conn=conn, progress=not args.quiet)
     if result.crops.n_images == 0:
         raise ValueError(f"no usable images in {args.data}: see `cervixscope ingest {args.data}`")
@@ -153,6 +160,32 @@ def _print_summary(conn, run_ids) -> None:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
+    import db
+
+    conn = db.connect(args.db)
+    queued = _is_queued(conn, args.run_id)
+    try:
+        return _cv(args, conn)
+    except BaseException as exc:
+        # The dashboard queued this run and only watches its row: whatever stops this process
+        # before the run starts must show there as failed, or the run looks queued forever.
+        if queued and _is_queued(conn, args.run_id):
+            db.update_run(conn, args.run_id, status="failed", message=str(exc) or repr(exc))
+        raise
+
+
+def _is_queued(conn, run_id: str | None) -> bool:
+    import db
+
+    if run_id is None:
+        return False
+    try:
+        return db.get_run(conn, run_id).get("status") == "queued"
+    except db.RunNotFound:
+        return False
+
+
+def _cv(args: argparse.Namespace, conn) -> int:
     from core.cv import run_cv
 
     only = None
@@ -171,7 +204,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         compile=args.compile,
     )
-    conn, crops = _load_crops(args)
+    conn, crops = _load_crops(args, conn)
     bars = ProgressBars(quiet=args.quiet)
     try:
         run_id = run_cv(crops, cfg, conn=conn, run_id=args.run_id, progress=bars)

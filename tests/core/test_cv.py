@@ -266,3 +266,17 @@ def test_inference_time_includes_the_backbone_when_embeddings_come_from_the_cach
     # Every image is a test image once, so the run's inference holds the whole backbone pass.
     assert warm["embed_estimate"] > 0
     assert warm["inference_seconds"] >= warm["embed_estimate"] * (1 - 1e-9)
+
+
+def test_setup_failure_marks_a_queued_run_failed(crops, tmp_path):
+    """A run the dashboard queued must not stay queued when run_cv fails before its folds."""
+    conn = database_with_cases(tmp_path / "q.db", crops)
+    run_id = db.create_run(
+        conn, model="cnn", mode="features", config={}, seed=0, data_hash=None, device=None,
+        weights=None, code_version=None, packages=None,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="use --folds <= 6"):
+        run_cv(crops, features_cfg(n_folds=7), conn=conn, run_id=run_id, runs_dir=tmp_path)
+    run = db.get_run(db.connect(tmp_path / "q.db"), run_id)
+    assert run["status"] == "failed"
+    assert "use --folds <= 6" in run["message"]
