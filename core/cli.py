@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import sqlite3
 import sys
 
+import db
+from core.commands import app, data, study, train
+from core.dicom_io import DicomReadError
+
 COMMAND_MODULES = (
-    "core.commands.data",  # demo-data, ingest
-    "core.commands.train",  # cv, compare, predict, bench
-    "core.commands.study",  # demo-study, study export/import
-    "core.commands.app",  # demo, dashboard
+    data,  # demo-data, ingest
+    train,  # cv, compare, predict, bench
+    study,  # demo-study, study export/import
+    app,  # demo, dashboard
+)
+# What a bad input or a bad file raises: one line on stderr, exit status 2, no traceback.
+USER_ERRORS = (
+    ValueError,
+    LookupError,
+    OSError,  # FileNotFoundError, PermissionError, ...
+    db.CervixScopeDBError,
+    DicomReadError,
+    sqlite3.DatabaseError,
 )
 
 
@@ -25,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", help="SQLite database file (default: $CERVIXSCOPE_DB or ./cervixscope.db)"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, LookupError) as exc:
+    except USER_ERRORS as exc:
         print(f"cervixscope {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import sqlite_utils
 
+from db.errors import CervixScopeDBError
+
 DB_ENV = "CERVIXSCOPE_DB"
 DEFAULT_DB = "cervixscope.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -77,6 +79,8 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     ------
     FileNotFoundError
         If the folder that should hold the database file does not exist.
+    CervixScopeDBError
+        If the file exists but is not an SQLite database.
     """
     from db import schema  # here, because schema imports this module
 
@@ -91,14 +95,21 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     )
     conn = sqlite_utils.Database(raw)
     conn.cervixscope_path = str(file)
-    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    raw.execute("PRAGMA foreign_keys = ON")
-    raw.execute("PRAGMA synchronous = NORMAL")
-    # Setting up a new file: sessions of this process take turns, instead of making SQLite's busy
-    # handler sleep while another connection switches the journal mode or migrates.
-    with _write_lock(conn):
-        _retry_busy(conn.enable_wal)
-        schema.migrate(conn)
+    try:
+        raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        raw.execute("PRAGMA foreign_keys = ON")
+        raw.execute("PRAGMA synchronous = NORMAL")
+        # Setting up a new file: sessions of this process take turns, instead of making SQLite's
+        # busy handler sleep while another connection switches the journal mode or migrates.
+        with _write_lock(conn):
+            _retry_busy(conn.enable_wal)
+            schema.migrate(conn)
+    except sqlite3.OperationalError:
+        raw.close()
+        raise  # locked, busy, read-only, disk full: SQLite's own words say it best
+    except sqlite3.DatabaseError as exc:
+        raw.close()
+        raise CervixScopeDBError(f"{file} is not a CervixScope database ({exc})") from exc
     return conn
 
 
