@@ -60,6 +60,13 @@ def _norm_path(text: str) -> str:
     return str(PurePosixPath(text.strip().replace("\\", "/")))
 
 
+def _outside(text: str) -> bool:
+    """True for a path that would leave the data folder: absolute, a drive, or through '..'."""
+    path = PurePosixPath(text.strip().replace("\\", "/"))
+    drive = len(path.parts) > 0 and len(path.parts[0]) == 2 and path.parts[0][1] == ":"
+    return path.is_absolute() or drive or ".." in path.parts
+
+
 def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue]]:
     """Parse a manifest, keeping the valid rows and describing every invalid one.
 
@@ -73,8 +80,9 @@ def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue
     rows : list of ManifestRow
         Rows that passed the checks, in file order.
     issues : list of IngestIssue
-        One per rejected row: missing patient or path, unknown label, missing or non-numeric box,
-        empty box, bad frame, duplicate image, or a patient labelled differently in two rows.
+        One per rejected row: missing patient or path, a path or mask outside the data folder,
+        unknown label, missing or non-numeric box, empty box, bad frame, duplicate image, or a
+        patient labelled differently in two rows.
 
     Raises
     ------
@@ -170,6 +178,13 @@ def _check(values: dict[str, str]) -> str | None:
         return "patient_id is empty"
     if not values.get("path"):
         return "path is empty"
+    for field in ("path", "mask"):
+        text = values.get(field) or ""
+        if text and _outside(text):
+            return (
+                f"{field} {text} must lie inside the data folder: give it relative to the "
+                "folder, without '..' or a leading / or drive"
+            )
     try:
         parse_label(values.get("label", ""))
     except ValueError as exc:

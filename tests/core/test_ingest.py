@@ -329,3 +329,26 @@ def test_cli_ingest_exit_codes(bad_folder, tmp_path, capsys):
     rc = main(["ingest", str(root), "--manifest", str(only_bad), "--no-db", "--quiet"])
     assert rc == 1
     assert "nothing usable was ingested" in capsys.readouterr().out
+
+
+def test_paths_outside_the_data_folder_are_refused(small_cohort_dir, tmp_path):
+    """A manifest may only point inside its folder, even at a readable DICOM next door."""
+    data = tmp_path / "data"
+    good = _copy_subset(small_cohort_dir, data, 2)
+    outside = tmp_path / "outside.dcm"
+    shutil.copyfile(small_cohort_dir / good[0]["path"], outside)
+    box = ["40", "40", "70", "70", "0"]
+    rows = [[r[c] for c in HEADER] for r in good] + [
+        ["OUT-1", "../outside.dcm", "SCC", *box],  # line 4
+        ["OUT-2", str(outside), "SCC", *box],  # 5
+        ["OUT-3", "DEMO-0001/../../outside.dcm", "SCC", *box],  # 6
+        ["OUT-4", "C:\\scans\\outside.dcm", "SCC", *box],  # 7
+    ]
+    _write_manifest(data / "manifest.csv", rows)
+
+    result = ingest_folder(data, progress=False)
+
+    assert result.crops.n_images == 2
+    assert sorted(i.row for i in result.errors) == [4, 5, 6, 7]
+    for issue in result.errors:
+        assert re.search(r"^path .+ must lie inside the data folder", issue.problem), issue
