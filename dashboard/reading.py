@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,7 +92,25 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+SHOWN_AT_KEY = "shown_at"  # session key: (arm, position, ISO time) of the case on screen
 UNAIDED_LOCKED = "unaided answers are locked once the AI-aided arm has opened"
+
+
+def shown_at(state: MutableMapping, arm: str, position: int) -> str:
+    """When the case now on screen was displayed: kept across reruns of the same display (window
+    changes), started afresh when the reader arrives at another case or comes back to one, so a
+    read's duration is the time from this display to its submit. ``state`` is the session."""
+    here = (arm, int(position))
+    kept = state.get(SHOWN_AT_KEY)
+    if not isinstance(kept, tuple) or kept[:2] != here:
+        kept = (*here, now_iso())
+        state[SHOWN_AT_KEY] = kept
+    return kept[2]
+
+
+def forget_shown_at(state: MutableMapping) -> None:
+    """Drop the display time after a submit or when the reader navigates away."""
+    state.pop(SHOWN_AT_KEY, None)
 
 
 def reader_arms(

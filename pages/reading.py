@@ -36,8 +36,7 @@ with store.errors_shown():
     position = st.session_state[pos_key]
     case = reading.case_for_reader(me.study_id, me.reader_id, arm, position)
     work = reading.worklist_status(me.study_id, me.reader_id, arm)
-shown = st.session_state.setdefault("shown_at", {})
-shown.setdefault(f"{arm}:{position}", reading.now_iso())  # first display of this case
+shown_at = reading.shown_at(st.session_state, arm, position)  # this display, not the first
 
 st.progress(case.n_read / max(case.n_cases, 1), text=f"{case.n_read} of {case.n_cases} read")
 if case.n_read == case.n_cases:
@@ -46,9 +45,11 @@ if case.n_read == case.n_cases:
 back, jump, forward = st.columns([1, 3, 1])
 if back.button("Previous", disabled=position <= 1, width="stretch"):
     st.session_state[pos_key] = position - 1
+    reading.forget_shown_at(st.session_state)
     st.rerun()
 if forward.button("Next", disabled=position >= case.n_cases, width="stretch"):
     st.session_state[pos_key] = position + 1
+    reading.forget_shown_at(st.session_state)
     st.rerun()
 choices = work["position"].tolist()
 labels = work["display_id"] + work["read"].map({True: " ✓", False: ""})
@@ -62,6 +63,7 @@ picked = jump.selectbox(
 )
 if picked != position:
     st.session_state[pos_key] = picked
+    reading.forget_shown_at(st.session_state)
     st.rerun()
 
 st.subheader(f"Case {case.display_id} ({position} of {case.n_cases})")
@@ -122,11 +124,12 @@ with crop_col, st.form(f"answer:{arm}:{position}"):
                     position,
                     label,
                     sliders,
-                    shown[f"{arm}:{position}"],
+                    shown_at,
                 )
                 nxt = reading.first_unread(me.study_id, me.reader_id, arm)
             except store.LIBRARY_ERRORS as exc:  # e.g. the study was closed
                 st.error(str(exc))
             else:
                 st.session_state[pos_key] = nxt if nxt is not None else position
+                reading.forget_shown_at(st.session_state)  # a next answer here is a new read
                 st.rerun()

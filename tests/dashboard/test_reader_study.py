@@ -8,6 +8,7 @@ the analysis page shows confusion matrices equal to the reads in the database.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from sklearn.metrics import confusion_matrix
 import db
 from core.ingest import ingest_folder
 from core.labels import CLASSES
+from dashboard import reading
 from tests.dashboard.reader_study_helpers import (
     ADMIN_SECRET,
     answer,
@@ -363,3 +365,44 @@ def test_mrmc_aided_vs_unaided_uses_only_fully_crossed_cases():
     one_reader = sa.StudyData({"arms": ["unaided"]}, reads[reads["reader"] == "A"], None)
     with pytest.raises(ValueError, match="at least 2 readers"):
         sa.mrmc_aided_vs_unaided(one_reader)
+
+
+def test_reading_time_counts_from_the_latest_display_of_a_case(app_env):
+    conn = db.connect()
+    try:
+        case_ids = db.cases_frame(conn)["case_id"].tolist()[:3]
+        study_id = db.create_study(conn, name="Timing", case_ids=case_ids)
+        _, code = db.add_reader(conn, study_id, "Dr Timing")
+    finally:
+        conn.close()
+    at = sign_in_reader(session(), code)
+    assert current_position(at) == 1
+    by_label(at.button, "Next").click()
+    at.run()
+    came_back = datetime.now(UTC)  # the case is displayed again after this
+    by_label(at.button, "Previous").click()
+    at.run()
+    assert current_position(at) == 1
+    answer(at, "SCC", {"SCC": 100, "AC": 0, "ASC": 0})
+    assert current_position(at) == 2
+    conn = db.connect()
+    try:
+        reads = db.reads_frame(conn, study_id)
+    finally:
+        conn.close()
+    shown = datetime.fromisoformat(str(reads["shown_at"].iloc[0]).replace("Z", "+00:00"))
+    shown = shown if shown.tzinfo else shown.replace(tzinfo=UTC)
+    assert shown >= came_back - timedelta(milliseconds=1), "the first display was counted"
+
+
+def test_shown_at_survives_reruns_and_restarts_on_each_new_display(monkeypatch):
+    clock = iter(f"t{i}" for i in range(10))
+    monkeypatch.setattr(reading, "now_iso", lambda: next(clock))
+    state: dict = {}
+    assert reading.shown_at(state, "unaided", 1) == "t0"
+    assert reading.shown_at(state, "unaided", 1) == "t0"  # a rerun (window change) keeps it
+    assert reading.shown_at(state, "unaided", 2) == "t1"  # another case: its own clock
+    assert reading.shown_at(state, "unaided", 1) == "t2"  # back again: counted from now
+    assert reading.shown_at(state, "aided", 1) == "t3"  # the same position in the other arm
+    reading.forget_shown_at(state)  # after a submit
+    assert reading.shown_at(state, "aided", 1) == "t4"
