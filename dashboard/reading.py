@@ -330,8 +330,9 @@ def _case_image(conn, case_id: str) -> dict:
     image = np.asarray(dicom.array, dtype=np.float32)
     roi = _roi(image_row)
     crop = _cached_crop(image_row)
-    if crop is None and roi is not None:
-        crop = crop_roi(image, roi)
+    if crop is None and roi is not None:  # no crop cache: cut it the way ingestion did
+        size = (db.latest_ingestion(conn) or {}).get("crop_size") or 100
+        crop = crop_roi(image, roi, size=int(size))
     return {
         "image": image,
         "window_center": _float_or_none(dicom.window_center),
@@ -376,22 +377,11 @@ def _float_or_none(value) -> float | None:
 
 
 def crop_roi(image: np.ndarray, roi, *, size: int = 100, margin: float = 0.1) -> np.ndarray:
-    """The ROI with a margin, resized to ``size`` x ``size`` and scaled to [0, 1] by the 1st-99th
-    percentiles, as the model's crops are."""
-    from PIL import Image
+    """The model's crop of the ROI, by ingestion's own transforms: the slice scaled to [0, 1] by
+    its 1st-99th percentiles, the box squared and grown by ``margin``, resized to ``size``."""
+    from core.transforms import Compose, CropROI, PercentileNormalize, Resize
 
-    x0, y0, x1, y1 = roi
-    h, w = image.shape[:2]
-    mx, my = int(round((x1 - x0) * margin)), int(round((y1 - y0) * margin))
-    x0, y0 = max(0, x0 - mx), max(0, y0 - my)
-    x1, y1 = min(w, x1 + mx), min(h, y1 + my)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"ROI {roi} lies outside the {w}x{h} image")
-    patch = image[y0:y1, x0:x1].astype(np.float32)
-    lo, hi = np.percentile(patch, [1, 99])
-    patch = np.clip((patch - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(patch)
-    resized = Image.fromarray(patch).resize((size, size), Image.BILINEAR)
-    return np.asarray(resized, dtype=np.float32)
+    return Compose([PercentileNormalize(), CropROI(roi, margin), Resize(size)])(image)
 
 
 def _model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dict:

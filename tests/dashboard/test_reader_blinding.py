@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -310,3 +312,23 @@ def test_sign_in_with_a_broken_database_path_shows_one_error_line(env, tmp_path,
     at = sign_in_reader(session(), env["code"])
     assert not at.exception, at.exception
     assert len(at.error) == 1 and "missing-folder" in at.error[0].value
+
+
+def test_fallback_crop_is_the_crop_the_model_was_given(env):
+    """Without a crop cache the reader's crop is cut from the slice: it must equal ingestion's."""
+    from core.dicom_io import read_pixels
+
+    conn = db.connect()
+    try:
+        images = db.images_frame(conn, env["chosen"][0]).sort_values("image_id")
+        data_dir = Path(str((db.latest_ingestion(conn) or {})["data_dir"]))
+    finally:
+        conn.close()
+    row = images.iloc[0]
+    cached = reading._cached_crop(row)  # what ingestion stored for the model
+    assert cached is not None
+    path = Path(str(row["source_path"] if "source_path" in row.index else row["path"]))
+    image = read_pixels(path if path.is_absolute() else data_dir / path, frame=int(row["frame"]))
+    roi = reading._roi(row)
+    crop = reading.crop_roi(np.asarray(image.array, dtype=np.float32), roi, size=cached.shape[0])
+    np.testing.assert_allclose(crop, cached, atol=1e-5)
