@@ -386,11 +386,9 @@ def crop_roi(image: np.ndarray, roi, *, size: int = 100, margin: float = 0.1) ->
 
 def _model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dict:
     """The model's out-of-fold probabilities for the case and, if possible, its Grad-CAM."""
-    predictions = db.predictions_frame(conn, [run_id])
-    row = predictions[predictions["case_id"] == case_id]
-    if row.empty:
+    probs = db.case_probabilities(conn, run_id, case_id)  # no truth in it
+    if probs is None:
         return {"gradcam_problem": "The model has no prediction for this case."}
-    probs = {name: float(row.iloc[0][f"p_{name}"]) for name in CLASSES}
     out: dict = {"model_probabilities": probs}
     if with_gradcam and crop is not None:
         try:

@@ -43,6 +43,7 @@ from db.reads import (
 )
 from db.runs import (
     add_run_warning,
+    case_probabilities,
     create_run,
     folds_frame,
     get_run,
@@ -81,6 +82,7 @@ __all__ = [
     "add_run_warning",
     "audit_frame",
     "authenticate_reader",
+    "case_probabilities",
     "cases_frame",
     "close_study",
     "connect",

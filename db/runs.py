@@ -355,6 +355,33 @@ def predictions_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str])
     return pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
 
 
+def case_probabilities(conn: sqlite_utils.Database, run_id: str, case_id: str) -> dict | None:
+    """One case's out-of-fold class probabilities in a run, without the true label: safe for
+    reader pages (the AI-aided arm).
+
+    Returns
+    -------
+    dict or None
+        ``{"SCC": p, "AC": p, "ASC": p}``, or None when the run has no prediction for the case.
+
+    Raises
+    ------
+    RunNotFound
+        If ``run_id`` is unknown.
+    """
+    _require_run(conn.conn, run_id)
+    row = conn.conn.execute(
+        f"SELECT {', '.join(PROB_COLUMNS)} FROM predictions"  # noqa: S608 - constant columns
+        " WHERE run_id = ? AND case_id = ?",
+        (str(run_id), str(case_id)),
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        col.removeprefix("p_"): float(value) for col, value in zip(PROB_COLUMNS, row, strict=True)
+    }
+
+
 def folds_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str]) -> pd.DataFrame:
     """Fold summaries of some runs; scalar entries of ``metrics`` also become columns.
 

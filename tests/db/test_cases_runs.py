@@ -167,3 +167,17 @@ def test_folds_and_predictions_are_idempotent_per_run(db_path):
     ]  # fmt: skip
     assert runs.loc[0, ["n_folds", "n_predictions"]].tolist() == [2, 2]
     assert json.loads(runs.loc[0, "config"])["folds"] == [0, 1]
+
+
+def test_case_probabilities_gives_one_case_without_its_label(db_path):
+    with db.connect(db_path) as conn:
+        db.upsert_cases(conn, [{"case_id": "P1", "label": "SCC"}, {"case_id": "P2", "label": "AC"}])
+        run_id = _run(conn)
+        db.save_predictions(
+            conn, run_id, 0, [{"case_id": "P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1}]
+        )
+    with db.connect(db_path) as conn:  # reopened: the predictions were committed
+        assert db.case_probabilities(conn, run_id, "P1") == {"SCC": 0.7, "AC": 0.2, "ASC": 0.1}
+        assert db.case_probabilities(conn, run_id, "P2") is None  # no prediction for it
+        with pytest.raises(db.RunNotFound, match="run 'nope' is not in the database"):
+            db.case_probabilities(conn, "nope", "P1")
