@@ -1,8 +1,9 @@
 """Frozen-backbone embeddings: each crop goes through the network once, cached on disk.
 
 The cache key is the crops' data hash plus everything that changes the embedding (model, weights
-actually used, channel policy, input size, normalisation; and the seed when weights are random), so
-a second model of a comparison, a second run or a `--folds` subset on the same data reuses it.
+actually used, a weights file by its content, channel policy, input size, normalisation; and the
+seed when weights are random), so a second model of a comparison, a second run or a `--folds`
+subset on the same data reuses it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def embedding_key(data_hash: str, model: Net, cfg) -> str:
         "data": data_hash,
         "model": info["model"],
         "weights": info["weights_used"],
+        "weights_sha256": info.get("weights_sha256"),  # a path alone misses a retrained file
         "channel_policy": info["channel_policy"],
         "input_size": info["input_size"],
         "cnn_width": info.get("cnn_width"),

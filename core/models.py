@@ -14,6 +14,7 @@ Design choices recorded on every model (``Net.info``) and thus on every run:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import urllib.request
@@ -257,6 +258,14 @@ def _load_backbone_state(model: str, backbone: nn.Module, state: dict) -> None:
         )
 
 
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def build_model(cfg) -> tuple[Net, list[str]]:
     """Build the network ``cfg.model`` with its weights and one-channel adaptation.
 
@@ -334,6 +343,8 @@ def build_model(cfg) -> tuple[Net, list[str]]:
     model.info = {
         "model": cfg.model,
         "weights_used": used,
+        # A weights file is known by its content: a retrained file at the same path is new weights.
+        "weights_sha256": _file_sha256(used) if used not in ("random", "imagenet") else None,
         "channel_policy": cfg.channel_policy if cfg.model in PRETRAINED else "native_1ch",
         "first_conv_summed": first_conv,
         "input_size": cfg.input_size or "native",

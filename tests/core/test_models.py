@@ -118,3 +118,21 @@ def test_augmentation_draws_its_own_parameters_for_every_image():
     assert len(distinct) == 8
     again = augment_batch(x, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, again)
+
+
+def test_embedding_cache_key_follows_the_weights_file_content(tmp_path):
+    """A retrained weights file at the same path must not reuse the old file's embeddings."""
+    from core.features import embedding_key
+
+    path = tmp_path / "weights.pt"
+    cfg = RunConfig(model="cnn", weights=str(path))
+    source, _ = build_model(cfg.replace(weights="none"))
+    torch.save(source.backbone.state_dict(), path)
+    first = embedding_key("data", build_model(cfg)[0], cfg)
+    assert embedding_key("data", build_model(cfg)[0], cfg) == first  # same bytes, same key
+
+    state = {
+        k: v + 1 if v.is_floating_point() else v for k, v in source.backbone.state_dict().items()
+    }
+    torch.save(state, path)  # retrained in place
+    assert embedding_key("data", build_model(cfg)[0], cfg) != first
