@@ -204,6 +204,15 @@ def _require_study_case(raw, study_id: int, case_id: str) -> None:
         raise CaseNotFound(f"case {case_id!r} is not part of study {study_id}")
 
 
+# A reader's assignments in one arm with their own read, if any (never the true label).
+_WORKLIST_FROM = (
+    " FROM assignments a JOIN cases c ON c.case_id = a.case_id"
+    " LEFT JOIN reads r ON r.study_id = a.study_id AND r.reader_id = a.reader_id"
+    "   AND r.case_id = a.case_id AND r.arm = a.arm"
+    " WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ?"
+)
+
+
 def worklist(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str) -> pd.DataFrame:
     """A reader's cases in one arm, in reading order, with the reader's own label if read.
 
@@ -226,10 +235,8 @@ def worklist(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: st
     require_reader(raw, study_id, reader_id)
     return pd.read_sql_query(
         "SELECT a.position, a.case_id, c.display_id, r.label AS label_read"
-        " FROM assignments a JOIN cases c ON c.case_id = a.case_id"
-        " LEFT JOIN reads r ON r.study_id = a.study_id AND r.reader_id = a.reader_id"
-        "   AND r.case_id = a.case_id AND r.arm = a.arm"
-        " WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ? ORDER BY a.position",
+        + _WORKLIST_FROM
+        + " ORDER BY a.position",
         raw,
         params=(int(study_id), int(reader_id), arm),
     )
@@ -262,10 +269,8 @@ def worklist_entry(
     key = (int(study_id), int(reader_id), arm)
     row = raw.execute(
         "SELECT a.position, a.case_id, c.display_id, r.label, r.c_SCC, r.c_AC, r.c_ASC"
-        " FROM assignments a JOIN cases c ON c.case_id = a.case_id"
-        " LEFT JOIN reads r ON r.study_id = a.study_id AND r.reader_id = a.reader_id"
-        "   AND r.case_id = a.case_id AND r.arm = a.arm"
-        " WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ? AND a.position = ?",
+        + _WORKLIST_FROM
+        + " AND a.position = ?",
         (*key, int(position)),
     ).fetchone()
     if row is None:
@@ -326,7 +331,7 @@ def reads_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame:
     """
     _study_row(conn.conn, study_id)
     return pd.read_sql_query(
-        f"SELECT {_READ_COLUMNS}, c.label AS truth"  # noqa: S608 - a constant column list
+        "SELECT " + _READ_COLUMNS + ", c.label AS truth"  # noqa: S608 - constants only
         " FROM reads d JOIN readers p ON p.reader_id = d.reader_id"
         " JOIN cases c ON c.case_id = d.case_id WHERE d.study_id = ? ORDER BY d.read_id",
         conn.conn,
@@ -350,8 +355,8 @@ def reader_reads_frame(conn: sqlite_utils.Database, study_id: int, reader_id: in
     _study_row(conn.conn, study_id)
     require_reader(conn.conn, study_id, reader_id)
     return pd.read_sql_query(
-        f"SELECT {_READ_COLUMNS}"  # noqa: S608 - a constant column list
-        " FROM reads d JOIN readers p ON p.reader_id = d.reader_id"
+        "SELECT " + _READ_COLUMNS + " FROM reads d"  # noqa: S608 - constants only
+        " JOIN readers p ON p.reader_id = d.reader_id"
         " JOIN cases c ON c.case_id = d.case_id WHERE d.study_id = ? AND d.reader_id = ?"
         " ORDER BY d.read_id",
         conn.conn,

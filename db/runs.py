@@ -21,6 +21,11 @@ PROB_COLUMNS = ("p_SCC", "p_AC", "p_ASC")
 _UPDATABLE = ("status", "progress", "message", "started_at", "ended_at", "timings")
 # Provenance a worker fills in when it picks up a run queued by the dashboard.
 _PROVENANCE = ("config", "data_hash", "device", "weights", "code_version", "packages")
+# One fixed statement per updatable column: no SQL is ever built from caller input.
+_UPDATE_SQL = {
+    column: "UPDATE runs SET " + column + " = ? WHERE run_id = ?"  # noqa: S608 - fixed names
+    for column in _UPDATABLE + _PROVENANCE
+}
 
 
 def new_run_id() -> str:
@@ -188,8 +193,8 @@ def update_run(conn: sqlite_utils.Database, run_id: str, **fields: Any) -> None:
                     f"run {run_id}: {', '.join(sorted(provenance))} can only be set while the run "
                     f"is queued, it is {status_now}"
                 )
-        for key, value in values.items():  # keys come from the fixed list above
-            raw.execute(f"UPDATE runs SET {key} = ? WHERE run_id = ?", (value, str(run_id)))  # noqa: S608
+        for key, value in values.items():
+            raw.execute(_UPDATE_SQL[key], (value, str(run_id)))
 
 
 def add_run_warning(conn: sqlite_utils.Database, run_id: str, text: str) -> None:
