@@ -20,6 +20,16 @@ IMAGE_FIELDS = (
     "image_id", "case_id", "source_path", "frame", "roi_x0", "roi_y0", "roi_x1", "roi_y1",
     "crop_cache", "crop_index", "rows", "cols",
 )  # fmt: skip
+# Written out in full so no SQL is assembled at run time; the columns are IMAGE_FIELDS, in order.
+_UPSERT_IMAGE_SQL = (
+    "INSERT INTO images (image_id, case_id, source_path, frame, roi_x0, roi_y0, roi_x1, roi_y1,"
+    " crop_cache, crop_index, rows, cols) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(image_id) DO UPDATE SET case_id = excluded.case_id,"
+    " source_path = excluded.source_path, frame = excluded.frame, roi_x0 = excluded.roi_x0,"
+    " roi_y0 = excluded.roi_y0, roi_x1 = excluded.roi_x1, roi_y1 = excluded.roi_y1,"
+    " crop_cache = excluded.crop_cache, crop_index = excluded.crop_index, rows = excluded.rows,"
+    " cols = excluded.cols"
+)
 
 
 def normalise_label(value: Any, *, where: str = "label") -> str | None:
@@ -226,13 +236,6 @@ def upsert_images(
         for key in ("source_path", "crop_cache"):
             rec[key] = None if rec[key] is None else str(rec[key])
         records.append(rec)
-    columns = ", ".join(IMAGE_FIELDS)
-    marks = ", ".join("?" for _ in IMAGE_FIELDS)
-    updates = ", ".join(f"{key} = excluded.{key}" for key in IMAGE_FIELDS[1:])
-    sql = (
-        f"INSERT INTO images ({columns}) VALUES ({marks})"  # noqa: S608 - fixed column names
-        f" ON CONFLICT(image_id) DO UPDATE SET {updates}"
-    )
     with write_transaction(conn) as raw:
         wanted = sorted({rec["case_id"] for rec in records})
         missing = [c for c in wanted if not raw.execute(
@@ -242,7 +245,9 @@ def upsert_images(
                 f"images refer to {len(missing)} unknown case(s): {', '.join(missing[:10])}; "
                 "upsert the cases first"
             )
-        raw.executemany(sql, [tuple(rec[key] for key in IMAGE_FIELDS) for rec in records])
+        raw.executemany(
+            _UPSERT_IMAGE_SQL, [tuple(rec[key] for key in IMAGE_FIELDS) for rec in records]
+        )
     return len(records)
 
 

@@ -376,8 +376,7 @@ def case_probabilities(conn: sqlite_utils.Database, run_id: str, case_id: str) -
     """
     _require_run(conn.conn, run_id)
     row = conn.conn.execute(
-        f"SELECT {', '.join(PROB_COLUMNS)} FROM predictions"  # noqa: S608 - constant columns
-        " WHERE run_id = ? AND case_id = ?",
+        "SELECT p_SCC, p_AC, p_ASC FROM predictions WHERE run_id = ? AND case_id = ?",
         (str(run_id), str(case_id)),
     ).fetchone()
     if row is None:
