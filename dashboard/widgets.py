@@ -48,6 +48,21 @@ def finished_runs_or_stop() -> pd.DataFrame:
     return runs
 
 
+def study_picker(studies: pd.DataFrame) -> int:
+    """Choose a study; the choice is shared by the study pages (kept in a plain session key)."""
+    ids = studies["study_id"].astype(int).tolist()
+    names = dict(zip(ids, studies["name"], strict=True))
+    remembered = st.session_state.get("admin_study", ids[-1])
+    study_id = st.selectbox(
+        "Study",
+        ids,
+        index=ids.index(remembered) if remembered in ids else len(ids) - 1,
+        format_func=lambda i: f"{i} · {names[i]}",
+    )
+    st.session_state["admin_study"] = study_id
+    return study_id
+
+
 def run_picker(
     runs: pd.DataFrame,
     *,

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 import db
-from dashboard import auth
+from dashboard import auth, widgets
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 from dashboard.study_admin import stratified_sample
 
@@ -64,16 +64,7 @@ if studies.empty:
     st.info("No study yet: create one above (or run `cervixscope demo-study`).")
     st.stop()
 
-ids = studies["study_id"].astype(int).tolist()
-names = dict(zip(ids, studies["name"], strict=True))
-remembered = st.session_state.get("admin_study", ids[-1])
-study_id = st.selectbox(
-    "Study",
-    ids,
-    index=ids.index(remembered) if remembered in ids else len(ids) - 1,
-    format_func=lambda i: f"{i} · {names[i]}",
-)
-st.session_state["admin_study"] = study_id
+study_id = widgets.study_picker(studies)
 
 st.subheader("Readers")
 with st.form("add_reader", clear_on_submit=True):

@@ -5,7 +5,7 @@ import streamlit as st
 
 import db
 from core.labels import CLASSES
-from dashboard import auth
+from dashboard import auth, widgets
 from dashboard import study_analysis as sa
 from dashboard.figures import confusion_figure
 from dashboard.store import connection, errors_shown
@@ -18,16 +18,7 @@ with errors_shown(), connection() as conn:  # e.g. a broken database path: one l
 if studies.empty:
     st.info("No reader study yet: create one on **Studies and readers** or run `make demo`.")
     st.stop()
-ids = studies["study_id"].astype(int).tolist()
-names = dict(zip(ids, studies["name"], strict=True))
-remembered = st.session_state.get("admin_study", ids[-1])
-study_id = st.selectbox(
-    "Study",
-    ids,
-    index=ids.index(remembered) if remembered in ids else len(ids) - 1,
-    format_func=lambda i: f"{i} · {names[i]}",
-)
-st.session_state["admin_study"] = study_id
+study_id = widgets.study_picker(studies)
 # the bootstrap is the slow part: recompute only when a rater's reads changed
 cached_metrics_table = st.cache_data(sa.metrics_table, max_entries=64, show_spinner=False)
 live = st.toggle("Live: re-read the database every 15 s", help="Or press R to rerun now.")
