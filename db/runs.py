@@ -311,6 +311,63 @@ def save_predictions(
     return len(records)
 
 
+def save_image_predictions(
+    conn: sqlite_utils.Database,
+    run_id: str,
+    fold: int,
+    rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
+) -> int:
+    """Insert or replace out-of-fold predictions per image of one fold (idempotent per run and
+    image): the probabilities before they are averaged into the case's prediction.
+
+    Parameters
+    ----------
+    rows : iterable of dict or DataFrame
+        ``image_id, case_id, p_SCC, p_AC, p_ASC``; every probability in [0, 1]. Images need not
+        be in the ``images`` table (a CropSet may come from elsewhere); their case must exist.
+
+    Returns
+    -------
+    int
+        Rows written.
+
+    Raises
+    ------
+    RunNotFound, CaseNotFound
+        If the run or any case is unknown (nothing is written).
+    ValueError
+        On a missing column or a probability outside [0, 1].
+    """
+    records = []
+    for i, row in enumerate(_as_dicts(rows)):
+        image_id = row.get("image_id")
+        if image_id in (None, ""):
+            raise ValueError(f"image prediction row {i}: missing image_id")
+        case_id, probs = _prediction_record(row, f"image prediction row {i} ({image_id})")
+        records.append((str(image_id), case_id, probs))
+    with write_transaction(conn) as raw:
+        _require_run(raw, run_id)
+        missing = sorted(
+            {c for _, c, _ in records} - {c for (c,) in raw.execute("SELECT case_id FROM cases")}
+        )
+        if missing:
+            raise CaseNotFound(
+                f"image predictions for run {run_id} name {len(missing)} unknown case(s): "
+                f"{', '.join(missing[:10])}"
+            )
+        raw.executemany(
+            "INSERT INTO image_predictions (run_id, image_id, case_id, fold, p_SCC, p_AC, p_ASC)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, image_id) DO UPDATE SET"
+            " case_id = excluded.case_id, fold = excluded.fold, p_SCC = excluded.p_SCC,"
+            " p_AC = excluded.p_AC, p_ASC = excluded.p_ASC",
+            [
+                (str(run_id), image_id, case_id, int(fold), *probs)
+                for image_id, case_id, probs in records
+            ],
+        )
+    return len(records)
+
+
 def runs_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
     """All runs, newest first, with counts of folds, predictions and warnings.
 
@@ -356,6 +413,33 @@ def predictions_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str])
         " c.label FROM predictions p JOIN runs r ON r.run_id = p.run_id"
         " JOIN cases c ON c.case_id = p.case_id"
         " WHERE p.run_id IN (SELECT value FROM json_each(?)) ORDER BY p.run_id, p.case_id"
+    )
+    return pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
+
+
+def image_predictions_frame(
+    conn: sqlite_utils.Database, run_ids: str | Sequence[str]
+) -> pd.DataFrame:
+    """Out-of-fold predictions per image of some runs, with the case's true ``label`` and the
+    run's ``model``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, model, image_id, case_id, display_id, fold, p_SCC, p_AC, p_ASC,
+        label``, ordered by ``run_id, case_id, image_id``.
+    """
+    ids = _run_ids(run_ids) or []
+    columns = ["run_id", "model", "image_id", "case_id", "display_id", "fold", *PROB_COLUMNS]
+    if not ids:
+        return pd.DataFrame(columns=[*columns, "label"])
+    sql = (
+        "SELECT p.run_id, r.model, p.image_id, p.case_id, c.display_id, p.fold,"
+        " p.p_SCC, p.p_AC, p.p_ASC, c.label"
+        " FROM image_predictions p JOIN runs r ON r.run_id = p.run_id"
+        " JOIN cases c ON c.case_id = p.case_id"
+        " WHERE p.run_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY p.run_id, p.case_id, p.image_id"
     )
     return pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
 

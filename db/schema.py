@@ -174,6 +174,26 @@ def _v2_audit_and_comparisons(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v3_image_predictions")
+def _v3_image_predictions(conn: sqlite_utils.Database) -> None:
+    # v3: out-of-fold probabilities per image (slice), before the mean over a case's images, so
+    # metrics can be reported per image as well as per case. Only the run is a foreign key: CV
+    # runs on a CropSet whose images need not be in the images table.
+    conn.executescript(
+        """
+        CREATE TABLE image_predictions (
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            image_id TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            fold INTEGER NOT NULL,
+            p_SCC REAL NOT NULL, p_AC REAL NOT NULL, p_ASC REAL NOT NULL,
+            PRIMARY KEY (run_id, image_id)
+        );
+        CREATE INDEX image_predictions_case ON image_predictions(run_id, case_id);
+        """
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

@@ -169,6 +169,42 @@ def test_folds_and_predictions_are_idempotent_per_run(db_path):
     assert json.loads(runs.loc[0, "config"])["folds"] == [0, 1]
 
 
+def test_image_predictions_are_idempotent_per_run_and_image(db_path):
+    with db.connect(db_path) as conn:
+        db.upsert_cases(
+            conn, [{"case_id": "P1", "label": "SCC"}, {"case_id": "P2", "label": "ASC"}]
+        )
+        run_id = _run(conn)
+        # image ids need not be in the images table: a CropSet may come from elsewhere
+        rows = [{"image_id": "P1:a#0", "case_id": "P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1},
+                {"image_id": "P1:a#1", "case_id": "P1", "p_SCC": 0.5, "p_AC": 0.4, "p_ASC": 0.1},
+                {"image_id": "P2:b#0", "case_id": "P2", "p_SCC": 0.1, "p_AC": 0.1, "p_ASC": 0.8}]  # fmt: skip
+        for _attempt in range(2):  # a resumed job saves the same fold twice
+            assert db.save_image_predictions(conn, run_id, 0, rows) == 3
+        db.save_image_predictions(
+            conn, run_id, 1, pd.DataFrame(rows[:1]).assign(p_SCC=0.6, p_AC=0.3)
+        )
+        with pytest.raises(db.CaseNotFound, match="unknown case.*P9"):
+            db.save_image_predictions(conn, run_id, 0, [{**rows[0], "case_id": "P9"}])
+        with pytest.raises(ValueError, match=r"row 0 \(P1:a#0\).*p_ASC=1.2 is not in \[0, 1\]"):
+            db.save_image_predictions(conn, run_id, 0, [{**rows[0], "p_ASC": 1.2}])
+        with pytest.raises(ValueError, match="row 0: missing image_id"):
+            db.save_image_predictions(conn, run_id, 0, [{**rows[0], "image_id": ""}])
+        with pytest.raises(db.RunNotFound):
+            db.save_image_predictions(conn, "r-404", 0, rows)
+    with db.connect(db_path) as conn:  # reopened: the image predictions were committed
+        got = db.image_predictions_frame(conn, [run_id])
+        display = db.cases_frame(conn).set_index("case_id")["display_id"]
+        assert db.image_predictions_frame(conn, []).empty
+    assert got[["image_id", "case_id", "fold", "p_SCC", "p_AC", "p_ASC", "label"]].values.tolist() == [
+        ["P1:a#0", "P1", 1, 0.6, 0.3, 0.1, "SCC"],
+        ["P1:a#1", "P1", 0, 0.5, 0.4, 0.1, "SCC"],
+        ["P2:b#0", "P2", 0, 0.1, 0.1, 0.8, "ASC"],
+    ]  # fmt: skip
+    assert (got["run_id"] == run_id).all() and (got["model"] == "resnet18").all()
+    assert got["display_id"].tolist() == display[got["case_id"]].tolist()
+
+
 def test_case_probabilities_gives_one_case_without_its_label(db_path):
     with db.connect(db_path) as conn:
         db.upsert_cases(conn, [{"case_id": "P1", "label": "SCC"}, {"case_id": "P2", "label": "AC"}])

@@ -50,6 +50,8 @@ def test_release_1_database_migrates_and_keeps_its_data(db_path):
         assert "read_audit" in conn.table_names()
         assert "revision" in conn["reads"].columns_dict
         assert "comparison_id" in conn["runs"].columns_dict
+        assert "image_predictions" in conn.table_names()  # v3
+        assert db.image_predictions_frame(conn, ["r-old"]).empty
         cases = db.cases_frame(conn)
         assert cases[["case_id", "display_id", "label"]].values.tolist() == [
             ["P1", "C-00AA11", "ASC"]
