@@ -9,6 +9,7 @@ or, outside the AI-aided arm, any model output. Each call opens its own short-li
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -156,12 +157,25 @@ def _arm_statuses(conn, study_id: int, reader_id: int, now: datetime) -> list[Ar
     return [statuses[arm] for arm in arms]
 
 
+def arm_display_id(study_id: int, arm: str, case_id: str, display_id: str) -> str:
+    """The ID a reader sees: the case's display ID in the unaided arm, and an unrelated one per
+    study in any later arm, so that a case cannot be recognised across the washout by its ID."""
+    if arm == "unaided":
+        return display_id
+    digest = hashlib.sha256(f"{study_id}\x1f{arm}\x1f{case_id}".encode()).hexdigest()
+    return f"{arm[0].upper()}-{digest[:8].upper()}"
+
+
 def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None):
     """The reader's own worklist: ``position, display_id, read`` (bool). No case ids, no labels."""
     with _connect(db_path) as conn:
         _check_arm(db.get_study(conn, study_id), arm)
         work = db.worklist(conn, study_id, reader_id, arm)
     out = work[["position", "display_id"]].copy()
+    out["display_id"] = [
+        arm_display_id(study_id, arm, case, shown)
+        for case, shown in zip(work["case_id"], work["display_id"], strict=True)
+    ]
     out["read"] = work["label_read"].notna().to_numpy()
     return out.reset_index(drop=True)
 
@@ -193,7 +207,7 @@ def case_for_reader(
             "position": int(position),
             "n_cases": row["n_cases"],
             "n_read": row["n_read"],
-            "display_id": str(row["display_id"]),
+            "display_id": arm_display_id(study_id, arm, case_id, str(row["display_id"])),
         }
         if row["label_read"] is not None:  # the reader's own earlier answer
             fields["answer_label"] = row["label_read"]

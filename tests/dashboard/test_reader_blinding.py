@@ -332,3 +332,17 @@ def test_fallback_crop_is_the_crop_the_model_was_given(env):
     roi = reading._roi(row)
     crop = reading.crop_roi(np.asarray(image.array, dtype=np.float32), roi, size=cached.shape[0])
     np.testing.assert_allclose(crop, cached, atol=1e-5)
+
+
+def test_a_case_shows_an_unrelated_id_in_the_aided_arm(env):
+    """Memory of an ID must not bridge the washout: each arm names the same case differently."""
+    study, me = env["study_id"], env["reader_id"]
+    unaided = reading.worklist_status(study, me, "unaided")
+    aided = reading.worklist_status(study, me, "aided")
+    assert set(unaided["display_id"]) <= set(env["display_ids"])  # the case's own display ID
+    assert not set(aided["display_id"]) & set(env["display_ids"])
+    assert aided["display_id"].nunique() == len(aided)
+    shown = reading.case_for_reader(study, me, "aided", 1, with_images=False)
+    assert shown.display_id == aided.loc[aided["position"] == 1, "display_id"].item()
+    again = reading.worklist_status(study, me, "aided")
+    assert again["display_id"].tolist() == aided["display_id"].tolist()  # stable per study
