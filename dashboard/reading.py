@@ -280,10 +280,11 @@ def submit_answer(
     with _connect(db_path) as conn:
         study = db.get_study(conn, study_id)
         _check_arm(study, arm)
-        if arm == "unaided" and "aided" in _study_arms(study):
+        if "aided" in _study_arms(study):  # an arm that is not open takes no answers
             statuses = _arm_statuses(conn, study_id, reader_id, datetime.now(UTC))
-            if not next(s for s in statuses if s.arm == "unaided").open:
-                raise ValueError(UNAIDED_LOCKED)
+            status = next(s for s in statuses if s.arm == arm)
+            if not status.open:
+                raise ValueError(UNAIDED_LOCKED if arm == "unaided" else status.reason)
         row = _entry(conn, study_id, reader_id, arm, position)
         return db.submit_read(
             conn,

@@ -346,3 +346,22 @@ def test_a_case_shows_an_unrelated_id_in_the_aided_arm(env):
     assert shown.display_id == aided.loc[aided["position"] == 1, "display_id"].item()
     again = reading.worklist_status(study, me, "aided")
     assert again["display_id"].tolist() == aided["display_id"].tolist()  # stable per study
+
+
+def test_a_closed_aided_arm_takes_no_answer_even_by_direct_call(env):
+    conn = db.connect()
+    try:
+        study = db.create_study(
+            conn, name="Closed aided", case_ids=env["chosen"], arms=("unaided", "aided"),
+            model_run_id=env["run_id"], washout_days=14,
+        )  # fmt: skip
+        me, _ = db.add_reader(conn, study, "Early Reader")
+    finally:
+        conn.close()
+    answer = ("AC", {"SCC": 0, "AC": 1, "ASC": 0})
+    with pytest.raises(ValueError, match="Finish the unaided reads first"):
+        reading.submit_answer(study, me, "aided", 1, *answer, reading.now_iso())
+    for position in (1, 2, 3):
+        reading.submit_answer(study, me, "unaided", position, *answer, reading.now_iso())
+    with pytest.raises(ValueError, match="washout"):
+        reading.submit_answer(study, me, "aided", 1, *answer, reading.now_iso())
