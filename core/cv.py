@@ -4,7 +4,8 @@ Guards, each tested in tests/core/test_leakage.py:
 - folds are assigned to cases (patients), never to images: all slices of a patient share a fold;
 - everything fitted (scaler, SMOTE, classifier head, fine-tuned weights, early-stopping split)
   sees the training fold only; the test fold is only ever predicted;
-- every case gets exactly one out-of-fold prediction: the mean of its images' probabilities.
+- every case gets exactly one out-of-fold prediction: the mean of its images' probabilities;
+  each image's own out-of-fold probabilities are stored too, for per-image metrics.
 """
 
 from __future__ import annotations
@@ -170,6 +171,17 @@ def _case_rows(case_ids: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.
         for c, p in zip(cases, mean, strict=True)
     ]
     return cases, mean, rows
+
+
+def _image_rows(image_ids: np.ndarray, case_ids: np.ndarray, proba: np.ndarray) -> list[dict]:
+    return [
+        {
+            "image_id": str(image),
+            "case_id": str(case),
+            **{f"p_{name}": float(p[i]) for i, name in enumerate(CLASSES)},
+        }
+        for image, case, p in zip(image_ids, case_ids, proba, strict=True)
+    ]
 
 
 def code_version() -> str:
@@ -371,6 +383,10 @@ def run_cv(
             metrics = fold_metrics(case_labels, mean)
             if cfg.mode == "finetune":
                 metrics.update(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch)
+            # Images first: the dashboard refreshes when the case predictions count changes.
+            db.save_image_predictions(
+                conn, run_id, fold, _image_rows(crops.image_ids[test], crops.case_ids[test], proba)
+            )
             db.save_predictions(conn, run_id, fold, rows)
             db.save_fold(
                 conn,

@@ -109,6 +109,32 @@ def test_features_run_lands_in_the_database_with_one_prediction_per_case(
     ).mean() > 0.8
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        features_cfg(),
+        RunConfig(model="cnn", mode="finetune", epochs=1, n_folds=3, crop_size=32, batch_size=16),
+    ],
+    ids=["features", "finetune-cnn"],
+)
+def test_every_image_gets_one_out_of_fold_prediction_and_they_average_to_the_case(
+    crops, tmp_path, cfg
+):
+    _, run_id = run(crops, cfg, tmp_path, final_model=False)
+    with db.connect(tmp_path / "t.db") as conn:  # reopened: committed
+        images = db.image_predictions_frame(conn, run_id)
+        cases = db.predictions_frame(conn, run_id).set_index("case_id")
+    assert sorted(images["image_id"]) == sorted(crops.image_ids.tolist())  # each exactly once
+    truth = pd.Series(crops.case_ids, index=crops.image_ids)
+    assert (images["case_id"].to_numpy() == truth[images["image_id"]].to_numpy()).all()
+    # an image's fold is its case's fold: out of fold
+    assert (images["fold"].to_numpy() == cases.loc[images["case_id"], "fold"].to_numpy()).all()
+    probs = [f"p_{c}" for c in CLASSES]
+    mean = images.groupby("case_id")[probs].mean()
+    np.testing.assert_allclose(mean.to_numpy(), cases.loc[mean.index, probs].to_numpy(), atol=1e-12)
+    assert (images["label"].to_numpy() == cases.loc[images["case_id"], "label"].to_numpy()).all()
+
+
 def test_case_prediction_is_the_mean_of_its_images(crops):
     probs = np.array([[0.2, 0.3, 0.5], [0.4, 0.5, 0.1], [1.0, 0.0, 0.0]])
     cases, mean = mean_by_case(np.array(["b", "a", "b"]), probs)
