@@ -1,7 +1,7 @@
 """Database reads and the metrics computed from them, cached per run ids and database version.
 
 Every number the results pages show comes from ``core.metrics`` applied to ``db.predictions_frame``
-rows, here and nowhere else. The ``compute_*`` functions are pure (a DataFrame in, a DataFrame out)
+rows (per case) or ``db.image_predictions_frame`` rows (per image), here and nowhere else. The ``compute_*`` functions are pure (a DataFrame in, a DataFrame out)
 so tests can call them; the ``load_*`` functions wrap them in ``st.cache_data`` keyed on the sorted
 run ids and a ``version`` string (see ``runs_version``), so a new or finished run shows up without
 restarting the server. A connection is never cached: each load opens and closes its own.
@@ -24,6 +24,7 @@ from dashboard.figures import PROB_COLUMNS, RocCurve, roc_curves_for_run
 from dashboard.store import connection
 
 AVERAGES = ("macro", "weighted")
+LEVELS = ("case", "image")  # metrics per case (the mean of its slices) or per image (slice)
 N_BOOT = 1000
 
 
@@ -70,25 +71,41 @@ TABLE_ONE_METRICS = ("precision", "sensitivity", "specificity", "f1", "accuracy"
 OVERALL_METRICS = ("accuracy", "error_rate")  # paper's accuracy is overall (trace / N)
 
 
-def _quiet_table(y_true, y_pred, y_score, *, ci: bool, n_boot: int) -> pd.DataFrame:
+def _quiet_table(y_true, y_pred, y_score, *, ci: bool, n_boot: int, groups=None) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined metrics are NaN and shown as "undefined"
-        return metrics.classification_table(y_true, y_pred, y_score, ci=ci, n_boot=n_boot)
+        return metrics.classification_table(
+            y_true, y_pred, y_score, ci=ci, n_boot=n_boot, groups=groups
+        )
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"level={level!r}; expected one of {', '.join(LEVELS)}")
 
 
 def compute_metric_tables(
-    predictions: pd.DataFrame, labels: dict[str, str], *, n_boot: int = N_BOOT
+    predictions: pd.DataFrame,
+    labels: dict[str, str],
+    *,
+    n_boot: int = N_BOOT,
+    level: str = "case",
 ) -> pd.DataFrame:
     """``core.metrics.classification_table`` per run, stacked with ``run_id`` and ``model``.
 
+    With ``level="image"`` the rows are images and the bootstrap resamples whole patients
+    (``groups=case_id``): a patient's slices are not independent.
+
     Columns ``run_id, model, scope, metric, value, ci_low, ci_high``.
     """
+    _check_level(level)
     parts = []
     for run_id, name in labels.items():
         rows = predictions[predictions["run_id"] == run_id]
         if rows.empty:
             continue
-        table = _quiet_table(*y_arrays(rows), ci=True, n_boot=n_boot)
+        groups = rows["case_id"].to_numpy() if level == "image" else None
+        table = _quiet_table(*y_arrays(rows), ci=True, n_boot=n_boot, groups=groups)
         parts.append(table.assign(run_id=run_id, model=name))
     columns = ["run_id", "model", "scope", "metric", "value", "ci_low", "ci_high"]
     if not parts:
@@ -180,29 +197,54 @@ def _key(run_ids) -> tuple[str, ...]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def load_predictions(run_ids: tuple[str, ...], version: str) -> pd.DataFrame:
-    """Out-of-fold predictions of the given runs (``version`` only keys the cache)."""
+def load_predictions(run_ids: tuple[str, ...], version: str, level: str = "case") -> pd.DataFrame:
+    """Out-of-fold predictions of the given runs, one row per case or per image (``level``).
+
+    ``version`` only keys the cache.
+    """
+    _check_level(level)
     with connection() as conn:
+        if level == "image":
+            return db.image_predictions_frame(conn, list(run_ids))
         return db.predictions_frame(conn, list(run_ids))
+
+
+def runs_with_predictions(
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str, *, level: str = "case"
+) -> tuple[dict[str, str], list[str]]:
+    """Split ``labels`` into runs with predictions at ``level`` and the names of those without.
+
+    Runs made before per-image predictions were stored have none at image level.
+    """
+    present = set(load_predictions(_key(run_ids), version, level)["run_id"])
+    have = {k: v for k, v in labels.items() if k in present}
+    return have, [v for k, v in labels.items() if k not in present]
 
 
 @st.cache_data(show_spinner="Computing metrics and bootstrap confidence intervals…", max_entries=32)
 def load_metric_tables(
-    run_ids: tuple[str, ...], labels: dict[str, str], version: str, n_boot: int = N_BOOT
+    run_ids: tuple[str, ...],
+    labels: dict[str, str],
+    version: str,
+    n_boot: int = N_BOOT,
+    level: str = "case",
 ) -> pd.DataFrame:
-    return compute_metric_tables(load_predictions(_key(run_ids), version), labels, n_boot=n_boot)
+    predictions = load_predictions(_key(run_ids), version, level)
+    return compute_metric_tables(predictions, labels, n_boot=n_boot, level=level)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def load_confusions(
-    run_ids: tuple[str, ...], labels: dict[str, str], version: str
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str, level: str = "case"
 ) -> dict[str, np.ndarray]:
-    return compute_confusions(load_predictions(_key(run_ids), version), labels)
+    return compute_confusions(load_predictions(_key(run_ids), version, level), labels)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def load_roc_curves(run_ids: tuple[str, ...], labels: dict[str, str], version: str):
-    return compute_roc_curves(load_predictions(_key(run_ids), version), labels)
+def load_roc_curves(
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str, level: str = "case"
+):
+    return compute_roc_curves(load_predictions(_key(run_ids), version, level), labels)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -288,23 +330,26 @@ def case_probabilities(predictions: pd.DataFrame, case_id: str, labels: dict[str
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def load_figures(run_ids: tuple[str, ...], labels: dict[str, str], version: str) -> dict:
+def load_figures(
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str, level: str = "case"
+) -> dict:
     """The results page's figures, built once per run set (Plotly figure building is slow).
 
     ``{"roc": Figure, "confusion": {run_id: (counts, row_normalised)}, "folds": Figure,
-    "fold_summary": DataFrame}``.
+    "fold_summary": DataFrame}``. ROC curves and confusion matrices are per ``level``; the
+    per-fold metrics stay per case.
     """
     key = _key(run_ids)
-    confusions = load_confusions(key, labels, version)
+    confusions = load_confusions(key, labels, version, level)
     per_fold = load_fold_metrics(key, labels, version)
     return {
-        "roc": figures.roc_figure(load_roc_curves(key, labels, version)),
+        "roc": figures.roc_figure(load_roc_curves(key, labels, version, level)),
         "confusion": {
             run_id: tuple(
                 figures.confusion_figure(
                     confusions[run_id],
                     normalise=normalise,
-                    title=f"{name}: {'row-normalised' if normalise else 'counts'}",
+                    title=f"{name}: {'row-normalised' if normalise else 'counts'} per {level}",
                     run_id=run_id,
                 )
                 for normalise in (False, True)

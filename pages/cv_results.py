@@ -15,43 +15,62 @@ if not chosen:
     st.stop()
 key, version = tuple(sorted(chosen)), loaders.runs_version(runs, chosen)
 labels = loaders.run_labels(runs[runs["run_id"].isin(chosen)])
+level = st.radio(
+    "Level", loaders.LEVELS, format_func=lambda x: f"per {x}", horizontal=True, key="cv_level"
+)
+shown, missing = loaders.runs_with_predictions(key, labels, version, level=level)
+if missing:
+    st.warning(
+        f"No per-{level} predictions for {', '.join(missing)} (runs made before they were "
+        "stored): run them again to see them here."
+    )
+if not shown:
+    st.stop()
 try:
-    tables = loaders.load_metric_tables(key, labels, version)
-    figs = loaders.load_figures(key, labels, version)
+    tables = loaders.load_metric_tables(tuple(sorted(shown)), shown, version, level=level)
+    figs = loaders.load_figures(tuple(sorted(shown)), shown, version, level=level)
 except Exception as exc:
     st.error(str(exc))
     st.stop()
+# Clicks list cases, so only the per-case charts are clickable.
+select = {"on_select": "rerun"} if level == "case" else {}
 
 st.subheader("Table 1: models by metric (95% CI)")
 average = st.radio("Average over classes", loaders.AVERAGES, horizontal=True, key="cv_average")
 st.dataframe(loaders.table_one(tables, average=average), key="table_one")
 st.caption(
-    "Accuracy is overall (correct / all cases); AUC CIs per class from DeLong, others bootstrap."
+    f"Accuracy is overall (correct / all {level}s); AUC CIs per class from DeLong, others "
+    "bootstrap (resampling whole patients)."
 )
 
 with st.expander("Every metric per class, macro and weighted"):
-    for tab, name in zip(st.tabs(list(labels.values())), labels.values(), strict=True):
+    for tab, name in zip(st.tabs(list(shown.values())), shown.values(), strict=True):
         with tab:
             widgets.metrics_table(tables, name)
 
 st.subheader("ROC curves")
-st.caption("Click a point (or box-select) to list the cases called positive at that threshold.")
+if select:
+    st.caption("Click a point (or box-select) to list the cases called positive at that threshold.")
 roc_event = st.plotly_chart(
-    figs["roc"], on_select="rerun", selection_mode=("points", "box"), key="roc_chart"
+    figs["roc"], **select, selection_mode=("points", "box"), key="roc_chart"
 )
 
 st.subheader("Confusion matrices")
-st.caption("Click a cell to list its cases.")
+if select:
+    st.caption("Click a cell to list its cases.")
 cm_events = []
-for run_id in labels:
+for run_id in shown:
     pairs = zip(st.columns(2), ("counts", "share"), figs["confusion"][run_id], strict=True)
     for col, kind, fig in pairs:
         with col:
-            cm_events.append(st.plotly_chart(fig, on_select="rerun", key=f"cm_{kind}_{run_id}"))
+            cm_events.append(st.plotly_chart(fig, **select, key=f"cm_{kind}_{run_id}"))
 
-widgets.selected_cases(loaders.load_predictions(key, version), cm_events, roc_event)
+if select:
+    widgets.selected_cases(loaders.load_predictions(key, version), cm_events, roc_event)
 
 st.subheader("Per-fold metrics (macro; accuracy overall)")
+if level != "case":
+    st.caption("Per case at every level: a fold is a set of patients.")
 st.dataframe(
     figs["fold_summary"],
     hide_index=True,

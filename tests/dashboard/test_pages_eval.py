@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import db
@@ -150,6 +151,85 @@ def test_results_metrics_equal_core_metrics(eval_env):
         ]
         assert row["mean"].iloc[0] == pytest.approx(np.mean(per_fold))
         assert row["sd"].iloc[0] == pytest.approx(np.std(per_fold, ddof=1))
+
+
+def test_results_per_image_metrics_equal_core_metrics_on_image_predictions(eval_env):
+    at = _open("cv_results")
+    assert at.radio(key="cv_level").value == "case"  # per case by default
+    at.radio(key="cv_level").set_value("image").run()
+    _no_errors(at)
+    table_one = _frame(at, ["auc", "f1", "accuracy"])
+    assert sorted(table_one.index) == ["cnn (features)", "resnet18 (features)"]
+    conn = db.connect(eval_env.path)
+    try:
+        images = db.image_predictions_frame(conn, list(eval_env.run_ids))
+        n_images = len(db.images_frame(conn))
+    finally:
+        conn.close()
+    for run_id, name in zip(eval_env.run_ids, ["cnn", "resnet18"], strict=True):
+        rows = images[images["run_id"] == run_id]
+        assert len(rows) == n_images and len(rows) > rows["case_id"].nunique()
+        y_true = np.array([CLASS_INDEX[x] for x in rows["label"]])
+        y_score = rows[["p_SCC", "p_AC", "p_ASC"]].to_numpy()
+        y_pred = y_score.argmax(axis=1)
+        shown = _frame(at, ["scope", "ci_low"], model=f"{name} (features)").set_index(
+            ["scope", "metric"]
+        )
+        expected = {
+            ("macro", "f1"): metrics.f1_score(y_true, y_pred, average="macro"),
+            ("SCC", "sensitivity"): metrics.sensitivity_score(y_true, y_pred)[0],
+            ("weighted", "precision"): metrics.precision_score(y_true, y_pred, average="weighted"),
+            ("overall", "accuracy"): metrics.accuracy_score(y_true, y_pred),
+            ("macro", "auc"): metrics.roc_auc_ovr(y_true, y_score, average="macro"),
+        }
+        for key, value in expected.items():
+            assert shown.loc[key, "value"] == pytest.approx(value, nan_ok=True), key
+        # The CIs come from a bootstrap over whole patients, not over images.
+        table = metrics.classification_table(
+            y_true, y_pred, y_score, n_boot=1000, groups=rows["case_id"].to_numpy()
+        ).set_index(["scope", "metric"])
+        np.testing.assert_allclose(
+            shown.loc[table.index, ["value", "ci_low", "ci_high"]].to_numpy(dtype=float),
+            table[["value", "ci_low", "ci_high"]].to_numpy(dtype=float),
+        )
+        cell = table_one.loc[f"{name} (features)", "accuracy"]
+        assert cell.startswith(f"{expected[('overall', 'accuracy')]:.3f}")
+    # Back to per case: the case-level numbers again.
+    at.radio(key="cv_level").set_value("case").run()
+    _no_errors(at)
+    oof = _oof(eval_env, eval_env.run_ids[0])
+    y_true = np.array([CLASS_INDEX[x] for x in oof["label"]])
+    y_pred = oof[["p_SCC", "p_AC", "p_ASC"]].to_numpy().argmax(axis=1)
+    shown = _frame(at, ["scope", "ci_low"], model="cnn (features)").set_index(["scope", "metric"])
+    assert shown.loc[("overall", "accuracy"), "value"] == pytest.approx(
+        metrics.accuracy_score(y_true, y_pred)
+    )
+
+
+def test_per_image_level_names_runs_made_before_image_predictions(eval_env, tmp_path, monkeypatch):
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    shutil.copy(eval_env.path, path)
+    raw = sqlite3.connect(path)
+    with raw:  # as if the cnn run had been made before schema v3
+        raw.execute("DELETE FROM image_predictions WHERE run_id = ?", (eval_env.run_ids[0],))
+    raw.close()
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    # st.cache_data is process-wide and keyed on run ids, which this copy shares with eval_db.
+    st.cache_data.clear()
+    try:
+        at = _open("cv_results")
+        at.radio(key="cv_level").set_value("image").run()
+    finally:
+        st.cache_data.clear()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [w.value for w in at.warning] == [
+        "No per-image predictions for cnn (features) (runs made before they were stored): "
+        "run them again to see them here."
+    ]
+    assert list(_frame(at, ["auc", "f1", "accuracy"]).index) == ["resnet18 (features)"]
 
 
 def test_results_confusion_click_lists_cases(eval_env):
