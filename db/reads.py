@@ -204,6 +204,12 @@ def _require_study_case(raw, study_id: int, case_id: str) -> None:
         raise CaseNotFound(f"case {case_id!r} is not part of study {study_id}")
 
 
+def _require_reader_arm(raw, study_id: int, reader_id: int, arm: str) -> None:
+    """Raise unless the study exists, has ``arm``, and ``reader_id`` reads in it."""
+    _check_arm(_study_row(raw, study_id), arm)
+    require_reader(raw, study_id, reader_id)
+
+
 # A reader's assignments in one arm with their own read, if any (never the true label).
 _WORKLIST_FROM = (
     " FROM assignments a JOIN cases c ON c.case_id = a.case_id"
@@ -231,8 +237,7 @@ def worklist(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: st
         If ``arm`` is not one of the study's arms.
     """
     raw = conn.conn
-    _check_arm(_study_row(raw, study_id), arm)
-    require_reader(raw, study_id, reader_id)
+    _require_reader_arm(raw, study_id, reader_id, arm)
     return pd.read_sql_query(
         "SELECT a.position, a.case_id, c.display_id, r.label AS label_read"
         + _WORKLIST_FROM
@@ -264,8 +269,7 @@ def worklist_entry(
         If ``arm`` is not one of the study's arms.
     """
     raw = conn.conn
-    _check_arm(_study_row(raw, study_id), arm)
-    require_reader(raw, study_id, reader_id)
+    _require_reader_arm(raw, study_id, reader_id, arm)
     key = (int(study_id), int(reader_id), arm)
     row = raw.execute(
         "SELECT a.position, a.case_id, c.display_id, r.label, r.c_SCC, r.c_AC, r.c_ASC"
@@ -296,8 +300,7 @@ def next_unread(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm:
         If ``arm`` is not one of the study's arms.
     """
     raw = conn.conn
-    _check_arm(_study_row(raw, study_id), arm)
-    require_reader(raw, study_id, reader_id)
+    _require_reader_arm(raw, study_id, reader_id, arm)
     row = raw.execute(
         "SELECT MIN(a.position) FROM assignments a WHERE a.study_id = ? AND a.reader_id = ?"
         " AND a.arm = ? AND NOT EXISTS (SELECT 1 FROM reads r WHERE r.study_id = a.study_id"

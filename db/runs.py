@@ -263,6 +263,13 @@ def _prediction_record(row: Mapping[str, Any], where: str) -> tuple[str, list[fl
     return str(case_id), probs
 
 
+def _require_cases(raw, case_ids: set[str], what: str) -> None:
+    """Raise CaseNotFound naming the cases of ``case_ids`` that are not in the database."""
+    missing = sorted(case_ids - {c for (c,) in raw.execute("SELECT case_id FROM cases")})
+    if missing:
+        raise CaseNotFound(f"{what} name {len(missing)} unknown case(s): {', '.join(missing[:10])}")
+
+
 def save_predictions(
     conn: sqlite_utils.Database,
     run_id: str,
@@ -293,14 +300,7 @@ def save_predictions(
     ]
     with write_transaction(conn) as raw:
         _require_run(raw, run_id)
-        missing = sorted(
-            {c for c, _ in records} - {c for (c,) in raw.execute("SELECT case_id FROM cases")}
-        )
-        if missing:
-            raise CaseNotFound(
-                f"predictions for run {run_id} name {len(missing)} unknown case(s): "
-                f"{', '.join(missing[:10])}"
-            )
+        _require_cases(raw, {c for c, _ in records}, f"predictions for run {run_id}")
         raw.executemany(
             "INSERT INTO predictions (run_id, case_id, fold, p_SCC, p_AC, p_ASC)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, case_id) DO UPDATE SET"
@@ -347,14 +347,7 @@ def save_image_predictions(
         records.append((str(image_id), case_id, probs))
     with write_transaction(conn) as raw:
         _require_run(raw, run_id)
-        missing = sorted(
-            {c for _, c, _ in records} - {c for (c,) in raw.execute("SELECT case_id FROM cases")}
-        )
-        if missing:
-            raise CaseNotFound(
-                f"image predictions for run {run_id} name {len(missing)} unknown case(s): "
-                f"{', '.join(missing[:10])}"
-            )
+        _require_cases(raw, {c for _, c, _ in records}, f"image predictions for run {run_id}")
         raw.executemany(
             "INSERT INTO image_predictions (run_id, image_id, case_id, fold, p_SCC, p_AC, p_ASC)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, image_id) DO UPDATE SET"
