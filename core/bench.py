@@ -1,7 +1,7 @@
 """`cervixscope bench`: is the training loop near the hardware's limit, and how much does the
 features-mode design (embed once, fit a head per fold) save over the obvious implementation?
 
-(a) images/s of ``core.training.finetune`` (indexing, per-sample augmentation, schedule) against a
+(a) images/s of ``core.learning.training.finetune`` (indexing, per-sample augmentation, schedule) against a
     bare forward/backward/step loop on one random batch of the same shape: the ratio is the
     loop's efficiency (target >= 0.8 on a GPU).
 (b) wall time of features-mode k-fold CV end to end (embed every crop once, then per fold a
@@ -19,12 +19,12 @@ import warnings
 import numpy as np
 import torch
 
-from core.config import RunConfig
-from core.dataset import CropSet, mean_by_case
+from core.data.dataset import CropSet, mean_by_case
+from core.learning.config import RunConfig
 
 
 def _case_auc(crops: CropSet, proba: np.ndarray) -> float:
-    from core import metrics
+    from core.statistics import metrics
 
     cases, mean = mean_by_case(crops.case_ids, proba)
     _, labels = crops.cases()
@@ -37,8 +37,8 @@ def bench_training_loop(
     crops: CropSet, cfg: RunConfig, *, steps: int = 20, device=None
 ) -> dict[str, float]:
     """Part (a): images/s of the fine-tuning loop and of the bare loop, and their ratio."""
-    from core.models import build_model
-    from core.training import bare_loop_images_per_second, finetune, resolve_device
+    from core.learning.models import build_model
+    from core.learning.training import bare_loop_images_per_second, finetune, resolve_device
 
     device = device or resolve_device(cfg.device)
     n = min(crops.n_images, steps * cfg.batch_size)
@@ -66,14 +66,14 @@ def bench_training_loop(
 
 
 def features_cv_ours(crops: CropSet, cfg: RunConfig, *, device=None) -> tuple[np.ndarray, float]:
-    """Features-mode CV as ``core.cv`` does it, without the database: embed once, head per fold.
+    """Features-mode CV as ``core.learning.cv`` does it, without the database: embed once, head per fold.
 
     Returns the image-level out-of-fold probabilities and the wall time (no embedding cache).
     """
-    from core.cv import LinearHead, make_folds
-    from core.features import embed_array
-    from core.models import build_model
-    from core.training import resolve_device, seed_everything
+    from core.learning.cv import LinearHead, make_folds
+    from core.learning.features import embed_array
+    from core.learning.models import build_model
+    from core.learning.training import resolve_device, seed_everything
 
     device = device or resolve_device(cfg.device)
     start = time.perf_counter()
@@ -98,9 +98,9 @@ def features_cv_obvious(
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
-    from core.cv import LinearHead, make_folds
-    from core.models import build_model
-    from core.training import resolve_device, seed_everything
+    from core.learning.cv import LinearHead, make_folds
+    from core.learning.models import build_model
+    from core.learning.training import resolve_device, seed_everything
 
     class Crops(Dataset):
         def __init__(self, index):
@@ -165,7 +165,7 @@ def run_bench(
         loop_efficiency, cv_seconds_ours, cv_seconds_obvious, cv_speedup, auc_ours,
         auc_obvious`` (parts skipped are absent).
     """
-    from core.training import resolve_device
+    from core.learning.training import resolve_device
 
     dev = resolve_device(device)
     out: dict = {

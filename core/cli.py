@@ -8,7 +8,7 @@ import sys
 
 import db
 from core.commands import app, data, study, train
-from core.dicom_io import DicomReadError
+from core.data.dicom_io import DicomReadError
 
 COMMAND_MODULES = (
     data,  # demo-data, ingest

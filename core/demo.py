@@ -54,12 +54,12 @@ def run_demo(
         Run id of each model of the comparison.
     """
     import db
-    from core.compare import DEMO_OVERRIDES, run_comparison
-    from core.config import RunConfig
-    from core.demo_data import PAPER_COUNTS, generate_demo_cohort
-    from core.ingest import ingest_folder
+    from core.data.demo_data import PAPER_COUNTS, generate_demo_cohort
+    from core.data.ingest import ingest_folder
+    from core.learning.compare import DEMO_OVERRIDES, run_comparison
+    from core.learning.config import RunConfig
     from core.progress import ProgressBars
-    from core.simulate import seed_demo_study
+    from core.reader_study.simulate import seed_demo_study
 
     out = Path(out_dir)
     manifest = out / "manifest.csv"

@@ -1,6 +1,6 @@
 """Plotly figure builders shared by the results, report and reader-study pages.
 
-Builders take numbers already computed by ``core.metrics`` and only draw them. Selectable figures
+Builders take numbers already computed by ``core.statistics.metrics`` and only draw them. Selectable figures
 carry what a click needs in ``customdata``: ``[run_id, class_index, threshold]`` on ROC markers and
 ``[run_id, true_class, predicted_class]`` on confusion-matrix markers (see ``dashboard.selection``).
 """
@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core import metrics
 from core.labels import CLASS_INDEX, CLASSES
+from core.statistics import metrics
 
 PROB_COLUMNS = [f"p_{name}" for name in CLASSES]
 MACRO = "macro"
@@ -53,8 +53,8 @@ def _arrays(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def roc_curves_for_run(predictions: pd.DataFrame, *, run_id: str, name: str) -> list[RocCurve]:
     """One-vs-rest curves per class plus the macro-average curve for one run's predictions.
 
-    Class curves and every AUC come from ``core.metrics``; the macro curve averages the class
-    TPRs on the union of their FPR points (``core.metrics.macro_roc_curve``); its legend AUC is
+    Class curves and every AUC come from ``core.statistics.metrics``; the macro curve averages the class
+    TPRs on the union of their FPR points (``core.statistics.metrics.macro_roc_curve``); its legend AUC is
     ``roc_auc_ovr(..., average="macro")``.
     """
     rows = predictions[predictions["run_id"] == run_id] if "run_id" in predictions else predictions

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 import db
-from core.models import ARCHITECTURES
+from core.learning.models import ARCHITECTURES
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIVE = ("queued", "running")
@@ -132,5 +132,5 @@ def start_cv(
     return run_id
 
 
-# The architectures core.models offers.
+# The architectures core.learning.models offers.
 MODELS = tuple(ARCHITECTURES)

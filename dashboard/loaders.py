@@ -1,6 +1,6 @@
 """Database reads and the metrics computed from them, cached per run ids and database version.
 
-Every number the results pages show comes from ``core.metrics`` applied to ``db.predictions_frame``
+Every number the results pages show comes from ``core.statistics.metrics`` applied to ``db.predictions_frame``
 rows (per case) or ``db.image_predictions_frame`` rows (per image), here and nowhere else. The ``compute_*`` functions are pure (a DataFrame in, a DataFrame out)
 so tests can call them; the ``load_*`` functions wrap them in ``st.cache_data`` keyed on the sorted
 run ids and a ``version`` string (see ``runs_version``), so a new or finished run shows up without
@@ -17,8 +17,8 @@ import pandas as pd
 import streamlit as st
 
 import db
-from core import metrics
 from core.labels import CLASS_INDEX, CLASSES
+from core.statistics import metrics
 from dashboard import figures
 from dashboard.figures import PROB_COLUMNS, RocCurve, roc_curves_for_run
 from dashboard.store import connection
@@ -91,7 +91,7 @@ def compute_metric_tables(
     n_boot: int = N_BOOT,
     level: str = "case",
 ) -> pd.DataFrame:
-    """``core.metrics.classification_table`` per run, stacked with ``run_id`` and ``model``.
+    """``core.statistics.metrics.classification_table`` per run, stacked with ``run_id`` and ``model``.
 
     With ``level="image"`` the rows are images and the bootstrap resamples whole patients
     (``groups=case_id``): a patient's slices are not independent.
@@ -138,7 +138,7 @@ def table_one(tables: pd.DataFrame, *, average: str = "macro", digits: int = 3) 
 
 
 def compute_confusions(predictions: pd.DataFrame, labels: dict[str, str]) -> dict[str, np.ndarray]:
-    """``core.metrics.confusion_matrix`` per run id (rows true, columns predicted)."""
+    """``core.statistics.metrics.confusion_matrix`` per run id (rows true, columns predicted)."""
     out = {}
     for run_id in labels:
         rows = predictions[predictions["run_id"] == run_id]
@@ -180,7 +180,7 @@ def compute_fold_metrics(predictions: pd.DataFrame, labels: dict[str, str]) -> p
 
 
 def fold_summary(per_fold: pd.DataFrame) -> pd.DataFrame:
-    """Mean and SD over folds per model and metric (``core.metrics.per_fold_summary``)."""
+    """Mean and SD over folds per model and metric (``core.statistics.metrics.per_fold_summary``)."""
     columns = ["model", "metric", "mean", "sd", "n_folds", "n_undefined"]
     if per_fold.empty:
         return pd.DataFrame(columns=columns)

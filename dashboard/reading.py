@@ -322,7 +322,7 @@ def _roi(image_row) -> tuple[int, int, int, int] | None:
 
 def _case_image(conn, case_id: str) -> dict:
     """The case's first slice, window and ROI, and a display crop around the ROI."""
-    from core import dicom_io  # imported here: pydicom is only needed when images are shown
+    from core.data import dicom_io  # imported here: pydicom is only needed when images are shown
 
     images = db.images_frame(conn, case_id)
     if images.empty:
@@ -360,7 +360,7 @@ def _case_image(conn, case_id: str) -> dict:
 @functools.lru_cache(maxsize=64)
 def _read_slice(path: str, frame: int, mtime: float):
     """A decoded slice, kept while the file is unchanged: window/level changes rerun the page."""
-    from core import dicom_io
+    from core.data import dicom_io
 
     return dicom_io.read_pixels(path, frame=frame)
 
@@ -379,7 +379,7 @@ def _cached_crop(image_row) -> np.ndarray | None:
 @functools.lru_cache(maxsize=4)
 def _crop_set(path: str, mtime: float):
     """A crop cache loaded once per file version (many readers read from the same one)."""
-    from core.dataset import CropSet
+    from core.data.dataset import CropSet
 
     return CropSet.load(path)
 
@@ -394,7 +394,7 @@ def _float_or_none(value) -> float | None:
 def crop_roi(image: np.ndarray, roi, *, size: int = 100, margin: float = 0.1) -> np.ndarray:
     """The model's crop of the ROI, by ingestion's own transforms: the slice scaled to [0, 1] by
     its 1st-99th percentiles, the box squared and grown by ``margin``, resized to ``size``."""
-    from core.transforms import Compose, CropROI, PercentileNormalize, Resize
+    from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize
 
     return Compose([PercentileNormalize(), CropROI(roi, margin), Resize(size)])(image)
 
@@ -407,7 +407,7 @@ def _model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> di
     out: dict = {"model_probabilities": probs}
     if with_gradcam and crop is not None:
         try:
-            from core.gradcam import gradcam_overlay
+            from core.learning.gradcam import gradcam_overlay
 
             top = int(np.argmax([probs[name] for name in CLASSES]))
             out["gradcam"] = gradcam_overlay(run_id, crop, top)
@@ -428,7 +428,7 @@ def window_defaults(case: ReaderCase) -> tuple[float, float]:
 
 def render_slice(image: np.ndarray, center: float, width: float, roi=None) -> np.ndarray:
     """The slice windowed to 8-bit grey, as RGB, with the ROI outlined in yellow."""
-    from core.dicom_io import apply_window
+    from core.data.dicom_io import apply_window
 
     grey = apply_window(image, center, max(float(width), 1.0))
     rgb = np.repeat(grey[..., None], 3, axis=2)

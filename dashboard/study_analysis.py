@@ -1,4 +1,4 @@
-"""The reader-study analysis tables, assembled from database frames with core.metrics/stats/mrmc.
+"""The reader-study analysis tables, assembled from database frames with core.statistics.metrics/stats/mrmc.
 
 Pure functions (no Streamlit) so tests can check every table against the reads in the database.
 A *rater* is a reader or the model; each rater frame has one row per case with ``case_id, truth,
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 import db
-from core import metrics, stats
 from core.labels import CLASS_INDEX, CLASSES
+from core.statistics import metrics, stats
 
 SCORE_COLUMNS = [f"c_{name}" for name in CLASSES]
 MODEL = "Model"
@@ -172,7 +172,7 @@ def confusion_table(rater: pd.DataFrame) -> pd.DataFrame:
 
 def metrics_table(rater: pd.DataFrame, *, n_boot: int = 500, seed: int = 0) -> pd.DataFrame:
     """Precision, sensitivity, specificity, accuracy and error rate (and AUC from the scores)
-    with 95% CIs, per class and overall: ``core.metrics.classification_table``."""
+    with 95% CIs, per class and overall: ``core.statistics.metrics.classification_table``."""
     scores = rater[SCORE_COLUMNS].to_numpy(dtype=float)
     y_score = scores if np.isfinite(scores).all() and len(scores) else None
     with warnings.catch_warnings():
@@ -382,7 +382,7 @@ def reads_csv(conn, study_id: int) -> bytes:
         return path.read_bytes()
 
 
-# ---------------------------------------------------------------- MRMC (core.mrmc)
+# ---------------------------------------------------------------- MRMC (core.statistics.mrmc)
 MRMC_FOMS = {
     "auc_macro": "macro one-vs-rest AUC (from confidences)",
     "auc:SCC": "AUC SCC vs rest",
@@ -418,7 +418,7 @@ def mrmc_reads(data: StudyData, arms: list[str]) -> pd.DataFrame:
 def mrmc_aided_vs_unaided(data: StudyData, *, fom: str = "auc_macro"):
     """Obuchowski-Rockette (random readers and cases, jackknife, Hillis df) of aided against
     unaided reading; raises ValueError when the reads cannot support it (say why)."""
-    from core.mrmc import or_analysis
+    from core.statistics.mrmc import or_analysis
 
     frame = mrmc_reads(data, ["aided", "unaided"])
     _check_mrmc(frame, 2)
@@ -428,7 +428,7 @@ def mrmc_aided_vs_unaided(data: StudyData, *, fom: str = "auc_macro"):
 def mrmc_model_vs_readers(data: StudyData, arm: str, *, fom: str = "auc_macro"):
     """The standalone model against the reader panel of ``arm`` on the same cases (OR analysis of
     reader-minus-model FOM differences); raises ValueError when it cannot be computed."""
-    from core.mrmc import standalone_vs_readers
+    from core.statistics.mrmc import standalone_vs_readers
 
     if data.model is None:
         raise ValueError("the study has no model run to compare with")
@@ -471,7 +471,7 @@ def metrics_wide(table: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
 def imrmc_text(data: StudyData, positive_class: str) -> str:
     """The study's fully crossed reads (every arm a modality) in iMRMC's input format, for one
     class against the rest, to cross-check the MRMC results in iMRMC or RJafroc."""
-    from core.mrmc import to_imrmc
+    from core.statistics.mrmc import to_imrmc
 
     frame = mrmc_reads(data, data.arms)
     if frame.empty:

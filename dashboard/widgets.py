@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from core import dicom_io
-from core.dataset import CropSet
+from core.data import dicom_io
+from core.data.dataset import CropSet
 from core.labels import CLASSES
 from dashboard import loaders, selection
 
@@ -226,15 +226,15 @@ def selected_cases(predictions: pd.DataFrame, confusion_events: list, roc_event)
 
 @st.cache_data(show_spinner="Grad-CAM…", max_entries=256)
 def _gradcam(run_id: str, crop: np.ndarray, class_index: int, model_stamp: float) -> np.ndarray:
-    from core.gradcam import gradcam_overlay
+    from core.learning.gradcam import gradcam_overlay
 
     return gradcam_overlay(run_id, crop, class_index)
 
 
 def _model_stamp(run_id: str) -> float:
     """The saved final model's mtime (keys the cache: a re-saved model gives new maps)."""
-    from core.cv import RUNS_DIR
-    from core.predict import MODEL_FILE
+    from core.learning.cv import RUNS_DIR
+    from core.learning.predict import MODEL_FILE
 
     path = Path(RUNS_DIR) / run_id / MODEL_FILE
     return path.stat().st_mtime if path.exists() else -1.0
@@ -246,7 +246,7 @@ def gradcam_panel(run_id: str, crop: np.ndarray, class_index: int, *, caption: s
         crop = np.ascontiguousarray(crop)
         stamp = _model_stamp(run_id)
         if stamp < 0:  # not cached: let core say why there is no model
-            from core.gradcam import gradcam_overlay
+            from core.learning.gradcam import gradcam_overlay
 
             overlay = gradcam_overlay(run_id, crop, int(class_index))
         else:

@@ -93,7 +93,7 @@ def record_ingestion(
     crop_size : int
         Crop edge in pixels.
     issues : iterable
-        Objects with ``row, path, problem`` attributes (``core.ingest.IngestIssue``) or dicts.
+        Objects with ``row, path, problem`` attributes (``core.data.ingest.IngestIssue``) or dicts.
 
     Returns
     -------

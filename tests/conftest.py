@@ -15,7 +15,7 @@ def small_cohort_dir(tmp_path_factory) -> Path:
 
     Treat it as read-only: tests that damage files should copy it first.
     """
-    from core.demo_data import generate_demo_cohort
+    from core.data.demo_data import generate_demo_cohort
 
     out = tmp_path_factory.mktemp("small_cohort")
     generate_demo_cohort(out, seed=0, counts=SMALL_COUNTS)
@@ -24,7 +24,7 @@ def small_cohort_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_crops(small_cohort_dir):
-    """The small cohort's `CropSet` (100x100 crops) via `core.ingest.ingest_folder`."""
-    from core.ingest import ingest_folder
+    """The small cohort's `CropSet` (100x100 crops) via `core.data.ingest.ingest_folder`."""
+    from core.data.ingest import ingest_folder
 
     return ingest_folder(small_cohort_dir, progress=False).crops

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 
 
 def demo_data(args: argparse.Namespace) -> int:
-    from core.demo_data import PAPER_COUNTS, generate_demo_cohort
+    from core.data.demo_data import PAPER_COUNTS, generate_demo_cohort
 
     counts = SMALL_COUNTS if args.small else PAPER_COUNTS
     start = time.perf_counter()
@@ -66,7 +66,7 @@ def demo_data(args: argparse.Namespace) -> int:
 
 
 def ingest(args: argparse.Namespace) -> int:
-    from core.ingest import ingest_folder
+    from core.data.ingest import ingest_folder
 
     conn = None
     if not args.no_db:

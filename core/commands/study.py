@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _demo_study(args: argparse.Namespace) -> int:
     import db
-    from core.simulate import seed_demo_study
+    from core.reader_study.simulate import seed_demo_study
 
     conn = db.connect(args.db)
     try:

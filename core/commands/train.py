@@ -42,7 +42,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(p)
-    from core.models import ARCHITECTURES
+    from core.learning.models import ARCHITECTURES
 
     p.add_argument("--model", choices=tuple(ARCHITECTURES), default="resnet18")
     p.add_argument("--mode", choices=("features", "finetune"), default="features")
@@ -105,7 +105,7 @@ def register(subparsers) -> None:
 
 def _load_crops(args, conn=None):
     import db
-    from core.ingest import ingest_folder
+    from core.data.ingest import ingest_folder
 
     conn = conn if conn is not None else db.connect(args.db)
     result = ingest_folder(args.data, args.manifest, conn=conn, progress=not args.quiet)
@@ -115,7 +115,7 @@ def _load_crops(args, conn=None):
 
 
 def _config(args, **fields):
-    from core.config import RunConfig
+    from core.learning.config import RunConfig
 
     extra = {"epochs": args.epochs} if args.epochs else {}
     return RunConfig(
@@ -131,7 +131,7 @@ def _config(args, **fields):
 
 def _print_summary(conn, run_ids) -> None:
     import db
-    from core.compare import comparison_table
+    from core.learning.compare import comparison_table
 
     table = comparison_table(conn, run_ids)
     if table.empty:
@@ -186,7 +186,7 @@ def _is_queued(conn, run_id: str | None) -> bool:
 
 
 def _cv(args: argparse.Namespace, conn) -> int:
-    from core.cv import run_cv
+    from core.learning.cv import run_cv
 
     only = None
     if args.only_folds:
@@ -216,7 +216,7 @@ def _cv(args: argparse.Namespace, conn) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from core.compare import DEMO_OVERRIDES, GPU_OVERRIDES, run_comparison
+    from core.learning.compare import DEMO_OVERRIDES, GPU_OVERRIDES, run_comparison
 
     overrides = {"demo": DEMO_OVERRIDES, "gpu": GPU_OVERRIDES, "none": {}}[args.preset]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -233,7 +233,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import db
-    from core.predict import predict_case
+    from core.learning.predict import predict_case
 
     conn = db.connect(args.db)
     probs = predict_case(args.file, args.roi, run_id=args.run_id, conn=conn, frame=args.frame)
@@ -246,7 +246,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from core.bench import format_table, run_bench
-    from core.ingest import ingest_folder
+    from core.data.ingest import ingest_folder
 
     crops = ingest_folder(args.data, progress=False).crops
     if args.max_images:

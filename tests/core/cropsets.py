@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.dataset import CropSet
+from core.data.dataset import CropSet
 from core.labels import CLASSES
 
 

@@ -25,7 +25,7 @@ def _one_line_error(capsys, command: str) -> str:
 def tiny(tmp_path_factory):
     """A 24-patient cohort, and a database with one full 3-fold CLI run of it (cwd-relative
     artifacts and caches live in the same temporary folder)."""
-    from core.demo_data import generate_demo_cohort
+    from core.data.demo_data import generate_demo_cohort
 
     root = tmp_path_factory.mktemp("cli")
     data = root / "data"

@@ -27,9 +27,9 @@ def eval_db(small_cohort_dir, tmp_path_factory) -> EvalDB:
     import torch
 
     import db
-    from core.config import RunConfig
-    from core.cv import run_cv
-    from core.ingest import ingest_folder
+    from core.data.ingest import ingest_folder
+    from core.learning.config import RunConfig
+    from core.learning.cv import run_cv
 
     torch.set_num_threads(1)
     workdir = tmp_path_factory.mktemp("eval_db")

@@ -11,8 +11,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import db
-from core import metrics
 from core.labels import CLASS_INDEX
+from core.statistics import metrics
 from dashboard.auth import Identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,7 +285,7 @@ def test_case_browser_filters_and_shows_a_case(eval_env):
 
 
 def test_case_browser_explains_missing_final_model(eval_env, tmp_path, monkeypatch):
-    from core import gradcam
+    from core.learning import gradcam
 
     monkeypatch.chdir(tmp_path)  # no runs/<run_id>/ here: as if the run was trained elsewhere
     gradcam._model.cache_clear()  # core keeps loaded models in memory; forget them

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
-from core.ingest import ingest_folder
+from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 from dashboard import reading
 from dashboard.auth import Identity
@@ -316,7 +316,7 @@ def test_sign_in_with_a_broken_database_path_shows_one_error_line(env, tmp_path,
 
 def test_fallback_crop_is_the_crop_the_model_was_given(env):
     """Without a crop cache the reader's crop is cut from the slice: it must equal ingestion's."""
-    from core.dicom_io import read_pixels
+    from core.data.dicom_io import read_pixels
 
     conn = db.connect()
     try:

@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 import db
-from core.ingest import ingest_folder
+from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 from dashboard import reading
 from tests.dashboard.reader_study_helpers import (
@@ -199,7 +199,7 @@ def test_stratified_sample_keeps_class_shares():
 @pytest.fixture(scope="module")
 def demo_study_db(tmp_path_factory):
     """The demo study on 641 label-only cases, with a model run whose predictions we know."""
-    from core.simulate import seed_demo_study
+    from core.reader_study.simulate import seed_demo_study
 
     rng = np.random.default_rng(11)
     y = rng.permutation(np.repeat([0, 1, 2], [487, 116, 38]))
@@ -233,7 +233,7 @@ def demo_study_db(tmp_path_factory):
 
 
 def test_analysis_page_on_demo_study_matches_independent_computations(demo_study_db, monkeypatch):
-    from core.mrmc import standalone_vs_readers
+    from core.statistics.mrmc import standalone_vs_readers
 
     monkeypatch.setenv("CERVIXSCOPE_DB", str(demo_study_db["path"]))
     monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
@@ -267,7 +267,7 @@ def test_analysis_page_on_demo_study_matches_independent_computations(demo_study
         m = model_right.loc[reader_right.index]
         assert row[4] == int((m & ~reader_right).sum()) and row[5] == int((~m & reader_right).sum())
 
-    # the MRMC table equals core.mrmc run directly on the database's reads and predictions
+    # the MRMC table equals core.statistics.mrmc run directly on the database's reads and predictions
     long = pd.DataFrame(
         {"reader": reads["display_name"], "modality": reads["arm"], "case": reads["case_id"],
          "truth": reads["truth"], "label": reads["label"],
@@ -324,7 +324,7 @@ def test_aided_arm_gets_real_model_probabilities_and_gradcam(eval_db, tmp_path, 
 
 
 def test_mrmc_aided_vs_unaided_uses_only_fully_crossed_cases():
-    from core.mrmc import or_analysis
+    from core.statistics.mrmc import or_analysis
     from dashboard import study_analysis as sa
 
     rng = np.random.default_rng(5)

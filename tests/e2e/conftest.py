@@ -42,9 +42,9 @@ def build_database(cohort_dir: Path, path: Path, runs_dir: Path, *, model: str =
     import torch
 
     import db
-    from core.config import RunConfig
-    from core.cv import run_cv
-    from core.ingest import ingest_folder
+    from core.data.ingest import ingest_folder
+    from core.learning.config import RunConfig
+    from core.learning.cv import run_cv
 
     torch.set_num_threads(1)
     conn = db.connect(path)

@@ -14,13 +14,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 import db
-from core import metrics
-from core.config import RunConfig
-from core.cv import LinearHead, make_folds, run_cv
-from core.features import embed_cropset
 from core.labels import CLASS_INDEX
-from core.models import build_model
-from core.training import seed_everything
+from core.learning.config import RunConfig
+from core.learning.cv import LinearHead, make_folds, run_cv
+from core.learning.features import embed_cropset
+from core.learning.models import build_model
+from core.learning.training import seed_everything
+from core.statistics import metrics
 from tests.core.cropsets import database_with_cases, synthetic_crops
 
 torch.set_num_threads(1)

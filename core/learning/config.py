@@ -19,7 +19,7 @@ class RunConfig:
     Any number on the dashboard traces back to one of these, its seed and its folds.
     """
 
-    model: str = "resnet18"  # key of core.models.ARCHITECTURES
+    model: str = "resnet18"  # key of core.learning.models.ARCHITECTURES
     mode: str = "features"  # "features" (frozen embeddings + logistic head, CPU) | "finetune" (GPU)
     weights: str = "auto"  # auto | imagenet | none | PATH to a state_dict
     balance: str = "smote"  # smote | weights | none; applied inside each training fold only
@@ -63,7 +63,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field, its value and what is allowed."""
-        from core.models import ARCHITECTURES  # late: models imports torch
+        from core.learning.models import ARCHITECTURES  # late: models imports torch
 
         choices = {
             "model": tuple(ARCHITECTURES),

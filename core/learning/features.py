@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.dataset import CropSet
-from core.models import Net
-from core.training import resolve_device
+from core.data.dataset import CropSet
+from core.learning.models import Net
+from core.learning.training import resolve_device
 
 
 def cache_dir_default() -> Path:
@@ -83,7 +83,7 @@ def embed_cropset(
     ----------
     crops : CropSet
     model : Net
-        Built by ``core.models.build_model(cfg)``; its ``info`` enters the cache key.
+        Built by ``core.learning.models.build_model(cfg)``; its ``info`` enters the cache key.
     cfg : RunConfig
     cache_dir : path, optional
         Default ``$CERVIXSCOPE_CACHE/embeddings`` or ``./cache/embeddings``. ``False`` disables.

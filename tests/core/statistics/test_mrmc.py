@@ -1,4 +1,4 @@
-"""core.mrmc against the published Van Dyke results, hand-built cases and 3-class reads."""
+"""core.statistics.mrmc against the published Van Dyke results, hand-built cases and 3-class reads."""
 
 from pathlib import Path
 
@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core import metrics, mrmc
 from core.labels import CLASSES
-from core.simulate import PAPER_EXPERT_TABLES, simulate_reader
+from core.reader_study.simulate import PAPER_EXPERT_TABLES, simulate_reader
+from core.statistics import metrics, mrmc
 
-VANDYKE = Path(__file__).parents[1] / "data" / "vandyke" / "vandyke_roc.csv"
+VANDYKE = Path(__file__).parents[2] / "data" / "vandyke" / "vandyke_roc.csv"
 
 
 @pytest.fixture(scope="module")

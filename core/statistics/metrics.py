@@ -508,7 +508,7 @@ def classification_table(
             lows = {key: float(np.nanquantile(v, alpha / 2)) for key, v in boot.items()}
             highs = {key: float(np.nanquantile(v, 1 - alpha / 2)) for key, v in boot.items()}
         if score is not None:
-            from core.stats import delong_auc_ci
+            from core.statistics.stats import delong_auc_ci
 
             for c in range(n_classes):
                 key = (_class_name(c, n_classes), "auc")

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import db
-from core.config import RunConfig
-from core.cv import run_cv
-from core.gradcam import gradcam_map, gradcam_overlay
-from core.ingest import ingest_folder
+from core.data.ingest import ingest_folder
 from core.labels import CLASSES
-from core.predict import load_run_model, parse_roi, predict_case, predict_crops
+from core.learning.config import RunConfig
+from core.learning.cv import run_cv
+from core.learning.gradcam import gradcam_map, gradcam_overlay
+from core.learning.predict import load_run_model, parse_roi, predict_case, predict_crops
 
 torch.set_num_threads(1)
 
@@ -50,10 +50,10 @@ def test_predict_case_crops_the_dicom_like_ingestion_and_uses_the_final_model(
 
 def test_final_model_in_features_mode_reproduces_the_logistic_head(finished_run):
     """The saved Net (backbone + nn.Linear from the head) equals embed -> scaler -> LR."""
-    from core.cv import LinearHead
-    from core.features import embed_cropset
-    from core.models import build_model
-    from core.training import seed_everything
+    from core.learning.cv import LinearHead
+    from core.learning.features import embed_cropset
+    from core.learning.models import build_model
+    from core.learning.training import seed_everything
 
     _, run_id, runs_dir, crops = finished_run
     model, cfg = load_run_model(run_id, runs_dir=runs_dir)

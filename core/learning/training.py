@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.models import Net, trainable_parameters
+from core.learning.models import Net, trainable_parameters
 
 
 def resolve_device(name: str = "auto") -> torch.device:

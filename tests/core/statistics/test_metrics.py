@@ -1,4 +1,4 @@
-"""core.metrics against hand-computed values, scikit-learn as an oracle, and invariances."""
+"""core.statistics.metrics against hand-computed values, scikit-learn as an oracle, and invariances."""
 
 import warnings
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from core import metrics as M
-from core.stats import delong_auc_ci
+from core.statistics import metrics as M
+from core.statistics.stats import delong_auc_ci
 
 # The paper's published confusion table of the model: rows true SCC/AC/ASC, columns predicted.
 PAPER_CM = np.array([[467, 12, 8], [10, 96, 10], [3, 2, 33]])

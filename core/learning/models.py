@@ -271,7 +271,7 @@ def build_model(cfg) -> tuple[Net, list[str]]:
 
     Parameters
     ----------
-    cfg : core.config.RunConfig
+    cfg : core.learning.config.RunConfig
         Uses ``model``, ``weights`` (``auto|imagenet|none|PATH``), ``channel_policy``,
         ``normalize`` and ``input_size``.
 

@@ -1,4 +1,4 @@
-"""core.transforms, one image at a time, against hand-computed values and Pillow."""
+"""core.data.transforms, one image at a time, against hand-computed values and Pillow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
+from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
 
 
 def test_percentile_normalize_hand_computed():

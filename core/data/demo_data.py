@@ -29,7 +29,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, MRImageStorage, generate_uid
 from scipy.ndimage import gaussian_filter
 
-from core.dicom_io import SYNTHETIC_MARK
+from core.data.dicom_io import SYNTHETIC_MARK
 from core.labels import CLASSES
 
 SIZE = 128  # pixels; 1.5625 mm each gives a 200 mm field of view

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import db
-from core.config import RunConfig
-from core.cv import make_folds, run_cv
-from core.dataset import mean_by_case
+from core.data.dataset import mean_by_case
 from core.labels import CLASSES
+from core.learning.config import RunConfig
+from core.learning.cv import make_folds, run_cv
 from tests.core.cropsets import database_with_cases, synthetic_crops
 
 torch.set_num_threads(1)
@@ -192,7 +192,7 @@ def test_a_failing_run_is_marked_failed_with_the_message(crops, tmp_path):
 
 
 def test_a_comparison_gives_every_model_the_same_folds_and_one_comparison_id(crops, tmp_path):
-    from core.compare import comparison_table, run_comparison, same_splits
+    from core.learning.compare import comparison_table, run_comparison, same_splits
 
     conn = database_with_cases(tmp_path / "t.db", crops)
     base = features_cfg()
@@ -218,7 +218,7 @@ def test_a_comparison_gives_every_model_the_same_folds_and_one_comparison_id(cro
 
 
 def test_early_stopping_split_takes_whole_patients_of_the_training_fold_only(crops):
-    from core.cv import inner_split
+    from core.learning.cv import inner_split
 
     folds = make_folds(crops.case_ids, crops.labels, n_splits=3, seed=0)
     train = np.flatnonzero(folds != 0)
@@ -230,8 +230,8 @@ def test_early_stopping_split_takes_whole_patients_of_the_training_fold_only(cro
 
 
 def test_finetuning_learns_the_patterns_of_the_training_data():
-    from core.models import build_model
-    from core.training import finetune, predict_proba, seed_everything
+    from core.learning.models import build_model
+    from core.learning.training import finetune, predict_proba, seed_everything
 
     data = synthetic_crops((10, 10, 10), images_per_case=1, size=32, seed=1)
     cfg = RunConfig(model="cnn", mode="finetune", epochs=8, batch_size=10, lr=3e-3, crop_size=32)

@@ -1,6 +1,6 @@
 """The final model of a run (trained on all data once its folds are done) and prediction with it.
 
-``runs/<run_id>/model.pt`` holds one ``core.models.Net`` state dict whose linear head is the
+``runs/<run_id>/model.pt`` holds one ``core.learning.models.Net`` state dict whose linear head is the
 fitted classifier (in features mode the logistic head with its scaler folded in), plus the run's
 ``RunConfig``; ``load_run_model`` rebuilds it without any network access.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import RunConfig
-from core.dataset import CropSet
+from core.data.dataset import CropSet
 from core.labels import CLASSES
+from core.learning.config import RunConfig
 
 MODEL_FILE = "model.pt"
 
@@ -37,15 +37,15 @@ def train_final_model(
     -------
     Path of the saved file.
     """
-    from core.cv import LinearHead, inner_split
-    from core.models import build_model
-    from core.training import finetune, resolve_device, seed_everything
+    from core.learning.cv import LinearHead, inner_split
+    from core.learning.models import build_model
+    from core.learning.training import finetune, resolve_device, seed_everything
 
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     model, _ = build_model(cfg)  # same seed as the run: random-init backbones match its embeddings
     if cfg.mode == "features":
         if embeddings is None:
-            from core.features import embed_cropset
+            from core.learning.features import embed_cropset
 
             embeddings, _ = embed_cropset(crops, model, cfg)
         head = LinearHead(cfg, seed=cfg.seed).fit(embeddings, crops.labels)
@@ -80,8 +80,8 @@ def load_run_model(run_id: str, *, runs_dir: str | Path | None = None):
     FileNotFoundError
         If the run has no saved final model (not finished, or trained elsewhere).
     """
-    from core.cv import RUNS_DIR
-    from core.models import build_model
+    from core.learning.cv import RUNS_DIR
+    from core.learning.models import build_model
 
     path = Path(runs_dir or RUNS_DIR) / str(run_id) / MODEL_FILE
     if not path.exists():
@@ -98,7 +98,7 @@ def load_run_model(run_id: str, *, runs_dir: str | Path | None = None):
 
 def predict_crops(model, crops: np.ndarray) -> np.ndarray:
     """(n, n_classes) probabilities of (n, h, w) crops in [0, 1]."""
-    from core.training import predict_proba
+    from core.learning.training import predict_proba
 
     return predict_proba(model, np.asarray(crops, dtype=np.float32), device=torch.device("cpu"))
 
@@ -126,7 +126,7 @@ def predict_case(
         When given, the run must exist there (``db.RunNotFound`` otherwise).
     frame : int, default 0
     margin : float, default 0.1
-        Context around the ROI, as in ``core.ingest.ingest_folder`` (keep them equal).
+        Context around the ROI, as in ``core.data.ingest.ingest_folder`` (keep them equal).
     runs_dir : path, optional
 
     Returns
@@ -147,8 +147,8 @@ def predict_case(
 
 def crop_from_dicom(path, roi, *, frame: int = 0, crop_size: int = 100, margin: float = 0.1):
     """The (crop_size, crop_size) crop of a DICOM file, made exactly as ingestion makes it."""
-    from core.dicom_io import read_pixels
-    from core.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
+    from core.data.dicom_io import read_pixels
+    from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
 
     image = read_pixels(path, frame)
     if not box_inside(roi, image.rows, image.cols):

@@ -1,4 +1,4 @@
-"""core.ingest on real DICOM files: the demo cohort round trip, every bad input, the cache, the CLI."""
+"""core.data.ingest on real DICOM files: the demo cohort round trip, every bad input, the cache, the CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from core.cli import main
-from core.ingest import ingest_folder
+from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 
 HEADER = ["patient_id", "path", "label", "x0", "y0", "x1", "y1", "frame"]

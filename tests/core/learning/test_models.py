@@ -9,9 +9,9 @@ import pytest
 import torch
 import torchvision
 
-from core.config import RunConfig
-from core.models import ARCHITECTURES, build_model, weights_cache_path
-from core.training import augment_batch
+from core.learning.config import RunConfig
+from core.learning.models import ARCHITECTURES, build_model, weights_cache_path
+from core.learning.training import augment_batch
 
 torch.set_num_threads(1)
 OFFLINE = "ImageNet weights unavailable (offline): resnet18 uses random initialisation"
@@ -122,7 +122,7 @@ def test_augmentation_draws_its_own_parameters_for_every_image():
 
 def test_embedding_cache_key_follows_the_weights_file_content(tmp_path):
     """A retrained weights file at the same path must not reuse the old file's embeddings."""
-    from core.features import embedding_key
+    from core.learning.features import embedding_key
 
     path = tmp_path / "weights.pt"
     cfg = RunConfig(model="cnn", weights=str(path))

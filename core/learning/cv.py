@@ -1,6 +1,6 @@
 """Leakage-free k-fold cross-validation, grouped by patient, recorded in the database.
 
-Guards, each tested in tests/core/test_leakage.py:
+Guards, each tested in tests/core/learning/test_leakage.py:
 - folds are assigned to cases (patients), never to images: all slices of a patient share a fold;
 - everything fitted (scaler, SMOTE, classifier head, fine-tuned weights, early-stopping split)
   sees the training fold only; the test fold is only ever predicted;
@@ -24,9 +24,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from core.config import RunConfig
-from core.dataset import CropSet, mean_by_case
+from core.data.dataset import CropSet, mean_by_case
 from core.labels import CLASSES
+from core.learning.config import RunConfig
 
 RUNS_DIR = Path("runs")
 Progress = Callable[[int, int, str], None]  # (done, total, message)
@@ -148,7 +148,7 @@ class LinearHead:
 
 def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Per-fold summary numbers (case level) stored with each fold."""
-    from core import metrics
+    from core.statistics import metrics
 
     y_pred = proba.argmax(1)
     with warnings.catch_warnings():
@@ -264,11 +264,11 @@ def run_cv(
         Continue (or create with this id) a run; default a new id.
     progress : callable(done, total, message), optional
     comparison_id : str, optional
-        Shared by the runs of one ``core.compare.run_comparison``.
+        Shared by the runs of one ``core.learning.compare.run_comparison``.
     runs_dir : path, optional
         Artifacts go to ``runs_dir/<run_id>/`` (default ``./runs``).
     cache_dir : path or False, optional
-        Embedding cache (features mode), see ``core.features.embed_cropset``.
+        Embedding cache (features mode), see ``core.learning.features.embed_cropset``.
     final_model : bool, default True
         Once every fold is done, train the model on all data and save it for ``predict``.
 
@@ -279,8 +279,8 @@ def run_cv(
         ``failed`` (with the message) if anything raised.
     """
     import db
-    from core.models import build_model
-    from core.training import resolve_device, seed_everything
+    from core.learning.models import build_model
+    from core.learning.training import resolve_device, seed_everything
 
     existing = None
     if run_id is not None:
@@ -350,7 +350,7 @@ def run_cv(
         embeddings = None
         embed_seconds = inference_seconds = 0.0
         if cfg.mode == "features":
-            from core.features import embed_cropset
+            from core.learning.features import embed_cropset
 
             t0 = time.perf_counter()
             tell(0, total_steps, f"{cfg.model}: embedding {crops.n_images} crops")
@@ -417,7 +417,7 @@ def run_cv(
             summary = run_summary(oof, seed=cfg.seed)
             summary.to_csv(run_dir / "summary.csv", index=False)
             if final_model:
-                from core.predict import train_final_model
+                from core.learning.predict import train_final_model
 
                 t0 = time.perf_counter()
                 tell(len(folds), total_steps, f"{cfg.model}: final model on all data")
@@ -483,7 +483,7 @@ def inner_split(case_ids: np.ndarray, labels: np.ndarray, *, fraction: float, se
 
 def _backbone_seconds(model, crops: CropSet, cfg: RunConfig, device, sample: int = 64) -> float:
     """Time to embed every image, extrapolated from embedding a sample of them."""
-    from core.features import embed_array
+    from core.learning.features import embed_array
 
     n = min(sample, crops.n_images)
     t0 = time.perf_counter()
@@ -492,8 +492,8 @@ def _backbone_seconds(model, crops: CropSet, cfg: RunConfig, device, sample: int
 
 
 def _finetune_fold(crops: CropSet, train, test, cfg: RunConfig, fold: int, device):
-    from core.models import build_model
-    from core.training import finetune, predict_proba, seed_everything
+    from core.learning.models import build_model
+    from core.learning.training import finetune, predict_proba, seed_everything
 
     seed_everything(cfg.seed * 1000 + fold, deterministic=cfg.deterministic)
     model, _ = build_model(cfg)
@@ -518,12 +518,12 @@ def _finetune_fold(crops: CropSet, train, test, cfg: RunConfig, fold: int, devic
 
 
 def run_summary(oof: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
-    """Case-level metrics table of out-of-fold predictions (``core.metrics.classification_table``).
+    """Case-level metrics table of out-of-fold predictions (``core.statistics.metrics.classification_table``).
 
     ``oof`` has columns ``label`` (class name) and ``p_SCC, p_AC, p_ASC``.
     """
-    from core import metrics
     from core.labels import CLASS_INDEX
+    from core.statistics import metrics
 
     y_true = oof["label"].map(CLASS_INDEX).to_numpy(dtype=np.int64)
     score = oof[[f"p_{c}" for c in CLASSES]].to_numpy(dtype=float)

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from core.labels import CLASSES, parse_label
-from core.stats import delong_covariance, delong_placements
+from core.statistics.stats import delong_covariance, delong_placements
 
 REQUIRED = ("reader", "modality", "case", "truth")
 COVARIANCES = ("jackknife", "delong", "bootstrap")

@@ -1,4 +1,4 @@
-"""Bad input through `core.ingest.ingest_folder`: hundreds of malformed DICOM files and manifest rows
+"""Bad input through `core.data.ingest.ingest_folder`: hundreds of malformed DICOM files and manifest rows
 in one batch, plus whole-manifest problems.
 
 The DICOM files are mutated (seeded) from the demo cohort (JPEG-LS, 128x128) and from pydicom's own
@@ -22,7 +22,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from core.ingest import ingest_folder
+from core.data.ingest import ingest_folder
 
 SEED = 20261125
 BOX_HEADER = ("patient_id", "path", "label", "x0", "y0", "x1", "y1", "frame")
@@ -370,7 +370,7 @@ def test_valid_files_in_the_broken_batch_give_the_crops_of_a_clean_batch(batch, 
 def test_element_with_unknown_vr_is_a_read_error_naming_the_tag(tmp_path):
     """pydicom converts elements lazily, so a damaged one used to raise NotImplementedError out of
     ingestion when read_pixels first touched it (found by the bit-flip fuzzing above)."""
-    from core.dicom_io import DicomReadError, read_pixels
+    from core.data.dicom_io import DicomReadError, read_pixels
 
     data = Path(get_testdata_file("MR_small.dcm", download=False)).read_bytes()
     bad = _replace_once(data, b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00LU")  # Modality
@@ -384,7 +384,7 @@ def test_element_with_unknown_vr_is_a_read_error_naming_the_tag(tmp_path):
 def test_rust_decoder_panic_is_a_read_error(tmp_path):
     """One changed byte inside an RLE segment made pylibjpeg-rle panic; pyo3's PanicException is a
     BaseException, so it escaped ingestion (found by the byte-flip fuzzing above)."""
-    from core.dicom_io import DicomReadError, read_pixels
+    from core.data.dicom_io import DicomReadError, read_pixels
 
     data = bytearray(Path(get_testdata_file("MR_small_RLE.dcm", download=False)).read_bytes())
     if data[2610] != 250:

@@ -18,7 +18,7 @@ import torch
 @lru_cache(maxsize=4)
 def _model(run_id: str, runs_dir: str | None, stamp: float):
     # ``stamp`` (the file's mtime) keys the cache, so a re-saved final model is reloaded.
-    from core.predict import load_run_model
+    from core.learning.predict import load_run_model
 
     model, _ = load_run_model(run_id, runs_dir=runs_dir)
     return model
@@ -72,8 +72,8 @@ def gradcam_overlay(
     -------
     (h, w, 3) uint8 RGB array.
     """
-    from core.cv import RUNS_DIR
-    from core.predict import MODEL_FILE
+    from core.learning.cv import RUNS_DIR
+    from core.learning.predict import MODEL_FILE
 
     path = Path(runs_dir or RUNS_DIR) / str(run_id) / MODEL_FILE
     stamp = path.stat().st_mtime if path.exists() else -1.0

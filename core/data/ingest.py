@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.dataset import CropSet
-from core.dicom_io import DicomReadError, read_pixels
+from core.data.dataset import CropSet
+from core.data.dicom_io import DicomReadError, read_pixels
 from core.labels import CLASSES
-from core.manifest import IngestIssue, ManifestRow, read_manifest
-from core.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
+from core.data.manifest import IngestIssue, ManifestRow, read_manifest
+from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
 
 __all__ = ["CACHE_DIRNAME", "IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
@@ -80,7 +80,7 @@ class IngestResult:
 def looks_t2_sagittal(series_description: str, orientation: str) -> str | None:
     """Why a series does not look like T2 sagittal, or None when it does.
 
-    Orientation comes from ImageOrientationPatient (see `core.dicom_io.orientation_label`); the
+    Orientation comes from ImageOrientationPatient (see `core.data.dicom_io.orientation_label`); the
     weighting can only be guessed from SeriesDescription (``T2`` anywhere in it).
     """
     reasons = []
@@ -250,7 +250,7 @@ def ingest_folder(
     data_dir : str or Path
         Folder of DICOM files; manifest paths are relative to it.
     manifest : str or Path, optional
-        The manifest CSV (see `core.manifest`); default ``<data_dir>/manifest.csv``.
+        The manifest CSV (see `core.data.manifest`); default ``<data_dir>/manifest.csv``.
     crop_size : int, default 100
         Side of the square crops, in pixels (100 as in the paper).
     margin : float, default 0.1

@@ -1,4 +1,4 @@
-"""core.dicom_io: every transfer syntax decodes to the original pixels; rescale, MONOCHROME1, windows."""
+"""core.data.dicom_io: every transfer syntax decodes to the original pixels; rescale, MONOCHROME1, windows."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from core.dicom_io import DicomReadError, apply_window, orientation_label, read_pixels
+from core.data.dicom_io import DicomReadError, apply_window, orientation_label, read_pixels
 
 
 def _testdata(name: str) -> str:

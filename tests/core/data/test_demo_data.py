@@ -1,4 +1,4 @@
-"""core.demo_data: class counts, real DICOM tags, determinism, class signal with overlap."""
+"""core.data.demo_data: class counts, real DICOM tags, determinism, class signal with overlap."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from core.demo_data import generate_demo_cohort
-from core.dicom_io import SYNTHETIC_MARK, orientation_label
+from core.data.demo_data import generate_demo_cohort
+from core.data.dicom_io import SYNTHETIC_MARK, orientation_label
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -121,8 +121,8 @@ def test_full_cohort_size_and_baseline_difficulty(tmp_path):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from core.dataset import mean_by_case
-    from core.ingest import ingest_folder
+    from core.data.dataset import mean_by_case
+    from core.data.ingest import ingest_folder
 
     out = tmp_path / "demo"
     generate_demo_cohort(out, seed=0)

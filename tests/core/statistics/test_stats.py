@@ -1,11 +1,11 @@
-"""core.stats against brute-force formulas, scipy/scikit-learn oracles and textbook examples."""
+"""core.statistics.stats against brute-force formulas, scipy/scikit-learn oracles and textbook examples."""
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
-from core import stats as S
+from core.statistics import stats as S
 
 
 def _binary_case(seed, n=60, n_scorings=3):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import RunConfig
-from core.dataset import CropSet
+from core.data.dataset import CropSet
+from core.learning.config import RunConfig
 
 DEFAULT_MODELS = ("cnn", "vgg16_bn", "resnet18")
 
@@ -81,7 +81,7 @@ def run_comparison(
     ----------
     crops : CropSet
     models : sequence of str
-        Keys of ``core.models.ARCHITECTURES``; default CNN, VGG16-BN, ResNet-18.
+        Keys of ``core.learning.models.ARCHITECTURES``; default CNN, VGG16-BN, ResNet-18.
     base_cfg : RunConfig, optional
         Shared settings (seed, folds, balance, ...); default ``RunConfig()``.
     conn : sqlite_utils.Database
@@ -97,7 +97,7 @@ def run_comparison(
     list of str
         Run ids, in the order of ``models``.
     """
-    from core.cv import make_folds, run_cv
+    from core.learning.cv import make_folds, run_cv
 
     base_cfg = base_cfg or RunConfig()
     configs = comparison_configs(models, base_cfg, overrides)
@@ -124,12 +124,12 @@ def comparison_table(conn, run_ids, *, seed: int = 0, n_boot: int = 1000):
     """One row per run: macro/weighted metrics and per-class AUC with 95% CIs (Table 1).
 
     Columns ``run_id, model, scope, metric, value, ci_low, ci_high`` from
-    ``core.metrics.classification_table`` on each run's case-level out-of-fold predictions.
+    ``core.statistics.metrics.classification_table`` on each run's case-level out-of-fold predictions.
     """
     import pandas as pd
 
     import db
-    from core.cv import run_summary
+    from core.learning.cv import run_summary
 
     frames = []
     oof = db.predictions_frame(conn, list(run_ids))

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from core.labels import CLASSES
-from core.simulate import (
+from core.reader_study.simulate import (
     PAPER_EXPERT_TABLES,
     simulate_confidences,
     simulate_labels,
@@ -122,7 +122,7 @@ def demo_labels_db(tmp_path, demo_truth):
 def test_demo_study_in_database_reproduces_tables_and_is_idempotent(demo_labels_db):
     import db
     from core.cli import main
-    from core.simulate import DEMO_STUDY_NAME
+    from core.reader_study.simulate import DEMO_STUDY_NAME
 
     assert main(["--db", str(demo_labels_db), "demo-study"]) == 0
     conn = db.connect(demo_labels_db)  # reopen: the command's writes are committed
@@ -193,7 +193,7 @@ def test_export_then_import_reads_round_trip(demo_labels_db, tmp_path):
 
 def test_demo_study_refuses_a_cohort_without_the_paper_counts(tmp_path):
     import db
-    from core.simulate import seed_demo_study
+    from core.reader_study.simulate import seed_demo_study
 
     conn = db.connect(tmp_path / "small.db")
     try:

@@ -1,0 +1,1 @@
+"""Models, training, cross-validation and prediction."""

@@ -1,0 +1,1 @@
+"""Metrics, confidence intervals, agreement and MRMC analysis: pure functions."""
