@@ -394,9 +394,9 @@ def _float_or_none(value) -> float | None:
 def crop_roi(image: np.ndarray, roi, *, size: int = 100, margin: float = 0.1) -> np.ndarray:
     """The model's crop of the ROI, by ingestion's own transforms: the slice scaled to [0, 1] by
     its 1st-99th percentiles, the box squared and grown by ``margin``, resized to ``size``."""
-    from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize
+    from core.data.transforms import lesion_crop
 
-    return Compose([PercentileNormalize(), CropROI(roi, margin), Resize(size)])(image)
+    return lesion_crop(crop_size=size, margin=margin)(image, roi)
 
 
 def _model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dict:

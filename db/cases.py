@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 import sqlite_utils
 
-from db.connection import now_iso, write_transaction
+from db.clock import now_iso
+from db.connection import write_transaction
 from db.errors import CaseNotFound
 
 CLASSES = ("SCC", "AC", "ASC")  # same order as core.labels.CLASSES; db/ does not import core/

@@ -162,11 +162,6 @@ def write_transaction(conn: sqlite_utils.Database) -> Iterator[sqlite3.Connectio
                 raise
 
 
-def now_iso() -> str:
-    """The current UTC time as ISO 8601 with milliseconds, e.g. ``2026-11-25T19:30:00.123+00:00``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def to_iso(value: str | datetime | None, *, name: str = "timestamp") -> str | None:
     """Normalise a datetime or ISO 8601 string to UTC ISO 8601 with milliseconds (naive = UTC)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

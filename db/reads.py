@@ -16,7 +16,8 @@ import pandas as pd
 import sqlite_utils
 
 from db.cases import CLASSES, _plain, normalise_label
-from db.connection import now_iso, to_iso, to_json, write_transaction
+from db.clock import now_iso
+from db.connection import to_iso, to_json, write_transaction
 from db.errors import CaseNotFound
 from db.studies import _require_open, _study_row, require_reader
 

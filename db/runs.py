@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import sqlite_utils
 
 from db.cases import _as_dicts, _plain
-from db.connection import from_json, now_iso, to_iso, to_json, write_transaction
+from db.clock import now_iso, stamped_id
+from db.connection import from_json, to_iso, to_json, write_transaction
 from db.errors import CaseNotFound, RunNotFound
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "partial")
@@ -30,7 +29,7 @@ _UPDATE_SQL = {
 
 def new_run_id() -> str:
     """A run ID such as ``r20261125T193012-4f2a9c``: sortable by time, unique by the random tail."""
-    return f"r{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return stamped_id("r")
 
 
 def _require_run(raw, run_id: str) -> None:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlite_utils
 
-from db.connection import from_json, now_iso, to_json, write_transaction
+from db.clock import now_iso
+from db.connection import from_json, to_json, write_transaction
 from db.errors import (
     CaseNotFound,
     DuplicateStudy,

@@ -24,7 +24,7 @@ from core.data.dataset import CropSet
 from core.data.dicom_io import DicomReadError, read_pixels
 from core.labels import CLASSES
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
-from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
+from core.data.transforms import box_inside, lesion_crop
 
 __all__ = ["CACHE_DIRNAME", "IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
@@ -156,7 +156,7 @@ def _ingest_rows(data_dir, rows, crop_size, margin, progress):
     issues: list[IngestIssue] = []
     cases: dict[str, dict] = {}
     images: list[dict] = []
-    normalize, resize = PercentileNormalize(), Resize(crop_size)
+    make_crop = lesion_crop(crop_size=crop_size, margin=margin)
     for row in tqdm(rows, desc="ingest", unit="file", disable=not progress, leave=False):
         source = (data_dir / row.path).resolve()
 
@@ -188,7 +188,7 @@ def _ingest_rows(data_dir, rows, crop_size, margin, progress):
         why = looks_t2_sagittal(image.series_description, image.orientation_label)
         if why:
             issues.append(IngestIssue(row.row, row.path, why, level="warning"))
-        crop = Compose([normalize, CropROI(box, margin), resize])(image.array)
+        crop = make_crop(image.array, box)
         image_id = f"{row.patient_id}:{row.path}#{row.frame}"
         cases.setdefault(
             row.patient_id,

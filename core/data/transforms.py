@@ -1,7 +1,7 @@
 """Small image transforms that compose: normalise intensities, crop the lesion box, resize.
 
-Each is a callable on a 2-D float array (one slice). Ingestion applies
-``Compose([PercentileNormalize(), CropROI(box, margin), Resize(size)])``.
+Each is a callable on a 2-D float array (one slice). ``lesion_crop(crop_size=, margin=)`` is the
+one crop pipeline: ingestion, prediction and the reader's view all make crops through it.
 """
 
 from __future__ import annotations
@@ -110,3 +110,21 @@ class Compose:
         for transform in self.transforms:
             image = transform(image)
         return image
+
+
+LesionCrop = Callable[[np.ndarray, Sequence[float]], np.ndarray]
+
+
+def lesion_crop(*, crop_size: int, margin: float) -> LesionCrop:
+    """The lesion-crop pipeline: ``crop(slice, box)`` -> (crop_size, crop_size) float32 in [0, 1].
+
+    The slice is scaled to [0, 1] by its own 1st-99th percentiles, the box squared and grown by
+    ``margin`` of its side, then resized. Build it once per batch of slices: it holds no state.
+    """
+    normalize, resize = PercentileNormalize(), Resize(crop_size)
+
+    def crop(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        out = Compose([normalize, CropROI(box, margin), resize])(image)
+        return np.asarray(out, dtype=np.float32)
+
+    return crop

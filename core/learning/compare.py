@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from core.data.dataset import CropSet
 from core.learning.config import RunConfig
+from db.clock import stamped_id
 
 DEFAULT_MODELS = ("cnn", "vgg16_bn", "resnet18")
 
@@ -38,7 +37,7 @@ GPU_OVERRIDES: dict[str, dict] = {
 
 
 def new_comparison_id() -> str:
-    return f"c{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return stamped_id("c")
 
 
 def comparison_configs(

@@ -14,7 +14,6 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from core.data.dataset import CropSet, mean_by_case
 from core.labels import CLASSES
 from core.learning.config import RunConfig
+from db.clock import now_iso
 
 RUNS_DIR = Path("runs")
 Progress = Callable[[int, int, str], None]  # (done, total, message)
@@ -304,7 +304,13 @@ def run_cv(
         # A run queued by the dashboard must not stay "queued" (and block retries) forever;
         # an existing partial or done run keeps its status when a merge is refused.
         if queued:
-            db.update_run(conn, run_id, status="failed", ended_at=_now(), message=f"{exc}")
+            db.update_run(
+                conn,
+                run_id,
+                status="failed",
+                ended_at=now_iso(timespec="seconds"),
+                message=f"{exc}",
+            )
         raise
     if existing is not None:
         if queued:  # queued by the dashboard: record what runs it
@@ -338,7 +344,9 @@ def run_cv(
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     timings: dict[str, float] = {}
     t_run = time.perf_counter()
-    db.update_run(conn, run_id, status="running", started_at=_now(), message=None)
+    db.update_run(
+        conn, run_id, status="running", started_at=now_iso(timespec="seconds"), message=None
+    )
     folds = cfg.fold_list()
     total_steps = len(folds) + 1
     tell = progress or (lambda done, total, message: None)
@@ -438,14 +446,16 @@ def run_cv(
             run_id,
             status=status,
             progress=len(done_folds) / cfg.n_folds,
-            ended_at=_now(),
+            ended_at=now_iso(timespec="seconds"),
             timings=merged,
             message=None if complete else f"folds done: {done_folds} of {cfg.n_folds}",
         )
         (run_dir / "timings.json").write_text(json.dumps(merged, indent=2))
         tell(total_steps, total_steps, f"{cfg.model}: {status}")
     except BaseException as exc:
-        db.update_run(conn, run_id, status="failed", ended_at=_now(), message=f"{exc}")
+        db.update_run(
+            conn, run_id, status="failed", ended_at=now_iso(timespec="seconds"), message=f"{exc}"
+        )
         raise
     return run_id
 
@@ -457,10 +467,6 @@ def _existing_warnings(existing: dict | None) -> list[str]:
     if isinstance(found, str):
         found = json.loads(found)
     return [w if isinstance(w, str) else w.get("text", "") for w in found]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def inner_split(case_ids: np.ndarray, labels: np.ndarray, *, fraction: float, seed: int):

@@ -148,14 +148,13 @@ def predict_case(
 def crop_from_dicom(path, roi, *, frame: int = 0, crop_size: int = 100, margin: float = 0.1):
     """The (crop_size, crop_size) crop of a DICOM file, made exactly as ingestion makes it."""
     from core.data.dicom_io import read_pixels
-    from core.data.transforms import Compose, CropROI, PercentileNormalize, Resize, box_inside
+    from core.data.transforms import box_inside, lesion_crop
 
     image = read_pixels(path, frame)
     if not box_inside(roi, image.rows, image.cols):
         text = ",".join(str(v) for v in roi)
         raise ValueError(f"{path}: ROI {text} lies outside the {image.cols}x{image.rows} image")
-    crop = Compose([PercentileNormalize(), CropROI(roi, margin), Resize(crop_size)])(image.array)
-    return np.asarray(crop, dtype=np.float32)
+    return lesion_crop(crop_size=crop_size, margin=margin)(image.array, roi)
 
 
 def parse_roi(roi) -> tuple[int, int, int, int]:
