@@ -31,6 +31,7 @@ browser:
 lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: venv browser lint
 	$(PY) -m pytest

@@ -1,44 +1,26 @@
-"""Opening the database, and the one way ``db/`` writes: a short ``BEGIN IMMEDIATE`` transaction.
+"""Opening the database: the file, its pragmas and its schema, ready for ``db/``'s functions.
 
-Concurrency model (why no user ever sees "database is locked"):
-
-* WAL journal: readers never block the writer and the writer never blocks readers.
-* Every write transaction starts with ``BEGIN IMMEDIATE``, so it takes the write lock up front;
-  a deferred transaction that reads first and upgrades later can fail with ``SQLITE_BUSY`` at once,
-  without waiting, when another connection committed in between.
-* Writers from threads of one process queue on a per-file ``threading.RLock`` instead of polling
-  SQLite's busy handler (which sleeps in growing steps of up to 100 ms); writers in other processes
-  (a CV job) are covered by the 30 s busy timeout, and ``BEGIN IMMEDIATE`` is retried a few times on
-  top of that.
-* ``synchronous=NORMAL`` in WAL mode: a commit is durable against application crashes and stays
-  consistent on power loss; it avoids an fsync per submitted read.
+Writes go through ``db.transactions.write_transaction``; see that module for the concurrency model.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
+from db import schema
 from db.errors import CervixScopeDBError
+
+# Names other db modules import from here until they import them from their own modules.
+from db.transactions import retry_busy, write_lock, write_transaction  # noqa: F401
+from db.values import from_json, to_iso, to_json  # noqa: F401
 
 DB_ENV = "CERVIXSCOPE_DB"
 DEFAULT_DB = "cervixscope.db"
 BUSY_TIMEOUT_MS = 30_000
-BEGIN_RETRIES = 5
-
-_locks: dict[str, threading.RLock] = {}
-_locks_guard = threading.Lock()
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
@@ -82,8 +64,6 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     CervixScopeDBError
         If the file exists but is not an SQLite database.
     """
-    from db import schema  # here, because schema imports this module
-
     file = resolve_db_path(path)
     if not file.parent.is_dir():
         raise FileNotFoundError(f"cannot open database {file}: folder {file.parent} does not exist")
@@ -101,8 +81,8 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
         raw.execute("PRAGMA synchronous = NORMAL")
         # Setting up a new file: sessions of this process take turns, instead of making SQLite's
         # busy handler sleep while another connection switches the journal mode or migrates.
-        with _write_lock(conn):
-            _retry_busy(conn.enable_wal)
+        with write_lock(conn):
+            retry_busy(conn.enable_wal)
             schema.migrate(conn)
     except sqlite3.OperationalError:
         raw.close()
@@ -111,94 +91,3 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
         raw.close()
         raise CervixScopeDBError(f"{file} is not a CervixScope database ({exc})") from exc
     return conn
-
-
-def _retry_busy(fn, *args):
-    for attempt in range(BEGIN_RETRIES):
-        try:
-            return fn(*args)
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if ("locked" not in text and "busy" not in text) or attempt == BEGIN_RETRIES - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    return None
-
-
-def _write_lock(conn: sqlite_utils.Database) -> threading.RLock:
-    path = getattr(conn, "cervixscope_path", None)
-    if path is None:
-        rows = conn.conn.execute("PRAGMA database_list").fetchall()
-        path = next((row[2] for row in rows if row[1] == "main"), "") or f"memory:{id(conn)}"
-        conn.cervixscope_path = path
-    with _locks_guard:
-        return _locks.setdefault(path, threading.RLock())
-
-
-@contextmanager
-def write_transaction(conn: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
-    """Run the block in one ``BEGIN IMMEDIATE`` transaction; commit on success, roll back on error.
-
-    Nested use joins the outer transaction. Yields the raw ``sqlite3`` connection.
-    """
-    raw = conn.conn
-    if raw.in_transaction:
-        yield raw
-        return
-    with _write_lock(conn):
-        _retry_busy(raw.execute, "BEGIN IMMEDIATE")
-        try:
-            yield raw
-        except BaseException:
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                raw.execute("COMMIT")
-            except BaseException:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raise
-
-
-def to_iso(value: str | datetime | None, *, name: str = "timestamp") -> str | None:
-    """Normalise a datetime or ISO 8601 string to UTC ISO 8601 with milliseconds (naive = UTC)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(
-                f"{name} {value!r} is not an ISO 8601 time such as 2026-11-25T19:30:00+00:00"
-            ) from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"{name} must be a datetime or ISO 8601 string, got {value!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    if isinstance(value, (Path, datetime)):
-        return str(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    raise TypeError(f"cannot store {type(value).__name__} value {value!r} as JSON")
-
-
-def to_json(value: Any) -> str | None:
-    """Serialise ``value`` to JSON (numpy values, paths and ``to_dict()`` objects allowed)."""
-    if value is None:
-        return None
-    return json.dumps(value, default=_json_default, sort_keys=True)
-
-
-def from_json(text: str | None) -> Any:
-    """Inverse of :func:`to_json`; ``None`` stays ``None``."""
-    return None if text is None else json.loads(text)

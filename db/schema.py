@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from db.connection import write_transaction
+from db.transactions import write_transaction
 
 migrations = Migrations("cervixscope")
 
