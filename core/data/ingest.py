@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from core.data.dataset import CropSet
 from core.data.dicom_io import DicomReadError, read_pixels
-from core.labels import CLASSES
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
 from core.data.transforms import box_inside, lesion_crop
+from core.labels import CLASSES
 
 __all__ = ["CACHE_DIRNAME", "IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
@@ -150,83 +150,80 @@ def _write_report(path: Path, issues: list[IngestIssue]) -> None:
     os.replace(tmp, path)
 
 
+def _read_row(data_dir: Path, row: ManifestRow, make_crop):
+    """One manifest row -> (source, image, box, crop, warning), or the reason it is skipped."""
+    source = (data_dir / row.path).resolve()
+    if not source.is_file():
+        return f"file not found: {source}"
+    try:
+        image = read_pixels(source, row.frame)
+    except DicomReadError as exc:
+        return exc.reason
+    if image.modality != "MR":
+        return f"Modality is {image.modality or 'missing'!r}, expected MR (only MRI is ingested)"
+    box = row.box
+    if box is None:
+        try:
+            box = _mask_box(data_dir / row.mask, image.rows, image.cols)
+        except (OSError, ValueError, DicomReadError) as exc:
+            return f"lesion mask {row.mask} unusable: {exc}"
+    if not box_inside(box, image.rows, image.cols):
+        text = ",".join(f"{v:g}" for v in box)
+        return f"ROI {text} lies outside the {image.cols}x{image.rows} image"
+    warning = looks_t2_sagittal(image.series_description, image.orientation_label)
+    return source, image, box, make_crop(image.array, box), warning
+
+
+def _case_record(row: ManifestRow, image) -> dict:
+    return {
+        "case_id": row.patient_id,
+        "label": row.label_name,
+        "synthetic": image.synthetic,
+        "series_description": image.series_description,
+        "orientation": image.orientation_label,
+        "ingestion_id": None,
+    }
+
+
+def _image_record(row: ManifestRow, image, source: Path, box, crop_index: int) -> dict:
+    return {
+        "image_id": f"{row.patient_id}:{row.path}#{row.frame}",
+        "case_id": row.patient_id,
+        "source_path": str(source),
+        "frame": row.frame,
+        "roi_x0": box[0],
+        "roi_y0": box[1],
+        "roi_x1": box[2],
+        "roi_y1": box[3],
+        "crop_cache": None,
+        "crop_index": crop_index,
+        "rows": image.rows,
+        "cols": image.cols,
+    }
+
+
 def _ingest_rows(data_dir, rows, crop_size, margin, progress):
     """Read, check and crop each row. Returns crops, ids, labels, issues, case and image dicts."""
-    crops, image_ids, case_ids, labels = [], [], [], []
-    issues: list[IngestIssue] = []
-    cases: dict[str, dict] = {}
-    images: list[dict] = []
+    crops, labels, issues, cases, images = [], [], [], {}, []
     make_crop = lesion_crop(crop_size=crop_size, margin=margin)
     for row in tqdm(rows, desc="ingest", unit="file", disable=not progress, leave=False):
-        source = (data_dir / row.path).resolve()
-
-        def skip(problem: str, row=row) -> None:
-            issues.append(IngestIssue(row.row, row.path, problem))
-
-        if not source.is_file():
-            skip(f"file not found: {source}")
+        read = _read_row(data_dir, row, make_crop)
+        if isinstance(read, str):
+            issues.append(IngestIssue(row.row, row.path, read))
             continue
-        try:
-            image = read_pixels(source, row.frame)
-        except DicomReadError as exc:
-            skip(exc.reason)
-            continue
-        if image.modality != "MR":
-            skip(f"Modality is {image.modality or 'missing'!r}, expected MR (only MRI is ingested)")
-            continue
-        box = row.box
-        if box is None:
-            try:
-                box = _mask_box(data_dir / row.mask, image.rows, image.cols)
-            except (OSError, ValueError, DicomReadError) as exc:
-                skip(f"lesion mask {row.mask} unusable: {exc}")
-                continue
-        if not box_inside(box, image.rows, image.cols):
-            text = ",".join(f"{v:g}" for v in box)
-            skip(f"ROI {text} lies outside the {image.cols}x{image.rows} image")
-            continue
-        why = looks_t2_sagittal(image.series_description, image.orientation_label)
-        if why:
-            issues.append(IngestIssue(row.row, row.path, why, level="warning"))
-        crop = make_crop(image.array, box)
-        image_id = f"{row.patient_id}:{row.path}#{row.frame}"
-        cases.setdefault(
-            row.patient_id,
-            {
-                "case_id": row.patient_id,
-                "label": row.label_name,
-                "synthetic": image.synthetic,
-                "series_description": image.series_description,
-                "orientation": image.orientation_label,
-                "ingestion_id": None,
-            },
-        )
-        images.append(
-            {
-                "image_id": image_id,
-                "case_id": row.patient_id,
-                "source_path": str(source),
-                "frame": row.frame,
-                "roi_x0": box[0],
-                "roi_y0": box[1],
-                "roi_x1": box[2],
-                "roi_y1": box[3],
-                "crop_cache": None,
-                "crop_index": len(crops),
-                "rows": image.rows,
-                "cols": image.cols,
-            }
-        )
+        source, image, box, crop, warning = read
+        if warning:
+            issues.append(IngestIssue(row.row, row.path, warning, level="warning"))
+        cases.setdefault(row.patient_id, _case_record(row, image))
+        images.append(_image_record(row, image, source, box, len(crops)))
         crops.append(crop)
-        image_ids.append(image_id)
-        case_ids.append(row.patient_id)
         labels.append(row.label)
     crop_set = CropSet(
         crops=np.stack(crops).astype(np.float32)
         if crops
         else np.zeros((0, crop_size, crop_size), np.float32),
-        image_ids=np.asarray(image_ids, dtype=str),
-        case_ids=np.asarray(case_ids, dtype=str),
+        image_ids=np.asarray([i["image_id"] for i in images], dtype=str),
+        case_ids=np.asarray([i["case_id"] for i in images], dtype=str),
         labels=np.asarray(labels, dtype=np.int64),
     )
     return crop_set, issues, list(cases.values()), images
@@ -277,43 +274,20 @@ def ingest_folder(
     ValueError
         If the manifest lacks required columns, or crop parameters are out of range.
     """
-    data_dir = Path(data_dir).resolve()
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data folder not found: {data_dir}")
-    manifest = Path(manifest).resolve() if manifest else data_dir / "manifest.csv"
-    if int(crop_size) != crop_size or crop_size < 8:
-        raise ValueError(f"crop_size must be an integer >= 8, got {crop_size!r}")
-    if not 0 <= margin <= 2:
-        raise ValueError(f"margin must lie in 0..2 (fraction of the box side), got {margin!r}")
-    crop_size = int(crop_size)
+    data_dir, manifest, crop_size = _checked_inputs(data_dir, manifest, crop_size, margin)
     rows, manifest_issues = read_manifest(manifest)
-
-    cache_dir = data_dir / CACHE_DIRNAME
-    cache_dir.mkdir(exist_ok=True)
-    key = _cache_key(data_dir, manifest, rows, crop_size, margin)
-    npz, meta_path = cache_dir / f"crops-{key}.npz", cache_dir / f"crops-{key}.json"
-    report = cache_dir / f"report-{key}.csv"
-
-    if use_cache and npz.is_file() and meta_path.is_file() and report.is_file():
-        crops = CropSet.load(npz)
-        meta = json.loads(meta_path.read_text())
-        issues = [IngestIssue(**i) for i in meta["issues"]]
-        cases, images, from_cache = meta["cases"], meta["images"], True
+    cache = _CacheFiles.for_key(
+        data_dir / CACHE_DIRNAME, _cache_key(data_dir, manifest, rows, crop_size, margin)
+    )
+    if use_cache and cache.complete():
+        crops, issues, cases, images = cache.load()
+        from_cache = True
     else:
         crops, row_issues, cases, images = _ingest_rows(data_dir, rows, crop_size, margin, progress)
         issues = sorted(manifest_issues + row_issues, key=lambda i: (i.row, i.level))
-        for image in images:
-            image["crop_cache"] = str(npz)
-        tmp = npz.with_name(f"{npz.stem}.tmp{os.getpid()}.npz")
-        crops.save(tmp)
-        os.replace(tmp, npz)
-        _write_report(report, issues)
-        meta = {"issues": [asdict(i) for i in issues], "cases": cases, "images": images}
-        tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, meta_path)
+        cache.save(crops, issues, cases, images)
         from_cache = False
-
+    report = cache.report
     if report_csv is not None and Path(report_csv).resolve() != report.resolve():
         shutil.copyfile(report, report_csv)
         report = Path(report_csv)
@@ -323,14 +297,66 @@ def ingest_folder(
         report_csv=report,
         cases=[dict(c) for c in cases],
         images=[dict(i) for i in images],
-        crop_cache=npz,
-        cache_key=key,
+        crop_cache=cache.npz,
+        cache_key=cache.key,
         from_cache=from_cache,
         n_rows=len(rows) + sum(1 for i in manifest_issues if i.row),
     )
     if conn is not None:
         _record(conn, result, data_dir, manifest, crop_size)
     return result
+
+
+def _checked_inputs(data_dir, manifest, crop_size, margin) -> tuple[Path, Path, int]:
+    data_dir = Path(data_dir).resolve()
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {data_dir}")
+    manifest = Path(manifest).resolve() if manifest else data_dir / "manifest.csv"
+    if int(crop_size) != crop_size or crop_size < 8:
+        raise ValueError(f"crop_size must be an integer >= 8, got {crop_size!r}")
+    if not 0 <= margin <= 2:
+        raise ValueError(f"margin must lie in 0..2 (fraction of the box side), got {margin!r}")
+    return data_dir, manifest, int(crop_size)
+
+
+@dataclass(frozen=True)
+class _CacheFiles:
+    """The cached crops, records and report of one ingestion input (content-hashed key)."""
+
+    key: str
+    npz: Path
+    meta: Path
+    report: Path
+
+    @classmethod
+    def for_key(cls, folder: Path, key: str) -> _CacheFiles:
+        folder.mkdir(exist_ok=True)
+        return cls(
+            key,
+            folder / f"crops-{key}.npz",
+            folder / f"crops-{key}.json",
+            folder / f"report-{key}.csv",
+        )
+
+    def complete(self) -> bool:
+        return self.npz.is_file() and self.meta.is_file() and self.report.is_file()
+
+    def load(self):
+        meta = json.loads(self.meta.read_text())
+        issues = [IngestIssue(**i) for i in meta["issues"]]
+        return CropSet.load(self.npz), issues, meta["cases"], meta["images"]
+
+    def save(self, crops: CropSet, issues, cases, images) -> None:
+        for image in images:
+            image["crop_cache"] = str(self.npz)
+        tmp = self.npz.with_name(f"{self.npz.stem}.tmp{os.getpid()}.npz")
+        crops.save(tmp)
+        os.replace(tmp, self.npz)
+        _write_report(self.report, issues)
+        meta = {"issues": [asdict(i) for i in issues], "cases": cases, "images": images}
+        tmp = self.meta.with_name(self.meta.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.meta)
 
 
 def _record(conn, result: IngestResult, data_dir: Path, manifest: Path, crop_size: int) -> None:

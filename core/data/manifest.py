@@ -96,65 +96,73 @@ def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[IngestIssue
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
-    header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    has_box = all(c in header for c in BOX)
-    if missing or not (has_box or "mask" in header):
-        need = ", ".join(REQUIRED) + ", and either " + ",".join(BOX) + " or mask"
-        if not header:
-            raise ValueError(f"manifest {path} is empty; it needs a header row with {need}")
-        other = [d for d in ";\t|" if len(header) == 1 and d in header[0]]
-        if other:
-            raise ValueError(
-                f"manifest {path} looks separated by {other[0]!r}, not commas (header "
-                f"{header[0]!r}); save it as comma-separated CSV with columns {need}"
-            )
-        raise ValueError(f"manifest {path} has columns {', '.join(header)}; it needs {need}")
-    reader.fieldnames = header
-    records = [(i + 2, rec) for i, rec in enumerate(reader)]
-
+    reader.fieldnames = _checked_header(path, reader.fieldnames)
     rows: list[ManifestRow] = []
     issues: list[IngestIssue] = []
     seen: dict[tuple[str, int], int] = {}
     patient_label: dict[str, tuple[int, int]] = {}
-    for line, rec in records:
+    for i, rec in enumerate(reader):
+        line = i + 2
         values = {k: (v or "").strip() for k, v in rec.items() if k}
         if not any(values.values()):
             continue  # blank line
         rel = _norm_path(values.get("path", "")) if values.get("path") else ""
-        problem = _check(values)
-        if problem is None:
-            label = parse_label(values["label"])
-            frame = int(values.get("frame") or 0)
-            key = (rel, frame)
-            prior = patient_label.get(values["patient_id"])
-            if key in seen:
-                problem = f"duplicate row: {rel} frame {frame} is already listed in row {seen[key]}"
-            elif prior is not None and prior[0] != label:
-                problem = (
-                    f"patient {values['patient_id']} is labelled {CLASSES[label]} here but "
-                    f"{CLASSES[prior[0]]} in row {prior[1]}; a patient has one label"
-                )
+        problem = _check(values) or _conflict(values, rel, seen, patient_label)
         if problem is not None:
             issues.append(IngestIssue(line, rel or "-", problem))
             continue
-        seen[key] = line
-        patient_label.setdefault(values["patient_id"], (label, line))
-        box = None
-        if values.get("x0"):
-            box = tuple(float(values[c]) for c in BOX)
-        rows.append(
-            ManifestRow(
-                row=line,
-                patient_id=values["patient_id"],
-                path=rel,
-                label=label,
-                box=box,
-                mask=_norm_path(values["mask"]) if not box and values.get("mask") else None,
-                frame=frame,
-            )
-        )
+        row = _row(line, values, rel)
+        seen[(rel, row.frame)] = line
+        patient_label.setdefault(row.patient_id, (row.label, line))
+        rows.append(row)
     return rows, issues
+
+
+def _checked_header(path: Path, fieldnames) -> list[str]:
+    """The lower-cased header, or a ValueError saying which columns a manifest needs."""
+    header = [(h or "").strip().lower() for h in (fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in header]
+    has_box = all(c in header for c in BOX)
+    if not missing and (has_box or "mask" in header):
+        return header
+    need = ", ".join(REQUIRED) + ", and either " + ",".join(BOX) + " or mask"
+    if not header:
+        raise ValueError(f"manifest {path} is empty; it needs a header row with {need}")
+    other = [d for d in ";\t|" if len(header) == 1 and d in header[0]]
+    if other:
+        raise ValueError(
+            f"manifest {path} looks separated by {other[0]!r}, not commas (header "
+            f"{header[0]!r}); save it as comma-separated CSV with columns {need}"
+        )
+    raise ValueError(f"manifest {path} has columns {', '.join(header)}; it needs {need}")
+
+
+def _conflict(values: dict, rel: str, seen: dict, patient_label: dict) -> str | None:
+    """A row that repeats an image, or gives a patient a second label."""
+    label = parse_label(values["label"])
+    frame = int(values.get("frame") or 0)
+    prior = patient_label.get(values["patient_id"])
+    if (rel, frame) in seen:
+        return f"duplicate row: {rel} frame {frame} is already listed in row {seen[(rel, frame)]}"
+    if prior is not None and prior[0] != label:
+        return (
+            f"patient {values['patient_id']} is labelled {CLASSES[label]} here but "
+            f"{CLASSES[prior[0]]} in row {prior[1]}; a patient has one label"
+        )
+    return None
+
+
+def _row(line: int, values: dict, rel: str) -> ManifestRow:
+    box = tuple(float(values[c]) for c in BOX) if values.get("x0") else None
+    return ManifestRow(
+        row=line,
+        patient_id=values["patient_id"],
+        path=rel,
+        label=parse_label(values["label"]),
+        box=box,
+        mask=_norm_path(values["mask"]) if not box and values.get("mask") else None,
+        frame=int(values.get("frame") or 0),
+    )
 
 
 def _decode(path: Path) -> str:
