@@ -11,13 +11,13 @@ import html
 import io
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pandas as pd
 import plotly.io as pio
 
 from core.labels import CLASSES
 from dashboard import figures, loaders
+from db.clock import utc_now
 
 RUN_COLUMNS = ("run_id", "model", "mode", "status", "device", "weights", "seed", "created_at")
 
@@ -71,10 +71,48 @@ def build_report(
     labels = loaders.run_labels(runs)
     tables = loaders.compute_metric_tables(predictions, labels, n_boot=n_boot)
     confusions = loaders.compute_confusions(predictions, labels)
-    curves = loaders.compute_roc_curves(predictions, labels)
     per_fold = loaders.compute_fold_metrics(predictions, labels)
     summary = loaders.fold_summary(per_fold)
+    roc, confusion_html, folds = _figures_html(
+        loaders.compute_roc_curves(predictions, labels), confusions, per_fold, labels
+    )
+    run_table = runs[[c for c in RUN_COLUMNS if c in runs.columns]]
+    n_cases = predictions.groupby("run_id")["case_id"].nunique().rename("cases")
+    run_table = run_table.merge(n_cases, left_on="run_id", right_index=True, how="left")
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Generated {utc_now():%Y-%m-%d %H:%M} UTC. Out-of-fold predictions; 95% "
+        f"bootstrap confidence intervals ({n_boot} resamples). Classes: {', '.join(CLASSES)}.</p>",
+        "<h2>Runs</h2>",
+        _table_html(run_table),
+    ]
+    for average in loaders.AVERAGES:
+        sections += [
+            f"<h2>Table 1 ({average} average)</h2>",
+            _table_html(loaders.table_one(tables, average=average), index=True),
+        ]
+    sections += ["<h2>ROC curves</h2>", roc, "<h2>Confusion matrices</h2>"]
+    sections += [f'<div class="fig">{h}</div>' for h in confusion_html]
+    sections += ["<h2>Per-fold metrics (macro)</h2>", _table_html(summary), folds]
+    sections += ["<h2>Metrics per model, class and average</h2>"]
+    for name, part in tables.groupby("model", sort=False):
+        sections += [
+            f"<h3>{html.escape(name)}</h3>",
+            _table_html(part.drop(columns=["run_id", "model"])),
+        ]
+    csvs = {
+        "runs.csv": run_table.to_csv(index=False),
+        "predictions.csv": predictions.to_csv(index=False),
+        "metrics.csv": tables.to_csv(index=False),
+        "confusion.csv": _confusion_frame(confusions, labels).to_csv(index=False),
+        "per_fold.csv": per_fold.to_csv(index=False),
+        "per_fold_summary.csv": summary.to_csv(index=False),
+    }
+    return Report(html=_page(title, sections), csvs=csvs)
 
+
+def _figures_html(curves, confusions, per_fold, labels) -> tuple[str, list[str], str]:
+    """The ROC figure, two confusion figures per run (counts, row-normalised) and the fold figure."""
     figs = [figures.roc_figure(curves)]
     for run_id, name in labels.items():
         for normalise in (False, True):
@@ -86,36 +124,15 @@ def build_report(
             )
     figs.append(figures.fold_metrics_figure(per_fold))
     # plotly.js once, inline (the file works offline); later figures reuse it.
-    fig_html = [
+    parts = [
         pio.to_html(f, full_html=False, include_plotlyjs=(i == 0), config={"responsive": True})
         for i, f in enumerate(figs)
     ]
+    return parts[0], parts[1:-1], parts[-1]
 
-    run_table = runs[[c for c in RUN_COLUMNS if c in runs.columns]]
-    n_cases = predictions.groupby("run_id")["case_id"].nunique().rename("cases")
-    run_table = run_table.merge(n_cases, left_on="run_id", right_index=True, how="left")
-    sections = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Out-of-fold predictions; 95% "
-        f"bootstrap confidence intervals ({n_boot} resamples). Classes: {', '.join(CLASSES)}.</p>",
-        "<h2>Runs</h2>",
-        _table_html(run_table),
-    ]
-    for average in loaders.AVERAGES:
-        sections += [
-            f"<h2>Table 1 ({average} average)</h2>",
-            _table_html(loaders.table_one(tables, average=average), index=True),
-        ]
-    sections += ["<h2>ROC curves</h2>", fig_html[0], "<h2>Confusion matrices</h2>"]
-    sections += [f'<div class="fig">{h}</div>' for h in fig_html[1:-1]]
-    sections += ["<h2>Per-fold metrics (macro)</h2>", _table_html(summary), fig_html[-1]]
-    sections += ["<h2>Metrics per model, class and average</h2>"]
-    for name, part in tables.groupby("model", sort=False):
-        sections += [
-            f"<h3>{html.escape(name)}</h3>",
-            _table_html(part.drop(columns=["run_id", "model"])),
-        ]
-    page = (
+
+def _page(title: str, sections: list[str]) -> str:
+    return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>"
         "body{font-family:sans-serif;margin:2em;max-width:1300px}"
@@ -123,24 +140,21 @@ def build_report(
         ".t td,.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
         ".fig{display:inline-block}</style></head><body>" + "\n".join(sections) + "</body></html>"
     )
-    confusion_rows = [
-        {
-            "run_id": run_id,
-            "model": labels[run_id],
-            "true": CLASSES[t],
-            "predicted": CLASSES[p],
-            "count": int(m[t, p]),
-        }
-        for run_id, m in confusions.items()
-        for t in range(len(CLASSES))
-        for p in range(len(CLASSES))
-    ]
-    csvs = {
-        "runs.csv": run_table.to_csv(index=False),
-        "predictions.csv": predictions.to_csv(index=False),
-        "metrics.csv": tables.to_csv(index=False),
-        "confusion.csv": pd.DataFrame(confusion_rows).to_csv(index=False),
-        "per_fold.csv": per_fold.to_csv(index=False),
-        "per_fold_summary.csv": summary.to_csv(index=False),
-    }
-    return Report(html=page, csvs=csvs)
+
+
+def _confusion_frame(confusions: dict, labels: dict) -> pd.DataFrame:
+    """Long form: one row per run, true class and predicted class, with the count."""
+    return pd.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "model": labels[run_id],
+                "true": CLASSES[t],
+                "predicted": CLASSES[p],
+                "count": int(m[t, p]),
+            }
+            for run_id, m in confusions.items()
+            for t in range(len(CLASSES))
+            for p in range(len(CLASSES))
+        ]
+    )
