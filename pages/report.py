@@ -1,11 +1,10 @@
 """Report export: one button, a zip with a self-contained HTML report and the CSVs behind it."""
 
-from datetime import UTC, datetime
-
 import streamlit as st
 
 from dashboard import auth, loaders, widgets
 from dashboard.report import build_report
+from db.clock import utc_now
 
 auth.require_role("admin")
 st.title("Report export")
@@ -34,7 +33,7 @@ def make_zip() -> bytes:
     return build_report(predictions, chosen_runs).to_zip()
 
 
-stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+stamp = utc_now().strftime("%Y%m%d-%H%M")
 st.download_button(
     "Download report (HTML + CSV, zip)",
     data=make_zip,  # built on click, not on every rerun
