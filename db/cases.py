@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ import sqlite_utils
 
 from db.clock import now_iso
 from db.connection import write_transaction
+from db.display_ids import random_code
 from db.errors import CaseNotFound
 
 CLASSES = ("SCC", "AC", "ASC")  # same order as core.labels.CLASSES; db/ does not import core/
@@ -137,8 +137,8 @@ def record_ingestion(
 
 
 def _new_display_id(raw) -> str:
-    while True:  # 16.7 M choices: a collision is rare, and then we simply draw again
-        candidate = f"C-{secrets.token_hex(3).upper()}"
+    while True:  # 309 M choices: a collision is rare, and then we simply draw again
+        candidate = f"C-{random_code()}"
         if raw.execute("SELECT 1 FROM cases WHERE display_id = ?", (candidate,)).fetchone() is None:
             return candidate
 
@@ -151,8 +151,9 @@ def upsert_cases(
 ) -> int:
     """Insert or update cases in one transaction; return how many rows were written.
 
-    A new case gets a random ``display_id`` (``C-`` and 6 hex digits, from ``secrets``) that says
-    nothing about its label; an existing case keeps its ``display_id``.
+    A new case gets a random ``display_id`` (``C-`` and 6 characters of
+    ``db.display_ids.ALPHABET``, which cannot spell a class name) that says nothing about its
+    label; an existing case keeps its ``display_id``.
 
     Parameters
     ----------

@@ -24,7 +24,7 @@ def test_cases_get_a_stable_random_display_id_that_hides_the_label(db_path):
     with db.connect(db_path) as conn:
         again = db.cases_frame(conn).set_index("case_id")
     assert first["label"].to_dict() == {"P0": "SCC", "P1": "AC", "P2": "ASC", "P3": "SCC"}
-    assert all(re.fullmatch(r"C-[0-9A-F]{6}", d) for d in first["display_id"])
+    assert all(re.fullmatch(r"C-[2-9B-Z]{6}", d) for d in first["display_id"])
     assert first["display_id"].is_unique
     assert again["display_id"].to_dict() == first["display_id"].to_dict()  # kept on re-upsert
     assert again.loc["P0", "label"] == "AC" and again.loc["P0", "orientation"] == "sagittal"
