@@ -18,6 +18,41 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a file may ask the decoder for, checked from its header before any pixel is decoded.
+
+    The defaults fit clinical MRI (at most 1024x1024 per slice, a few hundred frames) with a wide
+    margin, and refuse decompression bombs: a 4 MB RLE file can claim 16384x16384 pixels.
+    """
+
+    max_pixels_per_frame: int = 4096 * 4096
+    max_frames: int = 2048
+    max_decoded_bytes: int = 1 << 30  # one frame as float32, with the decoder's own copy
+
+    def problem(self, rows: int, cols: int, frames: int, bits: int) -> str | None:
+        """Why a frame of this size is refused, or None (a missing size is the decoder's to report)."""
+        if rows * cols > self.max_pixels_per_frame:
+            return (
+                f"{cols}x{rows} pixels per frame is over the limit of "
+                f"{self.max_pixels_per_frame:,} (refused before decoding)"
+            )
+        if frames > self.max_frames:
+            return (
+                f"{frames} frames is over the limit of {self.max_frames} (refused before decoding)"
+            )
+        needed = rows * cols * max(bits // 8, 1) + rows * cols * 4
+        if needed > self.max_decoded_bytes:
+            return (
+                f"decoding one {cols}x{rows} frame needs {needed / 2**20:,.0f} MiB, over the limit "
+                f"of {self.max_decoded_bytes / 2**20:,.0f} MiB (refused before decoding)"
+            )
+        return None
+
+
+DEFAULT_LIMITS = DecodeLimits()
 SYNTHETIC_MARK = "SYNTHETIC - CervixScope demo"
 
 
@@ -99,7 +134,9 @@ def _stored_range(ds: pydicom.Dataset) -> tuple[float, float]:
     return min(a, b), max(a, b)
 
 
-def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> DicomImage:
+def read_pixels(
+    path: str | Path, frame: int = 0, *, voi: bool = False, limits: DecodeLimits = DEFAULT_LIMITS
+) -> DicomImage:
     """Read and decode one frame of a DICOM file.
 
     Parameters
@@ -112,6 +149,8 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
         Also apply the file's VOI LUT or window (pydicom's ``apply_voi_lut``). Off by default:
         ingestion normalises intensities by percentiles, which does not depend on how a scanner
         chose its display window.
+    limits : DecodeLimits, optional
+        Largest frame (pixels, bytes) and number of frames the header may ask for.
 
     Returns
     -------
@@ -123,8 +162,8 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
     ------
     DicomReadError
         If the file is missing, not DICOM, truncated, has no pixel data, has a photometric
-        interpretation other than MONOCHROME1/2, if ``frame`` is out of range, or if no installed
-        decoder handles its transfer syntax.
+        interpretation other than MONOCHROME1/2, if ``frame`` is out of range, if the header asks
+        for more than ``limits`` allow, or if no installed decoder handles its transfer syntax.
     """
     path = Path(path)
     if not path.is_file():
@@ -147,14 +186,16 @@ def read_pixels(path: str | Path, frame: int = 0, *, voi: bool = False) -> Dicom
         if "end of file" in str(warning.message).lower():
             raise DicomReadError(path, f"truncated file ({warning.message})")
     try:
-        return _decode(ds, path, frame, voi)
+        return _decode(ds, path, frame, voi, limits)
     except DicomReadError:
         raise
     except Exception as exc:  # pydicom parses elements lazily: a damaged one fails on first use
         raise DicomReadError(path, f"damaged DICOM header ({type(exc).__name__}: {exc})") from exc
 
 
-def _decode(ds: pydicom.Dataset, path: Path, frame: int, voi: bool) -> DicomImage:
+def _decode(
+    ds: pydicom.Dataset, path: Path, frame: int, voi: bool, limits: DecodeLimits
+) -> DicomImage:
     """The body of `read_pixels` once the file is open; any exception means a damaged file."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DicomReadError(path, "no pixel data (the file holds only a header)")
@@ -168,6 +209,10 @@ def _decode(ds: pydicom.Dataset, path: Path, frame: int, voi: bool) -> DicomImag
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if not 0 <= frame < n_frames:
         raise DicomReadError(path, f"frame {frame} out of range; the file has {n_frames} frame(s)")
+    size = (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    too_big = limits.problem(*size, n_frames, int(ds.get("BitsAllocated", 16) or 16))
+    if too_big:
+        raise DicomReadError(path, too_big)
     try:
         raw = pixel_array(ds, index=frame if n_frames > 1 else None)
     except (KeyboardInterrupt, SystemExit):
@@ -237,9 +282,13 @@ def apply_window(array: np.ndarray, center: float, width: float) -> np.ndarray:
         raise ValueError(
             f"window width must be a finite number >= 1, got center={center}, width={width}"
         )
-    x = np.asarray(array, dtype=np.float64)
-    scaled = ((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    # float32 in place: a float64 copy of a large slice costs twice the memory for no visible gain.
+    x = np.array(array, dtype=np.float32)
+    x -= np.float32(center - 0.5)
+    x *= np.float32(255.0 / max(width - 1, 1e-6))
+    x += np.float32(127.5)
+    np.rint(x, out=x)
+    return np.clip(x, 0, 255, out=x).astype(np.uint8)
 
 
 def default_window(image: DicomImage) -> tuple[float, float]:

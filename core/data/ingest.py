@@ -93,7 +93,19 @@ def looks_t2_sagittal(series_description: str, orientation: str) -> str | None:
     return "; ".join(reasons) + " (expected T2 sagittal; ingested anyway)"
 
 
-def _file_digest(path: Path) -> str:
+def contained(data_dir: Path, rel: str) -> Path | None:
+    """``data_dir / rel`` with every link resolved, or None when that leaves ``data_dir``.
+
+    The manifest check sees only the path's text; a symbolic link inside the folder can still
+    point anywhere (``scans -> /``), so every file is checked again by where it really is.
+    """
+    path = (data_dir / rel).resolve()
+    return path if path.is_relative_to(data_dir.resolve()) else None
+
+
+def _file_digest(path: Path | None) -> str:
+    if path is None:
+        return "outside"
     if not path.is_file():
         return "missing"
     h = hashlib.sha256()
@@ -112,7 +124,7 @@ def _cache_key(data_dir: Path, manifest: Path, rows: list[ManifestRow], crop_siz
     for row in rows:
         for rel in (row.path, row.mask):
             if rel is not None and rel not in digests:
-                digests[rel] = _file_digest(data_dir / rel)
+                digests[rel] = _file_digest(contained(data_dir, rel))
     for rel in sorted(digests):
         h.update(f"|{rel}={digests[rel]}".encode())
     return h.hexdigest()[:20]
@@ -152,7 +164,9 @@ def _write_report(path: Path, issues: list[IngestIssue]) -> None:
 
 def _read_row(data_dir: Path, row: ManifestRow, make_crop):
     """One manifest row -> (source, image, box, crop, warning), or the reason it is skipped."""
-    source = (data_dir / row.path).resolve()
+    source = contained(data_dir, row.path)
+    if source is None:
+        return f"{row.path} leads outside the data folder through a symbolic link; not read"
     if not source.is_file():
         return f"file not found: {source}"
     try:
@@ -163,8 +177,11 @@ def _read_row(data_dir: Path, row: ManifestRow, make_crop):
         return f"Modality is {image.modality or 'missing'!r}, expected MR (only MRI is ingested)"
     box = row.box
     if box is None:
+        mask = contained(data_dir, row.mask)
+        if mask is None:
+            return f"lesion mask {row.mask} leads outside the data folder through a symbolic link; not read"
         try:
-            box = _mask_box(data_dir / row.mask, image.rows, image.cols)
+            box = _mask_box(mask, image.rows, image.cols)
         except (OSError, ValueError, DicomReadError) as exc:
             return f"lesion mask {row.mask} unusable: {exc}"
     if not box_inside(box, image.rows, image.cols):
