@@ -1,21 +1,23 @@
 """Read cases: the reader's own randomised worklist, one case at a time, blinded.
 
-Only ``dashboard.reading`` is called: it returns what a reader may see and nothing else. The
-position survives reruns in session state; a new session resumes at the first unread case (DB).
+Only the reading service (``core.reader_study``) is called: it returns what a reader may see and
+nothing else. The position survives reruns in session state; a new session resumes at the first
+unread case (DB).
 """
 
-import numpy as np
 import streamlit as st
 
 from core.labels import CLASSES
-from dashboard import auth, reading, store
+from core.reader_study import reading, viewing
+from core.reader_study.arms import reader_arms
+from dashboard import auth, store
 
 me = auth.require_role("reader")
 st.title("Read cases")
 st.caption(f"Signed in as {me.name}. Choose the type and how confident you are in each type.")
 
 with store.errors_shown():  # e.g. the study or this reader was deleted meanwhile
-    arms = reading.reader_arms(me.study_id, me.reader_id)
+    arms = reader_arms(me.study_id, me.reader_id)
 for status in arms:
     if status.open:
         continue
@@ -72,12 +74,10 @@ with image_col:
     if case.image is None:
         st.warning(case.image_problem or "No image for this case.")
     else:
-        center0, width0 = reading.window_defaults(case)
-        lo, hi = float(case.image.min()), float(case.image.max())
-        span = max(hi - lo, 1.0)
-        level = st.slider("Level", lo, max(hi, lo + 1.0), float(np.clip(center0, lo, hi)))
-        width = st.slider("Window", 1.0, 2 * span, float(np.clip(width0, 1.0, 2 * span)))
-        slice_rgb = reading.render_slice(case.image, level, width, case.roi)
+        bounds = viewing.window_controls(case.image, case.window_center, case.window_width)
+        level = st.slider("Level", bounds.level_min, bounds.level_max, bounds.level)
+        width = st.slider("Window", bounds.width_min, bounds.width_max, bounds.width)
+        slice_rgb = viewing.render_slice(case.image, level, width, case.roi)
         st.image(slice_rgb, caption="Slice, ROI in yellow", width=480)  # small DICOMs: scale up
 with crop_col:
     if case.crop is not None:

@@ -6,9 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 import db
+from core.reader_study.sampling import stratified_sample
 from dashboard import auth, widgets
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
-from dashboard.study_admin import stratified_sample
 
 auth.require_role("admin")
 st.title("Studies and readers")

@@ -18,8 +18,10 @@ from streamlit.testing.v1 import AppTest
 import db
 from core.data.ingest import ingest_folder
 from core.labels import CLASSES
-from dashboard import reading
+from core.reader_study import reading, viewing
+from core.reader_study.arms import reader_arms
 from dashboard.auth import Identity
+from db.clock import now_iso
 from tests.dashboard.reader_study_helpers import (
     ADMIN_SECRET,
     answer,
@@ -149,7 +151,7 @@ def test_aided_arm_shows_model_output_unaided_never(env):
                 position,
                 "AC",
                 {"SCC": 0, "AC": 1, "ASC": 0},
-                reading.now_iso(),
+                now_iso(),
             )
     aided = reading.case_for_reader(study, me, "aided", 1, with_gradcam=False)
     assert aided.model_probabilities == pytest.approx(PROBS)
@@ -176,13 +178,13 @@ def test_unaided_answers_lock_once_the_aided_arm_opens(env):
 
     def submit(position: int, arm: str = "unaided") -> int:
         ac = {"SCC": 0, "AC": 1, "ASC": 0}
-        return reading.submit_answer(study, me, arm, position, "AC", ac, reading.now_iso())
+        return reading.submit_answer(study, me, arm, position, "AC", ac, now_iso())
 
     submit(1)
     submit(2)
     submit(1)  # a change before the aided arm opens is allowed
     submit(3)  # the last unaided read: no washout, so the aided arm opens now
-    statuses = {a.arm: a for a in reading.reader_arms(study, me)}
+    statuses = {a.arm: a for a in reader_arms(study, me)}
     assert statuses["aided"].open
     assert not statuses["unaided"].open and "locked" in statuses["unaided"].reason
     with pytest.raises(ValueError, match="unaided answers are locked once the AI-aided arm"):
@@ -208,12 +210,12 @@ def test_unaided_answers_stay_editable_during_the_washout_until_an_aided_read(en
         conn.close()
     for position in (1, 2, 3):
         reading.submit_answer(
-            study, me, "unaided", position, "SCC", {"SCC": 1, "AC": 0, "ASC": 0}, reading.now_iso()
+            study, me, "unaided", position, "SCC", {"SCC": 1, "AC": 0, "ASC": 0}, now_iso()
         )
-    statuses = {a.arm: a for a in reading.reader_arms(study, me)}
+    statuses = {a.arm: a for a in reader_arms(study, me)}
     assert statuses["unaided"].open and not statuses["aided"].open
     later = datetime.now(UTC) + timedelta(days=15)
-    statuses = {a.arm: a for a in reading.reader_arms(study, me, now=later)}
+    statuses = {a.arm: a for a in reader_arms(study, me, now=later)}
     assert statuses["aided"].open and not statuses["unaided"].open
     # an aided read on record (e.g. imported, or the washout shortened later) locks it too
     conn = db.connect()
@@ -221,19 +223,19 @@ def test_unaided_answers_stay_editable_during_the_washout_until_an_aided_read(en
         db.submit_read(
             conn, study_id=study, reader_id=me, case_id=env["chosen"][0], arm="aided",
             label="AC", confidences={"SCC": 0.2, "AC": 0.7, "ASC": 0.1},
-            shown_at=reading.now_iso(),
+            shown_at=now_iso(),
         )  # fmt: skip
     finally:
         conn.close()
-    assert not {a.arm: a for a in reading.reader_arms(study, me)}["unaided"].open
+    assert not {a.arm: a for a in reader_arms(study, me)}["unaided"].open
     with pytest.raises(ValueError, match="unaided answers are locked"):
         reading.submit_answer(
-            study, me, "unaided", 1, "AC", {"SCC": 0, "AC": 1, "ASC": 0}, reading.now_iso()
+            study, me, "unaided", 1, "AC", {"SCC": 0, "AC": 1, "ASC": 0}, now_iso()
         )
 
 
 def test_washout_keeps_aided_arm_closed_until_it_has_passed(env, monkeypatch):
-    arms = reading.reader_arms(env["study_id"], env["reader_id"])
+    arms = reader_arms(env["study_id"], env["reader_id"])
     assert [a.arm for a in arms] == ["unaided", "aided"]
     conn = db.connect()
     try:
@@ -245,15 +247,13 @@ def test_washout_keeps_aided_arm_closed_until_it_has_passed(env, monkeypatch):
     finally:
         conn.close()
     try:
-        statuses = {a.arm: a for a in reading.reader_arms(env["study_id"], env["reader_id"])}
+        statuses = {a.arm: a for a in reader_arms(env["study_id"], env["reader_id"])}
         if n_read < 3:  # unaided arm unfinished: the aided arm waits for it
             assert not statuses["aided"].open and "Finish the unaided" in statuses["aided"].reason
         else:
             assert not statuses["aided"].open and "washout" in statuses["aided"].reason
             later = datetime.now(UTC) + timedelta(days=15)
-            opened = {
-                a.arm: a for a in reading.reader_arms(env["study_id"], env["reader_id"], now=later)
-            }
+            opened = {a.arm: a for a in reader_arms(env["study_id"], env["reader_id"], now=later)}
             assert opened["aided"].open
     finally:
         conn = db.connect()
@@ -325,12 +325,12 @@ def test_fallback_crop_is_the_crop_the_model_was_given(env):
     finally:
         conn.close()
     row = images.iloc[0]
-    cached = reading._cached_crop(row)  # what ingestion stored for the model
+    cached = viewing.cached_crop(row)  # what ingestion stored for the model
     assert cached is not None
     path = Path(str(row["source_path"] if "source_path" in row.index else row["path"]))
     image = read_pixels(path if path.is_absolute() else data_dir / path, frame=int(row["frame"]))
-    roi = reading._roi(row)
-    crop = reading.crop_roi(np.asarray(image.array, dtype=np.float32), roi, size=cached.shape[0])
+    roi = viewing.image_roi(row)
+    crop = viewing.crop_roi(np.asarray(image.array, dtype=np.float32), roi, size=cached.shape[0])
     np.testing.assert_allclose(crop, cached, atol=1e-5)
 
 
@@ -360,8 +360,8 @@ def test_a_closed_aided_arm_takes_no_answer_even_by_direct_call(env):
         conn.close()
     answer = ("AC", {"SCC": 0, "AC": 1, "ASC": 0})
     with pytest.raises(ValueError, match="Finish the unaided reads first"):
-        reading.submit_answer(study, me, "aided", 1, *answer, reading.now_iso())
+        reading.submit_answer(study, me, "aided", 1, *answer, now_iso())
     for position in (1, 2, 3):
-        reading.submit_answer(study, me, "unaided", position, *answer, reading.now_iso())
+        reading.submit_answer(study, me, "unaided", position, *answer, now_iso())
     with pytest.raises(ValueError, match="washout"):
-        reading.submit_answer(study, me, "aided", 1, *answer, reading.now_iso())
+        reading.submit_answer(study, me, "aided", 1, *answer, now_iso())

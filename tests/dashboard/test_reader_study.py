@@ -18,7 +18,7 @@ from sklearn.metrics import confusion_matrix
 import db
 from core.data.ingest import ingest_folder
 from core.labels import CLASSES
-from dashboard import reading
+from core.reader_study import reading
 from tests.dashboard.reader_study_helpers import (
     ADMIN_SECRET,
     answer,
@@ -178,7 +178,7 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
 def test_stratified_sample_keeps_class_shares():
     import pandas as pd
 
-    from dashboard.study_admin import stratified_sample
+    from core.reader_study.sampling import stratified_sample
 
     cases = pd.DataFrame(
         {
@@ -295,7 +295,7 @@ def test_aided_arm_gets_real_model_probabilities_and_gradcam(eval_db, tmp_path, 
     run's out-of-fold probabilities and a Grad-CAM overlay from its saved final model."""
     import shutil
 
-    from dashboard import reading
+    from core.reader_study import reading
 
     path = tmp_path / "copy.db"
     shutil.copy(eval_db.path, path)  # the shared fixture database stays read-only
@@ -324,8 +324,9 @@ def test_aided_arm_gets_real_model_probabilities_and_gradcam(eval_db, tmp_path, 
 
 
 def test_mrmc_aided_vs_unaided_uses_only_fully_crossed_cases():
+    from core.reader_study import mrmc_inputs
+    from core.reader_study.study_data import SCORE_COLUMNS, StudyData
     from core.statistics.mrmc import or_analysis
-    from dashboard import study_analysis as sa
 
     rng = np.random.default_rng(5)
     truth = np.array(CLASSES)[rng.permutation(np.repeat([0, 1, 2], [20, 12, 8]))]
@@ -346,25 +347,25 @@ def test_mrmc_aided_vs_unaided_uses_only_fully_crossed_cases():
     reads = reads[
         ~((reads["reader"] == "C") & (reads["arm"] == "aided") & (reads["case_id"] == "K00"))
     ]
-    data = sa.StudyData({"arms": ["unaided", "aided"]}, reads.reset_index(drop=True), None)
-    result = sa.mrmc_aided_vs_unaided(data, fom="auc_macro")
+    data = StudyData({"arms": ["unaided", "aided"]}, reads.reset_index(drop=True), None)
+    result = mrmc_inputs.mrmc_aided_vs_unaided(data, fom="auc_macro")
     crossed = reads[reads["case_id"] != "K00"]
     long = crossed.rename(columns={"arm": "modality", "case_id": "case"})
     expected = or_analysis(
-        long[["reader", "modality", "case", "truth", "label", *sa.SCORE_COLUMNS]], fom="auc_macro"
+        long[["reader", "modality", "case", "truth", "label", *SCORE_COLUMNS]], fom="auc_macro"
     )
     assert result.n_cases == 39
     pd.testing.assert_frame_equal(result.to_frame(), expected.to_frame())
     assert result.modality_means["aided"] > result.modality_means["unaided"]
-    text = sa.imrmc_text(data, "ASC")
+    text = mrmc_inputs.imrmc_text(data, "ASC")
     body = text.split("BEGIN DATA:")[1].strip().splitlines()
     assert sum(line.startswith("-1,") for line in body) == 39  # one truth row per crossed case
     assert len(body) == 39 + 3 * 2 * 39  # plus one row per reader, arm and case
     with pytest.raises(ValueError, match="no model run"):
-        sa.mrmc_model_vs_readers(data, "unaided")
-    one_reader = sa.StudyData({"arms": ["unaided"]}, reads[reads["reader"] == "A"], None)
+        mrmc_inputs.mrmc_model_vs_readers(data, "unaided")
+    one_reader = StudyData({"arms": ["unaided"]}, reads[reads["reader"] == "A"], None)
     with pytest.raises(ValueError, match="at least 2 readers"):
-        sa.mrmc_aided_vs_unaided(one_reader)
+        mrmc_inputs.mrmc_aided_vs_unaided(one_reader)
 
 
 def test_reading_time_counts_from_the_latest_display_of_a_case(app_env):

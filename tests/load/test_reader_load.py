@@ -1,4 +1,4 @@
-"""Many readers at once through the reading page's own calls (`dashboard.reading`).
+"""Many readers at once through the reading page's own calls (`core.reader_study.reading`).
 
 Each reader session is a thread with its own short-lived connections, as a Streamlit session is.
 A session signs in with its access code (`db.authenticate_reader`, as pages/sign_in.py does),
@@ -30,7 +30,8 @@ import pytest
 
 import db
 from core.labels import CLASSES
-from dashboard import reading
+from core.reader_study import reading
+from db.clock import now_iso
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -92,7 +93,7 @@ def run_session(session: Session, study_id: int, db_path: Path, barrier: threadi
             study_id, session.reader_id, ARM, db_path=db_path, with_images=False
         )
         while case is not None:
-            shown = reading.now_iso()
+            shown = now_iso()
             label, sliders = answer(session.reader_no, case.display_id)
             start = time.perf_counter()
             _submit(session, study_id, case, label, sliders, shown, db_path)
@@ -190,7 +191,7 @@ def run_load(db_path: Path, n_cases: int, n_readers: int) -> tuple[int, list[Ses
         "reads_per_s": round(n_reads / wall, 1),
         "submit_ms": _percentiles(submits),
         "cycle_ms": _percentiles(cycles),
-        "includes": "sign-in once per session; per case: dashboard.reading.submit_answer, "
+        "includes": "sign-in once per session; per case: core.reader_study.reading.submit_answer, "
         "first_unread, case_for_reader(with_images=False); each call opens its own connection",
         "excludes": "DICOM decoding and rendering of the slice, Streamlit itself",
         "cpu_count": os.cpu_count(),

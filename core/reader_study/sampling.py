@@ -1,4 +1,4 @@
-"""Study set-up helpers for the admin page: which cases a new study reads (no Streamlit)."""
+"""Which cases a new reader study reads: a stratified random sample that keeps every class."""
 
 from __future__ import annotations
 
@@ -13,6 +13,20 @@ def stratified_sample(cases: pd.DataFrame, n: int, *, seed: int = 0) -> list[str
 
     Every class present keeps at least one case (so the rare ASC class is never dropped); the
     remaining places go to the largest fractional shares (Hamilton's method).
+
+    Parameters
+    ----------
+    cases : pandas.DataFrame
+        Columns ``case_id, label`` (as :func:`db.cases_frame`); unlabelled cases are skipped.
+    n : int
+        The sample size.
+    seed : int
+        Seeds the draw within each class.
+
+    Returns
+    -------
+    list of str
+        The chosen case ids, sorted.
 
     Raises
     ------

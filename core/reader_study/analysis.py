@@ -1,0 +1,253 @@
+"""The reader-study analysis tables, from rater frames (see :mod:`core.reader_study.study_data`).
+
+Pure functions on DataFrames: every count and rate goes through :mod:`core.statistics.metrics`
+and every test or agreement statistic through :mod:`core.statistics.stats`, the same code that
+scores the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from core.labels import CLASS_INDEX, CLASSES
+from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData
+from core.statistics import metrics, stats
+
+TABLE_METRICS = ("precision", "sensitivity", "specificity", "accuracy", "error_rate", "auc")
+TABLE_SCOPES = (*CLASSES, "macro", "overall")
+
+
+def class_indices(labels) -> np.ndarray:
+    """Class names as indices into ``CLASSES``."""
+    return np.array([CLASS_INDEX[x] for x in labels], dtype=np.int64)
+
+
+def confusion_table(rater: pd.DataFrame) -> pd.DataFrame:
+    """The paper's layout: rows true SCC/AC/ASC, columns predicted SCC/AC/ASC, counts."""
+    cm = metrics.confusion_matrix(class_indices(rater["truth"]), class_indices(rater["label"]))
+    return pd.DataFrame(
+        cm,
+        index=pd.Index([f"true {c}" for c in CLASSES], name=""),
+        columns=[f"predicted {c}" for c in CLASSES],
+    )
+
+
+def metrics_table(rater: pd.DataFrame, *, n_boot: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Precision, sensitivity, specificity, accuracy and error rate (and AUC from the scores)
+    with 95% bootstrap CIs, per class, macro and overall.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`core.statistics.metrics.classification_table` for those metrics and
+        scopes; AUC only when every score is finite.
+    """
+    scores = rater[SCORE_COLUMNS].to_numpy(dtype=float)
+    y_score = scores if np.isfinite(scores).all() and len(scores) else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = metrics.classification_table(
+            class_indices(rater["truth"]),
+            class_indices(rater["label"]),
+            y_score,
+            n_boot=n_boot,
+            seed=seed,
+        )
+    keep = table["metric"].isin(TABLE_METRICS) & table["scope"].isin(TABLE_SCOPES)
+    return table[keep].reset_index(drop=True)
+
+
+def metrics_wide(table: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """:func:`metrics_table` for reading: rows per class / macro / overall, one column per
+    metric, each cell ``value (ci_low-ci_high)``; blank where a metric does not apply."""
+    cells = table.assign(
+        cell=[
+            ""
+            if np.isnan(v)
+            else f"{v:.{digits}f}" + ("" if np.isnan(lo) else f" ({lo:.{digits}f}-{hi:.{digits}f})")
+            for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+        ]
+    )
+    wide = cells.pivot(index="scope", columns="metric", values="cell").fillna("")
+    order = [s for s in TABLE_SCOPES if s in wide.index]
+    metrics_order = [m for m in TABLE_METRICS if m in wide.columns]
+    return wide.loc[order, metrics_order].rename_axis(index="", columns=None)
+
+
+def operating_point(rater: pd.DataFrame, class_index: int) -> tuple[float, float]:
+    """A rater's one-vs-rest ``(1 - specificity, sensitivity)`` for one class, from its labels;
+    NaN where the class (or its rest) is absent."""
+    truth, called = class_indices(rater["truth"]), class_indices(rater["label"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an absent class is NaN by policy, not news
+        sensitivity = metrics.sensitivity_score(truth, called)[class_index]
+        specificity = metrics.specificity_score(truth, called)[class_index]
+    return float(1.0 - specificity), float(sensitivity)
+
+
+def accuracy(rater: pd.DataFrame) -> float:
+    """The fraction of cases a rater labelled right (:func:`core.statistics.metrics.accuracy_score`)."""
+    return metrics.accuracy_score(class_indices(rater["truth"]), class_indices(rater["label"]))
+
+
+def as_predictions(rater: pd.DataFrame) -> pd.DataFrame:
+    """A rater frame in :func:`db.predictions_frame` form (``label`` = truth, ``p_*`` = scores),
+    for the ROC figure builders."""
+    out = pd.DataFrame({"case_id": rater["case_id"], "label": rater["truth"]})
+    for name in CLASSES:
+        out[f"p_{name}"] = rater[f"c_{name}"].astype(float)
+    return out
+
+
+def mcnemar_table(named: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The model against each reader on the cases both read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per reader: ``reader, cases, model accuracy, reader accuracy, model right,
+        reader wrong, model wrong, reader right, statistic, p-value, method``
+        (:func:`core.statistics.stats.mcnemar_test`); empty without a model.
+    """
+    if MODEL not in named:
+        return pd.DataFrame()
+    model = named[MODEL].set_index("case_id")
+    rows = []
+    for name, rater in named.items():
+        both = rater[rater["case_id"].isin(model.index)]
+        if name == MODEL or both.empty:
+            continue
+        paired = model.loc[both["case_id"]].reset_index()
+        test = stats.mcnemar_test(_right(paired), _right(both))
+        rows.append(
+            {
+                "reader": name,
+                "cases": len(both),
+                "model accuracy": accuracy(paired),
+                "reader accuracy": accuracy(both),
+                "model right, reader wrong": test.b,
+                "model wrong, reader right": test.c,
+                "statistic": test.statistic,
+                "p-value": test.p_value,
+                "method": test.method,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _right(rater: pd.DataFrame) -> np.ndarray:
+    """Per case, whether the rater's label is the truth (McNemar pairs these)."""
+    return (rater["label"] == rater["truth"]).to_numpy()
+
+
+def common_labels(named: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Labels of every rater on the cases all of them read: rows cases, columns raters."""
+    wide = None
+    for name, rater in named.items():
+        col = rater.set_index("case_id")["label"].rename(name)
+        wide = col.to_frame() if wide is None else wide.join(col, how="inner")
+    return wide if wide is not None else pd.DataFrame()
+
+
+def kappa_tables(named: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, float | None, int]:
+    """Agreement on the cases every rater read.
+
+    Returns
+    -------
+    pairwise : pandas.DataFrame
+        ``rater A, rater B, cases, Cohen's kappa`` for each pair (model included if present);
+        empty with fewer than two raters.
+    fleiss : float or None
+        Fleiss' kappa over the readers (not the model); None with fewer than two readers.
+    n_cases : int
+        The number of cases every rater read.
+    """
+    wide = common_labels(named)
+    if wide.empty or wide.shape[1] < 2:
+        return pd.DataFrame(), None, len(wide)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for a, b in itertools.combinations(wide.columns, 2):
+            rows.append(
+                {
+                    "rater A": a,
+                    "rater B": b,
+                    "cases": len(wide),
+                    "Cohen's kappa": stats.cohen_kappa(wide[a], wide[b]),
+                }
+            )
+        readers = [c for c in wide.columns if c != MODEL]
+        fleiss = stats.fleiss_kappa(wide[readers].to_numpy()) if len(readers) >= 2 else None
+    return pd.DataFrame(rows), fleiss, len(wide)
+
+
+def time_table(data: StudyData) -> pd.DataFrame:
+    """Seconds per case for each reader and arm, and for the model when its run recorded it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater, arm, cases, median s/case, mean s/case, simulated``; the model's row has arm
+        ``standalone``.
+    """
+    rows = []
+    for (reader, arm), group in data.reads.groupby(["reader", "arm"], sort=True):
+        s = group["seconds"].dropna()
+        rows.append(
+            {
+                "rater": reader,
+                "arm": arm,
+                "cases": len(group),
+                "median s/case": s.median() if len(s) else np.nan,
+                "mean s/case": s.mean() if len(s) else np.nan,
+                "simulated": reader in data.simulated_readers,
+            }
+        )
+    if data.model_seconds_per_case is not None:
+        rows.append(
+            {
+                "rater": MODEL,
+                "arm": "standalone",
+                "cases": len(data.model) if data.model is not None else 0,
+                "median s/case": data.model_seconds_per_case,
+                "mean s/case": data.model_seconds_per_case,
+                "simulated": False,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def aided_minus_unaided(data: StudyData) -> pd.DataFrame:
+    """Per reader, on the cases read in both arms: accuracy, macro AUC and median time in each
+    arm and their difference aided - unaided."""
+    rows = []
+    for reader, group in data.reads.groupby("reader", sort=True):
+        unaided = group[group["arm"] == "unaided"].set_index("case_id")
+        aided = group[group["arm"] == "aided"].set_index("case_id")
+        common = unaided.index.intersection(aided.index)
+        if common.empty:
+            continue
+        row = {"reader": reader, "cases": len(common)}
+        for arm, frame in (("unaided", unaided.loc[common]), ("aided", aided.loc[common])):
+            row[f"accuracy {arm}"] = accuracy(frame)
+            row[f"macro AUC {arm}"] = macro_auc(frame)
+            row[f"median s {arm}"] = float(frame["seconds"].median())
+        for what in ("accuracy", "macro AUC", "median s"):
+            row[f"{what} difference"] = row[f"{what} aided"] - row[f"{what} unaided"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def macro_auc(rater: pd.DataFrame) -> float:
+    """Macro one-vs-rest AUC from the rater's scores; NaN when a score is missing."""
+    scores = rater[SCORE_COLUMNS].to_numpy(dtype=float)
+    if not np.isfinite(scores).all():
+        return np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(metrics.roc_auc_ovr(class_indices(rater["truth"]), scores, average="macro"))

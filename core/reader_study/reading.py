@@ -1,0 +1,256 @@
+"""The reading service: what a reader may see and do. The reading page calls these, and the load
+test drives many concurrent readers through exactly the same calls.
+
+Blinding lives here, on the server: a reader addresses cases by their worklist *position*, and
+nothing returned to a reader carries a ``case_id``, a file name, the truth, another reader's answer
+or, outside the AI-aided arm, any model output. Each call opens its own short-lived connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+import db
+from core.labels import CLASSES
+from core.reader_study.arms import arm_display_id, check_arm, require_open_arm
+from core.reader_study.viewing import case_image, model_view
+from db.clock import now_iso
+
+CONFIDENCE_COLUMNS = tuple(f"c_{name}" for name in CLASSES)
+SHOWN_AT_KEY = "shown_at"  # session key: (arm, position, ISO time) of the case on screen
+
+
+@dataclass(frozen=True)
+class ReaderCase:
+    """One case as a reader sees it. Deliberately has no ``case_id`` and no truth."""
+
+    arm: str
+    position: int
+    n_cases: int
+    n_read: int
+    display_id: str
+    image: np.ndarray | None = None  # the slice, float, after modality rescale
+    window_center: float | None = None
+    window_width: float | None = None
+    roi: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in image pixels
+    crop: np.ndarray | None = None  # float in [0, 1]
+    image_problem: str | None = None  # why no image could be shown, if so
+    answer_label: str | None = None  # this reader's current answer, if any
+    answer_confidences: dict[str, float] | None = None
+    model_probabilities: dict[str, float] | None = None  # aided arm only
+    gradcam: np.ndarray | None = None  # aided arm only
+    gradcam_problem: str | None = None
+
+
+def shown_at(state: MutableMapping, arm: str, position: int) -> str:
+    """When the case now on screen was displayed, as an ISO time.
+
+    Kept across reruns of the same display (window changes), started afresh when the reader
+    arrives at another case or comes back to one, so a read's duration is the time from this
+    display to its submit. ``state`` is the reader's session.
+    """
+    here = (arm, int(position))
+    kept = state.get(SHOWN_AT_KEY)
+    if not isinstance(kept, tuple) or kept[:2] != here:
+        kept = (*here, now_iso())
+        state[SHOWN_AT_KEY] = kept
+    return kept[2]
+
+
+def forget_shown_at(state: MutableMapping) -> None:
+    """Drop the display time after a submit or when the reader navigates away."""
+    state.pop(SHOWN_AT_KEY, None)
+
+
+def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None) -> pd.DataFrame:
+    """The reader's own worklist in ``arm``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``position, display_id`` (as this arm shows it), ``read`` (bool); no case ids,
+        no labels.
+    """
+    with db.connect(db_path) as conn:
+        check_arm(db.get_study(conn, study_id), arm)
+        work = db.worklist(conn, study_id, reader_id, arm)
+    out = work[["position", "display_id"]].copy()
+    out["display_id"] = [
+        arm_display_id(study_id, arm, case, shown)
+        for case, shown in zip(work["case_id"], work["display_id"], strict=True)
+    ]
+    out["read"] = work["label_read"].notna().to_numpy()
+    return out.reset_index(drop=True)
+
+
+def first_unread(study_id: int, reader_id: int, arm: str, *, db_path=None) -> int | None:
+    """The position of the reader's first unread case in ``arm``, or None when all are read."""
+    with db.connect(db_path) as conn:
+        return db.next_unread(conn, study_id, reader_id, arm)
+
+
+def case_for_reader(
+    study_id: int,
+    reader_id: int,
+    arm: str,
+    position: int,
+    *,
+    db_path=None,
+    with_images: bool = True,
+    with_gradcam: bool = True,
+) -> ReaderCase:
+    """The case at ``position`` of this reader's worklist, holding only what the reader may see.
+
+    Parameters
+    ----------
+    study_id, reader_id : int
+        The study and one of its readers.
+    arm : str
+        One of the study's arms.
+    position : int
+        1-based position in the reader's worklist of ``arm``.
+    db_path : path, optional
+        The database (default: the configured one).
+    with_images : bool
+        Decode the slice and crop (the load test leaves them out).
+    with_gradcam : bool
+        In the aided arm, compute the Grad-CAM overlay too.
+
+    Raises
+    ------
+    ValueError
+        If ``arm`` is not in the study or ``position`` not in the worklist.
+    """
+    with db.connect(db_path) as conn:
+        study = db.get_study(conn, study_id)
+        check_arm(study, arm)
+        row = _entry(conn, study_id, reader_id, arm, position)
+        case_id = str(row["case_id"])
+        fields = _worklist_fields(study_id, arm, int(position), row)
+        if with_images:
+            fields.update(case_image(conn, case_id))
+        if arm == "aided" and study["model_run_id"]:
+            run_id = str(study["model_run_id"])
+            fields.update(model_view(conn, run_id, case_id, fields.get("crop"), with_gradcam))
+    return ReaderCase(**fields)
+
+
+def _worklist_fields(study_id: int, arm: str, position: int, row: dict) -> dict:
+    """Position, progress, the arm's display ID and the reader's own earlier answer, if any."""
+    fields: dict = {
+        "arm": arm,
+        "position": position,
+        "n_cases": row["n_cases"],
+        "n_read": row["n_read"],
+        "display_id": arm_display_id(study_id, arm, str(row["case_id"]), str(row["display_id"])),
+    }
+    if row["label_read"] is not None:
+        fields["answer_label"] = row["label_read"]
+        confidences = {
+            name: float(row[col])
+            for name, col in zip(CLASSES, CONFIDENCE_COLUMNS, strict=True)
+            if row[col] is not None
+        }
+        fields["answer_confidences"] = confidences or None
+    return fields
+
+
+def load_next_case(study_id: int, reader_id: int, arm: str, *, db_path=None, **options):
+    """The first unread case of the reader's worklist (resume point), or None when finished.
+
+    ``options`` are those of :func:`case_for_reader`.
+    """
+    position = first_unread(study_id, reader_id, arm, db_path=db_path)
+    if position is None:
+        return None
+    return case_for_reader(study_id, reader_id, arm, position, db_path=db_path, **options)
+
+
+def normalise_confidences(label: str, confidences: Mapping[str, float]) -> dict[str, float]:
+    """Per-class confidences on any non-negative scale (e.g. sliders 0-100) as ``c_*`` summing to 1.
+
+    Parameters
+    ----------
+    label : str
+        The chosen class; it must have the highest confidence (ties allowed).
+    confidences : mapping
+        One value per class, keyed ``SCC`` or ``c_SCC`` etc.
+
+    Raises
+    ------
+    ValueError
+        On an unknown label, a missing, negative or non-finite confidence, all zeros, or a
+        label that does not have the highest confidence.
+    """
+    if label not in CLASSES:
+        raise ValueError(f"label {label!r} is not one of {', '.join(CLASSES)}")
+    values = {}
+    for name in CLASSES:
+        value = confidences.get(name, confidences.get(f"c_{name}"))
+        if value is None:
+            raise ValueError(f"confidence for {name} is missing; give one for each of {CLASSES}")
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"confidence for {name} is {value}; it must be a number >= 0")
+        values[name] = value
+    total = sum(values.values())
+    if total <= 0:
+        raise ValueError("all confidences are 0: give the chosen class some confidence")
+    if values[label] < max(values.values()):
+        best = max(values, key=values.get)
+        raise ValueError(
+            f"you chose {label} but gave {best} more confidence ({values[best]:g} > "
+            f"{values[label]:g}): the chosen class must have the highest confidence"
+        )
+    return {f"c_{name}": values[name] / total for name in CLASSES}
+
+
+def submit_answer(
+    study_id: int,
+    reader_id: int,
+    arm: str,
+    position: int,
+    label: str,
+    confidences: Mapping[str, float],
+    shown_at: str,
+    *,
+    submitted_at: str | None = None,
+    db_path=None,
+) -> int:
+    """Store the reader's answer for the case at ``position`` at once; return the read id.
+
+    A changed answer replaces the old one (the database's audit log keeps both). An arm that is
+    not open for this reader (aided before the washout, unaided once aided opened) takes none.
+
+    Raises
+    ------
+    ValueError
+        On bad confidences, an arm outside the study or not open, or an unknown position.
+    """
+    normalised = normalise_confidences(label, confidences)
+    with db.connect(db_path) as conn:
+        require_open_arm(conn, db.get_study(conn, study_id), reader_id, arm)
+        row = _entry(conn, study_id, reader_id, arm, position)
+        return db.submit_read(
+            conn,
+            study_id=study_id,
+            reader_id=reader_id,
+            case_id=str(row["case_id"]),
+            arm=arm,
+            label=label,
+            confidences=normalised,
+            shown_at=shown_at,
+            submitted_at=submitted_at or now_iso(),
+        )
+
+
+def _entry(conn, study_id: int, reader_id: int, arm: str, position: int) -> dict:
+    """The worklist row at ``position`` (no truth in it), or a clear error."""
+    row = db.worklist_entry(conn, study_id, reader_id, arm, position)
+    if row is None:
+        raise ValueError(f"position {position} is not in this reader's {arm} worklist")
+    return row

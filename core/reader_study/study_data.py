@@ -1,0 +1,143 @@
+"""A reader study's reads and its model's predictions as *rater frames*, the input of every table.
+
+A *rater* is a reader or the model. Each rater frame has one row per case with ``case_id, truth,
+label`` (class names) and per-class scores ``c_SCC, c_AC, c_ASC`` (reader confidences, or the
+model's out-of-fold probabilities under the same names). Frames carry the truth: researcher pages
+only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+import db
+from core.labels import CLASSES
+
+SCORE_COLUMNS = [f"c_{name}" for name in CLASSES]
+MODEL = "Model"
+TIMING_KEY = "inference_seconds_per_case"  # the one timing key core.learning.cv writes
+READ_COLUMNS = ["reader", "reader_id", "simulated", "case_id", "arm", "truth", "label"]
+
+
+@dataclass
+class StudyData:
+    """Everything the analysis needs for one study, read once."""
+
+    study: dict  # as db.get_study returns it
+    reads: pd.DataFrame  # tidy_reads: one row per reader, case and arm
+    model: pd.DataFrame | None  # one row per case of the run: case_id, truth, label, c_*
+    model_seconds_per_case: float | None = None
+    simulated_readers: list[str] = field(default_factory=list)
+
+    @property
+    def arms(self) -> list[str]:
+        """The study's arms that hold reads, in the study's order (all of them if none does)."""
+        arms = list(self.study["arms"])
+        return [a for a in arms if a in set(self.reads["arm"])] or arms
+
+
+def tidy_reads(reads: pd.DataFrame) -> pd.DataFrame:
+    """:func:`db.reads_frame` rows as the analysis reads them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reader, reader_id, simulated, case_id, arm, truth, label, c_SCC, c_AC, c_ASC,
+        seconds`` (``seconds`` from ``duration_ms``).
+    """
+    if reads.empty:
+        return pd.DataFrame(columns=[*READ_COLUMNS, *SCORE_COLUMNS, "seconds"])
+    out = pd.DataFrame(
+        {
+            "reader": reads["display_name"].astype(str),
+            "reader_id": reads["reader_id"].astype(int),
+            "simulated": reads["reader_simulated"].fillna(0).astype(bool),
+            "case_id": reads["case_id"].astype(str),
+            "arm": reads["arm"].astype(str),
+            "truth": reads["truth"].astype(str),
+            "label": reads["label"].astype(str),
+        }
+    )
+    for col in SCORE_COLUMNS:
+        out[col] = reads[col].astype(float)
+    out["seconds"] = reads["duration_ms"].astype(float).to_numpy() / 1000.0
+    return out.reset_index(drop=True)
+
+
+def model_frame(predictions: pd.DataFrame, case_ids) -> pd.DataFrame:
+    """The model's out-of-fold predictions on ``case_ids`` as a rater frame.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        As :func:`db.predictions_frame` returns them (``label`` is the truth, ``p_*`` scores).
+    case_ids : iterable of str
+        The cases to keep.
+    """
+    rows = predictions[predictions["case_id"].astype(str).isin(set(map(str, case_ids)))]
+    probs = rows[[f"p_{name}" for name in CLASSES]].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "case_id": rows["case_id"].astype(str).to_numpy(),
+            "truth": rows["label"].astype(str).to_numpy(),
+            "label": np.array(CLASSES)[probs.argmax(axis=1)] if len(rows) else [],
+        }
+    )
+    for j, col in enumerate(SCORE_COLUMNS):
+        out[col] = probs[:, j]
+    return out
+
+
+def model_seconds_per_case(run: dict | None) -> float | None:
+    """Seconds per case the model needs at inference, if the run recorded it.
+
+    Parameters
+    ----------
+    run : dict or None
+        As :func:`db.get_run` returns it (``timings`` a dict or None).
+    """
+    value = ((run or {}).get("timings") or {}).get(TIMING_KEY)
+    return None if value is None else float(value)
+
+
+def load_study_data(conn, study_id: int) -> StudyData:
+    """Read the study, its reads (with truth: researcher pages only) and the model's predictions.
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    """
+    study = db.get_study(conn, study_id)
+    reads = tidy_reads(db.reads_frame(conn, study_id))
+    model, seconds = None, None
+    run_id = study["model_run_id"]
+    if run_id:
+        # all of the run's cases; `raters` keeps only those the readers of an arm have read
+        predictions = db.predictions_frame(conn, [run_id])
+        model = model_frame(predictions, predictions["case_id"])
+        try:
+            seconds = model_seconds_per_case(db.get_run(conn, run_id))
+        except db.RunNotFound:
+            seconds = None
+    simulated = sorted(set(reads.loc[reads["simulated"], "reader"]))
+    return StudyData(study, reads, model, seconds, simulated)
+
+
+def raters(data: StudyData, arm: str, *, with_model: bool = True) -> dict[str, pd.DataFrame]:
+    """``{name: rater frame}`` for each reader of ``arm`` and, when the study has one, the model
+    first, restricted to the cases any reader of the arm has read (the same cases)."""
+    reads = data.reads[data.reads["arm"] == arm]
+    out = {
+        name: group.drop(columns=["reader", "arm"]).reset_index(drop=True)
+        for name, group in reads.groupby("reader", sort=True)
+    }
+    if with_model and data.model is not None and len(reads):
+        seen = set(reads["case_id"])
+        model = data.model[data.model["case_id"].isin(seen)].reset_index(drop=True)
+        if len(model):
+            out = {MODEL: model, **out}
+    return out
