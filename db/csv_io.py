@@ -10,17 +10,18 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlite_utils
 
-from db.connection import write_transaction
 from db.errors import ImportValidationError
 from db.reads import _upsert_read, build_read, reads_frame
 from db.runs import PROB_COLUMNS, _prediction_record, predictions_frame
 from db.studies import _require_open, _study_row
+from db.transactions import write_transaction
 
 READ_CSV_COLUMNS = (
     "reader_id", "display_name", "case_id", "display_id", "arm", "label", "c_SCC", "c_AC",
@@ -150,83 +151,11 @@ def import_reads_csv(conn: sqlite_utils.Database, study_id: int, path: str | os.
     """
     _require_open(_study_row(conn.conn, study_id))  # study errors first, before the file's
     columns, rows = _read(path)
-    header = []
-    if "case_id" not in columns and "display_id" not in columns:
-        header.append("header: need a case_id or display_id column")
-    if "reader_id" not in columns and "display_name" not in columns:
-        header.append("header: need a reader_id or display_name column")
-    header += [f"header: missing column {c}" for c in ("arm", "label") if c not in columns]
-    if header:
-        raise ImportValidationError(path, header)
-    problems: list[str] = []
-    records: list[tuple[int, str, str, dict]] = []
+    _check_reads_header(columns, path)
     with write_transaction(conn) as raw:
         study = _study_row(raw, study_id)
         _require_open(study)
-        readers = dict(
-            raw.execute(
-                "SELECT reader_id, display_name FROM readers WHERE study_id = ?", (int(study_id),)
-            ).fetchall()
-        )
-        by_name = {name: rid for rid, name in readers.items()}
-        case_rows = raw.execute(
-            "SELECT s.case_id, c.display_id FROM study_cases s JOIN cases c"
-            " ON c.case_id = s.case_id WHERE s.study_id = ?",
-            (int(study_id),),
-        ).fetchall()
-        cases = {case for case, _ in case_rows}
-        by_display = {display: case for case, display in case_rows}
-        seen: dict[tuple[int, str, str], int] = {}
-        for number, row in enumerate(rows, start=1):
-            where = f"row {number}"
-            bad: list[str] = []
-            reader_id = None
-            if row.get("reader_id"):
-                try:
-                    reader_id = int(row["reader_id"])
-                except ValueError:
-                    bad.append(f"reader_id {row['reader_id']!r} is not a number")
-                else:
-                    if reader_id not in readers:
-                        bad.append(f"unknown reader {reader_id} (not a reader of study {study_id})")
-                        reader_id = None
-                    elif row.get("display_name") and readers[reader_id] != row["display_name"]:
-                        bad.append(
-                            f"reader {reader_id} is {readers[reader_id]!r}, "
-                            f"not {row['display_name']!r}"
-                        )
-            elif row.get("display_name"):
-                reader_id = by_name.get(row["display_name"])
-                if reader_id is None:
-                    bad.append(f"unknown reader {row['display_name']!r} in study {study_id}")
-            else:
-                bad.append("no reader given")
-            case_id = row.get("case_id") or by_display.get(row.get("display_id", ""))
-            if not case_id or case_id not in cases:
-                shown = row.get("case_id") or row.get("display_id")
-                bad.append(f"unknown case {shown!r} (not in study {study_id})")
-            arm = row.get("arm", "")
-            if arm not in study["arms"]:
-                bad.append(f"arm {arm!r} is not one of {', '.join(study['arms'])}")
-            confidences = [row.get(c, "") for c in ("c_SCC", "c_AC", "c_ASC")]
-            try:
-                record = build_read(
-                    label=row.get("label") or None,
-                    confidences=None if not any(confidences) else confidences,
-                    shown_at=row.get("shown_at") or None,
-                    submitted_at=row.get("submitted_at") or None,
-                )
-            except ValueError as exc:
-                bad.append(str(exc))
-                record = None
-            key = (reader_id, case_id, arm)
-            if not bad and key in seen:
-                bad.append(f"same reader, case and arm as row {seen[key]}")
-            seen.setdefault(key, number)
-            if bad:
-                problems.append(f"{where}: " + "; ".join(bad))
-            else:
-                records.append((reader_id, case_id, arm, record))
+        records, problems = _validate_reads(rows, _StudyLookup.load(raw, study))
         if problems:
             raise ImportValidationError(path, problems)
         for reader_id, case_id, arm, record in records:
@@ -240,3 +169,124 @@ def import_reads_csv(conn: sqlite_utils.Database, study_id: int, path: str | os.
                 source="import",
             )
     return len(records)
+
+
+def _check_reads_header(columns: list[str], path) -> None:
+    header = []
+    if "case_id" not in columns and "display_id" not in columns:
+        header.append("header: need a case_id or display_id column")
+    if "reader_id" not in columns and "display_name" not in columns:
+        header.append("header: need a reader_id or display_name column")
+    header += [f"header: missing column {c}" for c in ("arm", "label") if c not in columns]
+    if header:
+        raise ImportValidationError(path, header)
+
+
+@dataclass(frozen=True)
+class _StudyLookup:
+    """What an imported read row is checked against: the study's readers, cases and arms."""
+
+    study_id: int
+    arms: tuple[str, ...]
+    readers: dict[int, str]  # reader_id -> display_name
+    by_name: dict[str, int]
+    cases: set[str]
+    by_display: dict[str, str]  # display_id -> case_id
+
+    @classmethod
+    def load(cls, raw, study: dict) -> _StudyLookup:
+        study_id = int(study["study_id"])
+        readers = dict(
+            raw.execute(
+                "SELECT reader_id, display_name FROM readers WHERE study_id = ?", (study_id,)
+            ).fetchall()
+        )
+        case_rows = raw.execute(
+            "SELECT s.case_id, c.display_id FROM study_cases s JOIN cases c"
+            " ON c.case_id = s.case_id WHERE s.study_id = ?",
+            (study_id,),
+        ).fetchall()
+        return cls(
+            study_id=study_id,
+            arms=study["arms"],
+            readers=readers,
+            by_name={name: rid for rid, name in readers.items()},
+            cases={case for case, _ in case_rows},
+            by_display={display: case for case, display in case_rows},
+        )
+
+
+def _validate_reads(
+    rows: list[dict[str, str]], lookup: _StudyLookup
+) -> tuple[list[tuple[int, str, str, dict]], list[str]]:
+    """Every row checked: the reads to write, and one problem line per bad row."""
+    problems: list[str] = []
+    records: list[tuple[int, str, str, dict]] = []
+    seen: dict[tuple, int] = {}
+    for number, row in enumerate(rows, start=1):
+        bad: list[str] = []
+        reader_id = _row_reader(row, lookup, bad)
+        case_id = _row_case(row, lookup, bad)
+        arm = row.get("arm", "")
+        if arm not in lookup.arms:
+            bad.append(f"arm {arm!r} is not one of {', '.join(lookup.arms)}")
+        record = _row_record(row, bad)
+        key = (reader_id, case_id, arm)
+        if not bad and key in seen:
+            bad.append(f"same reader, case and arm as row {seen[key]}")
+        seen.setdefault(key, number)
+        if bad:
+            problems.append(f"row {number}: " + "; ".join(bad))
+        else:
+            records.append((reader_id, case_id, arm, record))
+    return records, problems
+
+
+def _row_reader(row: dict[str, str], lookup: _StudyLookup, bad: list[str]) -> int | None:
+    """The row's reader by ``reader_id`` (checked against ``display_name`` if both) or name."""
+    study_id = lookup.study_id
+    if row.get("reader_id"):
+        try:
+            reader_id = int(row["reader_id"])
+        except ValueError:
+            bad.append(f"reader_id {row['reader_id']!r} is not a number")
+            return None
+        if reader_id not in lookup.readers:
+            bad.append(f"unknown reader {reader_id} (not a reader of study {study_id})")
+            return None
+        if row.get("display_name") and lookup.readers[reader_id] != row["display_name"]:
+            bad.append(
+                f"reader {reader_id} is {lookup.readers[reader_id]!r}, not {row['display_name']!r}"
+            )
+        return reader_id
+    if row.get("display_name"):
+        reader_id = lookup.by_name.get(row["display_name"])
+        if reader_id is None:
+            bad.append(f"unknown reader {row['display_name']!r} in study {study_id}")
+        return reader_id
+    bad.append("no reader given")
+    return None
+
+
+def _row_case(row: dict[str, str], lookup: _StudyLookup, bad: list[str]) -> str | None:
+    """The row's case by ``case_id``, else by ``display_id``; it must be in the study."""
+    case_id = row.get("case_id") or lookup.by_display.get(row.get("display_id", ""))
+    if not case_id or case_id not in lookup.cases:
+        shown = row.get("case_id") or row.get("display_id")
+        bad.append(f"unknown case {shown!r} (not in study {lookup.study_id})")
+    return case_id
+
+
+def _row_record(row: dict[str, str], bad: list[str]) -> dict | None:
+    """The row's answer validated as :func:`db.reads.build_read` stores it."""
+    confidences = [row.get(c, "") for c in ("c_SCC", "c_AC", "c_ASC")]
+    try:
+        return build_read(
+            label=row.get("label") or None,
+            confidences=None if not any(confidences) else confidences,
+            shown_at=row.get("shown_at") or None,
+            submitted_at=row.get("submitted_at") or None,
+        )
+    except ValueError as exc:
+        bad.append(str(exc))
+        return None

@@ -17,9 +17,10 @@ import sqlite_utils
 
 from db.cases import CLASSES, _plain, normalise_label
 from db.clock import now_iso
-from db.connection import to_iso, to_json, write_transaction
 from db.errors import CaseNotFound
 from db.studies import _require_open, _study_row, require_reader
+from db.transactions import write_transaction
+from db.values import from_json, to_iso, to_json
 
 CONFIDENCE_COLUMNS = ("c_SCC", "c_AC", "c_ASC")
 READ_FIELDS = (
@@ -375,17 +376,24 @@ def audit_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``audit_id, read_id, reader_id, display_name, case_id, arm, action`` (``insert``
-        or ``update``), ``source`` (``app``, ``import`` or ``migration``), ``old, new`` (JSON of
-        the read's fields), ``at``.
+        or ``update``), ``source`` (``app``, ``import`` or ``migration``), ``old, new`` (the
+        read's fields before and after, as dicts; ``old`` is None for an insert), ``at``.
     """
     _study_row(conn.conn, study_id)
-    return pd.read_sql_query(
+    frame = pd.read_sql_query(
         "SELECT a.audit_id, a.read_id, a.reader_id, p.display_name, a.case_id, a.arm, a.action,"
         " a.source, a.old, a.new, a.at FROM read_audit a"
         " JOIN readers p ON p.reader_id = a.reader_id WHERE a.study_id = ? ORDER BY a.audit_id",
         conn.conn,
         params=(int(study_id),),
     )
+    for column in ("old", "new"):  # NULL may come back as NaN from pandas: decode text only
+        frame[column] = pd.Series(
+            [from_json(text) if isinstance(text, str) else None for text in frame[column]],
+            index=frame.index,
+            dtype=object,
+        )
+    return frame
 
 
 def reader_progress_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame:

@@ -21,7 +21,6 @@ import pandas as pd
 import sqlite_utils
 
 from db.clock import now_iso
-from db.connection import from_json, to_json, write_transaction
 from db.errors import (
     CaseNotFound,
     DuplicateStudy,
@@ -31,6 +30,8 @@ from db.errors import (
     StudyClosed,
     StudyNotFound,
 )
+from db.transactions import write_transaction
+from db.values import from_json, to_json
 
 ARMS = ("unaided", "aided")
 STUDY_STATUSES = ("open", "closed")
@@ -56,8 +57,13 @@ def _study_row(raw, study_id: int) -> dict:
     if row is None:
         raise StudyNotFound(f"study {study_id!r} is not in the database")
     study = dict(zip([d[0] for d in cursor.description], row, strict=True))
-    study["arms"] = from_json(study["arms"])
+    study["arms"] = _arms(study["arms"])
     return study
+
+
+def _arms(text: str) -> tuple[str, ...]:
+    """The ``arms`` column (JSON text) as the tuple every caller gets."""
+    return tuple(str(arm) for arm in from_json(text))
 
 
 def _require_open(study: dict) -> None:
@@ -108,6 +114,28 @@ def create_study(
     ValueError
         On empty or duplicate cases, unknown arms, or ``"aided"`` without a model run.
     """
+    name, cases, arms = _check_new_study(name, case_ids, arms, model_run_id, washout_days)
+    with write_transaction(conn) as raw:
+        _check_references(raw, name, cases, model_run_id)
+        cursor = raw.execute(
+            "INSERT INTO studies (name, created_at, arms, order_seed, model_run_id, washout_days,"
+            " simulated, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+            (name, now_iso(), to_json(list(arms)), int(order_seed),
+             None if model_run_id is None else str(model_run_id), int(washout_days),
+             int(bool(simulated))),
+        )  # fmt: skip
+        study_id = int(cursor.lastrowid)
+        raw.executemany(
+            "INSERT INTO study_cases (study_id, case_id) VALUES (?, ?)",
+            [(study_id, c) for c in cases],
+        )
+    return study_id
+
+
+def _check_new_study(
+    name, case_ids: Iterable[str], arms: Sequence[str], model_run_id, washout_days
+) -> tuple[str, list[str], tuple[str, ...]]:
+    """The study's name, cases and arms, cleaned; ValueError on anything a study cannot hold."""
     name = str(name).strip()
     if not name:
         raise ValueError("a study needs a non-empty name")
@@ -127,40 +155,28 @@ def create_study(
         raise ValueError("an 'aided' arm needs model_run_id: the run whose output readers see")
     if int(washout_days) < 0:
         raise ValueError(f"washout_days must be >= 0, got {washout_days}")
-    with write_transaction(conn) as raw:
-        if raw.execute("SELECT 1 FROM studies WHERE name = ?", (name,)).fetchone():
-            raise DuplicateStudy(f"a study named {name!r} already exists; choose another name")
-        if (
-            model_run_id is not None
-            and not raw.execute(
-                "SELECT 1 FROM runs WHERE run_id = ?", (str(model_run_id),)
-            ).fetchone()
-        ):
-            raise RunNotFound(f"model run {model_run_id!r} is not in the database")
-        known = {c for (c,) in raw.execute("SELECT case_id FROM cases")}
-        missing = [c for c in cases if c not in known]
-        if missing:
-            raise CaseNotFound(
-                f"study {name!r}: {len(missing)} case(s) not in the database: "
-                f"{', '.join(missing[:10])}"
-            )
-        cursor = raw.execute(
-            "INSERT INTO studies (name, created_at, arms, order_seed, model_run_id, washout_days,"
-            " simulated, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
-            (name, now_iso(), to_json(list(arms)), int(order_seed),
-             None if model_run_id is None else str(model_run_id), int(washout_days),
-             int(bool(simulated))),
-        )  # fmt: skip
-        study_id = int(cursor.lastrowid)
-        raw.executemany(
-            "INSERT INTO study_cases (study_id, case_id) VALUES (?, ?)",
-            [(study_id, c) for c in cases],
+    return name, cases, arms
+
+
+def _check_references(raw, name: str, cases: list[str], model_run_id) -> None:
+    """Inside the write transaction: the name is free, the run and every case exist."""
+    if raw.execute("SELECT 1 FROM studies WHERE name = ?", (name,)).fetchone():
+        raise DuplicateStudy(f"a study named {name!r} already exists; choose another name")
+    if (
+        model_run_id is not None
+        and not raw.execute("SELECT 1 FROM runs WHERE run_id = ?", (str(model_run_id),)).fetchone()
+    ):
+        raise RunNotFound(f"model run {model_run_id!r} is not in the database")
+    known = {c for (c,) in raw.execute("SELECT case_id FROM cases")}
+    missing = [c for c in cases if c not in known]
+    if missing:
+        raise CaseNotFound(
+            f"study {name!r}: {len(missing)} case(s) not in the database: {', '.join(missing[:10])}"
         )
-    return study_id
 
 
 def get_study(conn: sqlite_utils.Database, study_id: int) -> dict:
-    """One study as a dict: the ``studies`` columns (``arms`` as a list), plus ``case_ids``,
+    """One study as a dict: the ``studies`` columns (``arms`` a tuple of str), plus ``case_ids``,
     ``n_cases`` and ``n_readers``.
 
     Raises
@@ -189,8 +205,9 @@ def studies_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``study_id, name, status, arms`` (comma-separated), ``order_seed, model_run_id,
-        washout_days, simulated, created_at, n_cases, n_readers, n_reads``, by ``study_id``.
+        Columns ``study_id, name, status, arms`` (a tuple of str, as in :func:`get_study`),
+        ``order_seed, model_run_id, washout_days, simulated, created_at, n_cases, n_readers,
+        n_reads``, by ``study_id``.
     """
     frame = pd.read_sql_query(
         "SELECT s.study_id, s.name, s.status, s.arms, s.order_seed, s.model_run_id,"
@@ -201,7 +218,9 @@ def studies_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
         " FROM studies s ORDER BY s.study_id",
         conn.conn,
     )
-    frame["arms"] = [",".join(from_json(text)) for text in frame["arms"]]
+    frame["arms"] = pd.Series(
+        [_arms(text) for text in frame["arms"]], index=frame.index, dtype=object
+    )
     return frame
 
 
@@ -301,20 +320,25 @@ def add_reader(
             "UPDATE readers SET code_hash = ? WHERE reader_id = ?",
             (_hash_code(code, salt), reader_id),
         )
-        cases = [
-            c for (c,) in raw.execute(
-                "SELECT case_id FROM study_cases WHERE study_id = ?", (int(study_id),))
-        ]  # fmt: skip
-        for arm in study["arms"]:
-            order = assignment_order(
-                cases, order_seed=study["order_seed"], reader_id=reader_id, arm=arm
-            )
-            raw.executemany(
-                "INSERT INTO assignments (study_id, reader_id, arm, case_id, position)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(int(study_id), reader_id, arm, c, pos) for pos, c in enumerate(order, start=1)],
-            )
+        _assign_cases(raw, study, reader_id)
     return reader_id, code
+
+
+def _assign_cases(raw, study: dict, reader_id: int) -> None:
+    """Give a new reader the study's cases in their own random order, in each arm."""
+    study_id = int(study["study_id"])
+    cases = [
+        c for (c,) in raw.execute("SELECT case_id FROM study_cases WHERE study_id = ?", (study_id,))
+    ]
+    for arm in study["arms"]:
+        order = assignment_order(
+            cases, order_seed=study["order_seed"], reader_id=reader_id, arm=arm
+        )
+        raw.executemany(
+            "INSERT INTO assignments (study_id, reader_id, arm, case_id, position)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(study_id, reader_id, arm, c, pos) for pos, c in enumerate(order, start=1)],
+        )
 
 
 def authenticate_reader(conn: sqlite_utils.Database, access_code: str) -> Reader:

@@ -7,7 +7,6 @@ the analysis page shows confusion matrices equal to the reads in the database.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -92,7 +91,7 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
         stored = conn.conn.execute("SELECT code_hash FROM readers").fetchall()
     finally:
         conn.close()
-    assert study["n_cases"] == N_CASES and study["arms"] == ["unaided"]
+    assert study["n_cases"] == N_CASES and study["arms"] == ("unaided",)
     # stratified: every class of the cohort appears in the sample
     assert set(cases.loc[study["case_ids"], "label"]) == set(CLASSES)
     # only a hash is stored, never the code itself
@@ -149,7 +148,7 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
     assert np.allclose(changed[["c_SCC", "c_AC", "c_ASC"]].astype(float), [0.0, 0.1, 0.9])
     history = audit[(audit["reader_id"] == alpha_id) & (audit["case_id"] == first_case)]
     assert history["action"].tolist() == ["insert", "update"]
-    assert json.loads(history.iloc[0]["new"])["label"] == "SCC"  # the first answer is kept
+    assert history.iloc[0]["new"]["label"] == "SCC"  # the first answer is kept
     assert (reads["duration_ms"] >= 0).all() and reads["shown_at"].notna().all()
 
     # The analysis page's confusion matrices equal the reads in the database

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pandas as pd
@@ -36,7 +35,7 @@ def test_retried_submit_leaves_one_read_and_two_audit_rows(db_path, study):
     assert audit["action"].tolist() == ["insert", "update"]
     assert audit["read_id"].tolist() == [first, first]
     assert pd.isna(audit.loc[0, "old"])
-    assert json.loads(audit.loc[1, "old"]) == json.loads(audit.loc[0, "new"])
+    assert audit.loc[1, "old"] == audit.loc[0, "new"]
     assert reads.loc[0, "duration_ms"] == 12_345  # 09:00:00 -> 09:00:12.345
 
 
@@ -48,8 +47,8 @@ def test_changed_answer_replaces_the_read_and_audit_keeps_both(conn, study):
     reads = db.reads_frame(conn, study_id)
     audit = db.audit_frame(conn, study_id)
     assert reads["label"].tolist() == ["ASC"]
-    assert [json.loads(t)["label"] for t in audit["new"]] == ["AC", "ASC"]
-    assert json.loads(audit.loc[1, "old"])["label"] == "AC"
+    assert [t["label"] for t in audit["new"]] == ["AC", "ASC"]
+    assert audit.loc[1, "old"]["label"] == "AC"
 
 
 def test_same_case_in_another_arm_is_another_read(conn, study):

@@ -13,12 +13,12 @@ def test_study_holds_its_cases_arms_and_readers(db_path, study):
     with db.connect(db_path) as conn:
         got = db.get_study(conn, study_id)
         frame = db.studies_frame(conn)
-    assert got["name"] == "pilot" and got["arms"] == ["unaided", "aided"]
+    assert got["name"] == "pilot" and got["arms"] == ("unaided", "aided")
     assert got["case_ids"] == sorted(cases) and got["n_cases"] == 6 and got["n_readers"] == 2
     assert got["status"] == "open" and got["model_run_id"] is not None
     row = frame.set_index("study_id").loc[study_id]
     assert (row["arms"], row["n_cases"], row["n_readers"], row["n_reads"]) == (
-        "unaided,aided", 6, 2, 0,
+        ("unaided", "aided"), 6, 2, 0,
     )  # fmt: skip
 
 
