@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+import db
 from core.labels import CLASSES
 
 # Rows true SCC/AC/ASC, columns predicted SCC/AC/ASC (the paper's expert tables).
@@ -189,8 +190,21 @@ def seed_demo_study(conn, *, seed: int = 0, model_run_id: str | None = None) -> 
     int
         The study id.
     """
-    import db  # here, so the simulation functions stay usable without a database
+    cases, y_true = _demo_cohort(conn)
+    study_id = _demo_study_id(conn, cases["case_id"].tolist(), seed, model_run_id)
+    progress = db.reader_progress_frame(conn, study_id)
+    known = dict(zip(progress["display_name"], progress["reader_id"], strict=True))
+    for name, reads in simulate_paper_readers(cases["case_id"], y_true, seed=seed).items():
+        if name in known:
+            reader_id = int(known[name])
+        else:
+            reader_id, _code = db.add_reader(conn, study_id, name, simulated=True)
+        _submit_missing_reads(conn, study_id, reader_id, reads)
+    return study_id
 
+
+def _demo_cohort(conn) -> tuple[pd.DataFrame, np.ndarray]:
+    """The database's cases by id and their class indices; they must have the paper's counts."""
     cases = db.cases_frame(conn).sort_values("case_id")
     if cases.empty:
         raise ValueError("the database has no cases: ingest the demo cohort first")
@@ -203,45 +217,41 @@ def seed_demo_study(conn, *, seed: int = 0, model_run_id: str | None = None) -> 
             f"counts {'/'.join(map(str, paper))} (SCC/AC/ASC); the database has "
             f"{'/'.join(map(str, counts))}: ingest the full demo cohort (cervixscope demo-data)"
         )
+    return cases, y_true
+
+
+def _demo_study_id(conn, case_ids: list[str], seed: int, model_run_id: str | None) -> int:
+    """The demo study's id, creating the study on first use."""
     studies = db.studies_frame(conn)
-    existing = studies[studies["name"] == DEMO_STUDY_NAME] if not studies.empty else studies
+    existing = studies[studies["name"] == DEMO_STUDY_NAME]
     if len(existing):
-        study_id = int(existing.iloc[0]["study_id"])
-    else:
-        study_id = db.create_study(
-            conn,
-            name=DEMO_STUDY_NAME,
-            case_ids=cases["case_id"].tolist(),
-            arms=("unaided",),
-            order_seed=seed,
-            model_run_id=model_run_id,
-            simulated=True,
-        )
-    progress = db.reader_progress_frame(conn, study_id)
-    known = (
-        dict(zip(progress["display_name"], progress["reader_id"], strict=True))
-        if len(progress)
-        else {}
+        return int(existing.iloc[0]["study_id"])
+    return db.create_study(
+        conn,
+        name=DEMO_STUDY_NAME,
+        case_ids=case_ids,
+        arms=("unaided",),
+        order_seed=seed,
+        model_run_id=model_run_id,
+        simulated=True,
     )
-    for name, reads in simulate_paper_readers(cases["case_id"], y_true, seed=seed).items():
-        if name in known:
-            reader_id = int(known[name])
-        else:
-            reader_id, _code = db.add_reader(conn, study_id, name, simulated=True)
-        done = db.worklist(conn, study_id, reader_id, "unaided")
-        done = set(done.loc[done["label_read"].notna(), "case_id"])
-        for read in reads.itertuples(index=False):
-            if read.case_id in done:
-                continue
-            db.submit_read(
-                conn,
-                study_id=study_id,
-                reader_id=reader_id,
-                case_id=read.case_id,
-                arm="unaided",
-                label=read.label,
-                confidences={f"c_{c}": getattr(read, f"c_{c}") for c in CLASSES},
-                shown_at=read.shown_at,
-                submitted_at=read.submitted_at,
-            )
-    return study_id
+
+
+def _submit_missing_reads(conn, study_id: int, reader_id: int, reads: pd.DataFrame) -> None:
+    """Store the simulated reads this reader does not have yet (a re-run adds none)."""
+    done = db.worklist(conn, study_id, reader_id, "unaided")
+    done = set(done.loc[done["label_read"].notna(), "case_id"])
+    for read in reads.itertuples(index=False):
+        if read.case_id in done:
+            continue
+        db.submit_read(
+            conn,
+            study_id=study_id,
+            reader_id=reader_id,
+            case_id=read.case_id,
+            arm="unaided",
+            label=read.label,
+            confidences={f"c_{c}": getattr(read, f"c_{c}") for c in CLASSES},
+            shown_at=read.shown_at,
+            submitted_at=read.submitted_at,
+        )
