@@ -29,7 +29,7 @@ from core.labels import CLASSES
 __all__ = ["CACHE_DIRNAME", "IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
 CACHE_DIRNAME = ".cervixscope-cache"
-PIPELINE_VERSION = "1"  # bump when the crop pipeline changes, so old caches are not reused
+PIPELINE_VERSION = "2"  # bump when the crop pipeline changes, so old caches are not reused
 REPORT_COLUMNS = ("row", "path", "level", "problem")
 
 
@@ -191,6 +191,23 @@ def _read_row(data_dir: Path, row: ManifestRow, make_crop):
     return source, image, box, make_crop(image.array, box), warning
 
 
+def _duplicate_of(first_seen: dict[str, ManifestRow], row: ManifestRow, image) -> str | None:
+    """Why ``row`` is refused when another patient has an image with exactly its pixels.
+
+    In a real cohort that is one patient filed under two IDs: both would land in different folds,
+    and the model would be tested on an image it trained on.
+    """
+    digest = hashlib.sha256(image.array.tobytes()).hexdigest()
+    first = first_seen.setdefault(digest, row)
+    if first.patient_id == row.patient_id:
+        return None
+    return (
+        f"same pixels as {first.path} (row {first.row}) of patient {first.patient_id}: patients "
+        f"{first.patient_id} and {row.patient_id} may be one person filed twice, which would "
+        "leak across folds; fix the manifest"
+    )
+
+
 def _case_record(row: ManifestRow, image) -> dict:
     return {
         "case_id": row.patient_id,
@@ -223,8 +240,11 @@ def _ingest_rows(data_dir, rows, crop_size, margin, progress):
     """Read, check and crop each row. Returns crops, ids, labels, issues, case and image dicts."""
     crops, labels, issues, cases, images = [], [], [], {}, []
     make_crop = lesion_crop(crop_size=crop_size, margin=margin)
+    first_seen: dict[str, ManifestRow] = {}
     for row in tqdm(rows, desc="ingest", unit="file", disable=not progress, leave=False):
         read = _read_row(data_dir, row, make_crop)
+        if not isinstance(read, str):
+            read = _duplicate_of(first_seen, row, read[1]) or read
         if isinstance(read, str):
             issues.append(IngestIssue(row.row, row.path, read))
             continue

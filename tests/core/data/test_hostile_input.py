@@ -141,3 +141,16 @@ def test_a_mask_linked_outside_the_folder_is_reported_and_not_read(folder, tmp_p
     assert [i.problem for i in result.errors] == [
         "lesion mask mask.npy leads outside the data folder through a symbolic link; not read"
     ]
+
+
+def test_one_image_filed_under_two_patients_is_an_error_naming_both(folder):
+    shutil.copyfile(folder / "clean" / "a.dcm", folder / "clean" / "copy.dcm")
+    (folder / "manifest.csv").write_text(
+        HEADER + "P1,clean/a.dcm,SCC,10,10,50,50,\nP9,clean/copy.dcm,SCC,12,12,40,40,\n"
+    )
+    result = ingest_folder(folder, progress=False)
+    assert sorted(set(result.crops.case_ids)) == ["P1"]
+    [error] = result.errors
+    assert (error.row, error.path) == (3, "clean/copy.dcm")
+    assert "same pixels as clean/a.dcm (row 2) of patient P1" in error.problem
+    assert "patients P1 and P9 may be one person filed twice" in error.problem

@@ -131,6 +131,17 @@ def test_reingest_uses_the_cache_until_a_file_or_parameter_changes(small_cohort_
 # --- bad input: one clear line each, the rest ingested -------------------------------------------
 
 
+def _other_patient(src: Path, n: int) -> pydicom.Dataset:
+    """The image of ``src`` with one pixel changed, so another patient does not share its pixels
+    (ingestion refuses one image filed under two patients)."""
+    ds = pydicom.dcmread(src)
+    ds.decompress()
+    pixels = ds.pixel_array.copy()
+    pixels[0, 0] += n
+    ds.PixelData = pixels.tobytes()
+    return ds
+
+
 @pytest.fixture(scope="module")
 def bad_folder(small_cohort_dir, tmp_path_factory):
     """Five good rows plus one row per kind of bad input."""
@@ -148,15 +159,15 @@ def bad_folder(small_cohort_dir, tmp_path_factory):
     ds = pydicom.dcmread(src)
     ds.Modality = "CT"
     ds.save_as(root / "bad/ct.dcm")
-    ds = pydicom.dcmread(src)
+    ds = _other_patient(src, 1)
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.SeriesDescription = "T1 AX"
     ds.save_as(root / "bad/axial_t1.dcm")
-    for name in ("lsil", "roi", "conflict", "empty_box", "frame", "masked"):
+    for name in ("lsil", "roi", "conflict", "empty_box", "frame"):
         shutil.copyfile(src, root / f"bad/{name}.dcm")
+    _other_patient(src, 2).save_as(root / "bad/masked.dcm")
     # Two frames, the second the mirror image in intensity of the first.
-    ds = pydicom.dcmread(src)
-    ds.decompress()
+    ds = _other_patient(src, 3)
     first = ds.pixel_array.astype(np.uint16)
     ds.NumberOfFrames = 2
     ds.PixelData = np.stack([first, 4095 - first]).astype(np.uint16).tobytes()

@@ -251,9 +251,14 @@ def build_batch(folder: Path, cohort: Path) -> tuple[list[Case], list[Case]]:
     (folder / "clean").mkdir(parents=True)
     (folder / "bad").mkdir()
     valid: list[Case] = []
+    # The MR_small files are one image in six encodings, so one patient: ingestion refuses the
+    # same pixels filed under two patients. A damaged copy belongs to its source's patient.
+    patient = {
+        stem: "V-MR_small" if stem.startswith("MR_small") else f"V-{stem}" for stem, *_ in sources
+    }
     for stem, data, box in sources:
         (folder / "clean" / f"{stem}.dcm").write_bytes(data)
-        valid.append(Case(f"clean/{stem}.dcm", box, "ok", label="SCC", patient=f"V-{stem}"))
+        valid.append(Case(f"clean/{stem}.dcm", box, "ok", label="SCC", patient=patient[stem]))
     for name in ("CT_small.dcm", "JPEG2000.dcm", "MR_truncated.dcm", "rtplan.dcm"):
         shutil.copyfile(get_testdata_file(name, download=False), folder / "bad" / name)
     cases = list(valid)
@@ -272,7 +277,9 @@ def build_batch(folder: Path, cohort: Path) -> tuple[list[Case], list[Case]]:
                     continue
                 rel = f"bad/{stem}-{name}-{k}.dcm"
                 (folder / rel).write_bytes(mutated)
-                cases.append(Case(rel, box, expect, source=f"clean/{stem}.dcm"))
+                cases.append(
+                    Case(rel, box, expect, patient=patient[stem], source=f"clean/{stem}.dcm")
+                )
     # A valid file described wrongly: the row is at fault, not the file. One copy per row, so
     # that no row is merely a duplicate of another.
     (folder / "rows").mkdir()

@@ -100,6 +100,22 @@ def test_resize_matches_pillow_bilinear():
         np.testing.assert_allclose(ours, pil, atol=2e-3)
 
 
+@pytest.mark.parametrize("shape", [(37, 53), (250, 180), (12, 12), (400, 400), (99, 101)])
+def test_resize_equals_torch_antialiased_bilinear_within_an_ulp(shape):
+    import torch
+    import torch.nn.functional as F
+
+    image = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    expected = F.interpolate(
+        torch.from_numpy(image)[None, None],
+        size=(100, 100),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0].numpy()
+    np.testing.assert_allclose(Resize(100)(image), expected, rtol=0, atol=4e-7)
+
+
 def test_resize_keeps_a_constant_and_skips_same_size():
     np.testing.assert_allclose(Resize(50)(np.full((13, 21), 0.25, np.float32)), 0.25, atol=1e-6)
     image = np.random.default_rng(1).random((16, 16)).astype(np.float32)

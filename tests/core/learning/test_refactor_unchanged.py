@@ -2,7 +2,9 @@
 
 ``tests/data/golden/demo_comparison_oof.csv`` was written by the same pipeline at commit 920cc72
 (before the restructuring of issue 11): a small demo cohort (seed 3, 18/8/6 patients), ingested,
-then the three-model demo comparison (3 folds, seed 3, 2 epochs for the fine-tuned CNN).
+then the three-model demo comparison (3 folds, seed 3, 2 epochs for the fine-tuned CNN). One
+change was applied there first, because it changes crops by up to one float32 ulp: the torch-free
+``Resize`` of core/data/transforms.py (features-mode heads turn such ulps into ~1e-3 differences).
 """
 
 from __future__ import annotations
