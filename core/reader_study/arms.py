@@ -16,6 +16,7 @@ import pandas as pd
 
 import db
 from db.clock import utc_now
+from db.display_ids import code_from_digest
 
 UNAIDED_LOCKED = "unaided answers are locked once the AI-aided arm has opened"
 
@@ -162,5 +163,5 @@ def arm_display_id(study_id: int, arm: str, case_id: str, display_id: str) -> st
     """
     if arm == "unaided":
         return display_id
-    digest = hashlib.sha256(f"{study_id}\x1f{arm}\x1f{case_id}".encode()).hexdigest()
-    return f"{arm[0].upper()}-{digest[:8].upper()}"
+    digest = hashlib.sha256(f"{study_id}\x1f{arm}\x1f{case_id}".encode()).digest()
+    return f"{arm[0].upper()}-{code_from_digest(digest, 8)}"

@@ -24,7 +24,7 @@ ADMIN_SECRET = "e2e-admin-secret-3b9d51"
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
-CASE_HEADING = re.compile(r"^Case (C-[0-9A-F]+) \((\d+) of (\d+)\)$")
+CASE_HEADING = re.compile(r"^Case ([AC]-[0-9A-Z]+) \((\d+) of (\d+)\)$")
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def wait_read_count(page, n_read: int, n_cases: int) -> None:
 def wait_case(page, position: int, n_cases: int) -> None:
     """Wait until the reading page shows worklist ``position`` (after a submit: the next case)."""
     page.get_by_role(
-        "heading", name=re.compile(rf"^Case C-[0-9A-F]+ \({position} of {n_cases}\)$")
+        "heading", name=re.compile(rf"^Case [AC]-[0-9A-Z]+ \({position} of {n_cases}\)$")
     ).wait_for()
     wait_idle(page)
 

@@ -94,3 +94,14 @@ def test_display_ids_differ_after_the_unaided_arm_and_are_stable():
     assert aided == arm_display_id(1, "aided", "P0001", "D-17")
     assert aided != arm_display_id(2, "aided", "P0001", "D-17")  # per study
     assert aided != arm_display_id(1, "aided", "P0002", "D-17")
+
+
+def test_aided_arm_ids_never_spell_a_class_name():
+    import re
+
+    from core.labels import CLASSES
+
+    spells = re.compile("|".join(CLASSES), re.IGNORECASE)
+    ids = [arm_display_id(7, "aided", f"P{i:05d}", "C-XXXXXX") for i in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert [i for i in ids if spells.search(i)] == []
