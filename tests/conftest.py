@@ -9,6 +9,15 @@ import pytest
 SMALL_COUNTS = (24, 10, 6)  # patients per class (SCC, AC, ASC): every class in every 3-fold split
 
 
+@pytest.fixture(scope="session", autouse=True)
+def project_home(tmp_path_factory) -> Path:
+    """Every test writes runs and caches under one temporary project home, never the checkout."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CERVIXSCOPE_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def small_cohort_dir(tmp_path_factory) -> Path:
     """A demo cohort folder (DICOM + manifest.csv) with ``SMALL_COUNTS`` patients, seed 0.

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core import home
 from core.data.dataset import CropSet
 from core.data.dicom_io import DicomReadError, read_pixels
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
 from core.data.transforms import box_inside, lesion_crop
 from core.labels import CLASSES
 
-__all__ = ["CACHE_DIRNAME", "IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
+__all__ = ["IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
-CACHE_DIRNAME = ".cervixscope-cache"
 PIPELINE_VERSION = "2"  # bump when the crop pipeline changes, so old caches are not reused
 REPORT_COLUMNS = ("row", "path", "level", "problem")
 
@@ -118,7 +118,8 @@ def _file_digest(path: Path | None) -> str:
 def _cache_key(data_dir: Path, manifest: Path, rows: list[ManifestRow], crop_size, margin) -> str:
     """Hash of everything that decides the crops: file bytes, manifest bytes, crop parameters."""
     h = hashlib.sha256()
-    h.update(f"v{PIPELINE_VERSION}|size={crop_size}|margin={margin!r}|".encode())
+    # The folder is part of the key: the cached records hold each image's absolute path.
+    h.update(f"v{PIPELINE_VERSION}|size={crop_size}|margin={margin!r}|{data_dir}|".encode())
     h.update(manifest.read_bytes())
     digests: dict[str, str] = {}
     for row in rows:
@@ -276,6 +277,7 @@ def ingest_folder(
     progress: bool = True,
     report_csv: str | Path | None = None,
     use_cache: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> IngestResult:
     """Ingest every image a manifest lists into lesion crops.
 
@@ -298,6 +300,9 @@ def ingest_folder(
         Also copy the report (``row, path, level, problem``) here.
     use_cache : bool, default True
         Reuse crops cached for identical inputs.
+    cache_dir : str or Path, optional
+        Where the crops, records and report are cached; default ``<project home>/cache/crops``
+        (``core.home``), never the data folder, which may be read-only or shared.
 
     Returns
     -------
@@ -314,7 +319,8 @@ def ingest_folder(
     data_dir, manifest, crop_size = _checked_inputs(data_dir, manifest, crop_size, margin)
     rows, manifest_issues = read_manifest(manifest)
     cache = _CacheFiles.for_key(
-        data_dir / CACHE_DIRNAME, _cache_key(data_dir, manifest, rows, crop_size, margin)
+        Path(cache_dir) if cache_dir else home.cache_dir("crops"),
+        _cache_key(data_dir, manifest, rows, crop_size, margin),
     )
     if use_cache and cache.complete():
         crops, issues, cases, images = cache.load()
@@ -367,7 +373,7 @@ class _CacheFiles:
 
     @classmethod
     def for_key(cls, folder: Path, key: str) -> _CacheFiles:
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         return cls(
             key,
             folder / f"crops-{key}.npz",

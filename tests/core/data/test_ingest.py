@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from core.cli import main
+from core import home
 from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 
@@ -109,7 +110,7 @@ def test_small_crops_fixture_is_the_ingested_cohort(small_crops, cohort_result):
 def test_reingest_uses_the_cache_until_a_file_or_parameter_changes(small_cohort_dir, tmp_path):
     rows = _copy_subset(small_cohort_dir, tmp_path, 4)
     first = ingest_folder(tmp_path, progress=False)
-    assert not first.from_cache and first.crop_cache.parent == tmp_path / ".cervixscope-cache"
+    assert not first.from_cache and first.crop_cache.parent == home.cache_dir("crops")
     again = ingest_folder(tmp_path, progress=False)
     assert again.from_cache and again.cache_key == first.cache_key
     np.testing.assert_array_equal(again.crops.crops, first.crops.crops)
@@ -126,6 +127,22 @@ def test_reingest_uses_the_cache_until_a_file_or_parameter_changes(small_cohort_
     ds.save_as(path)
     changed = ingest_folder(tmp_path, progress=False)
     assert not changed.from_cache and changed.cache_key != first.cache_key
+
+
+def test_ingestion_writes_nothing_into_a_read_only_data_folder(small_cohort_dir, tmp_path):
+    data = tmp_path / "data"
+    _copy_subset(small_cohort_dir, data, 4)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    for path in [data, *data.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        result = ingest_folder(data, progress=False, cache_dir=tmp_path / "elsewhere")
+    finally:
+        for path in [data, *data.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert result.errors == [] and result.crops.n_images == 4
+    assert result.crop_cache.parent == tmp_path / "elsewhere"
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
 
 
 # --- bad input: one clear line each, the rest ingested -------------------------------------------
