@@ -22,14 +22,38 @@ def read_admin_secret(secrets_path: Path) -> str | None:
     return None
 
 
+MIN_SECRET_LENGTH = 12
+
+
+def check_secret_strength(secret: str) -> None:
+    """Refuse an admin secret a guesser could find: shorter than 12 characters, or one repeated
+    character. Raises ValueError naming where it came from and what is needed."""
+    if len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < 4:
+        raise ValueError(
+            f"the admin secret ({ADMIN_SECRET_ENV} or .streamlit/secrets.toml) is too weak: use "
+            f"at least {MIN_SECRET_LENGTH} characters, not one repeated (or unset it and a strong "
+            "one is generated)"
+        )
+
+
 def ensure_admin_secret(secrets_path: Path) -> tuple[str, bool]:
-    """Return ``(secret, created)``, writing a fresh random secret to ``secrets_path`` if none is set."""
+    """Return ``(secret, created)``, writing a fresh random secret to ``secrets_path`` if none is set.
+
+    The file is created readable by its owner only (0600) from its first byte.
+
+    Raises
+    ------
+    ValueError
+        If a configured secret is too weak (see `check_secret_strength`).
+    """
     existing = read_admin_secret(secrets_path)
     if existing:
+        check_secret_strength(existing)
         return existing, False
-    secret = secrets.token_urlsafe(12)
+    secret = secrets.token_urlsafe(16)
     secrets_path.parent.mkdir(parents=True, exist_ok=True)
-    with secrets_path.open("a", encoding="utf-8") as fh:
+    fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(f'admin_secret = "{secret}"\n')
-    secrets_path.chmod(0o600)
+    os.chmod(secrets_path, 0o600)  # an existing file keeps its mode through os.open
     return secret, True

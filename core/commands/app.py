@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -78,17 +79,21 @@ def _prefetch_weights(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from core.secrets_file import ensure_admin_secret
+    from core.secrets_file import ADMIN_SECRET_ENV, ensure_admin_secret
 
     secret, created = ensure_admin_secret(SECRETS_PATH)
     env = dict(os.environ)
-    if args.db:
-        env["CERVIXSCOPE_DB"] = str(Path(args.db).resolve())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     shown = "localhost" if args.address in ("0.0.0.0", "localhost") else args.address
     print(f"CervixScope dashboard: http://{shown}:{args.port}")
-    origin = f"written to {SECRETS_PATH.relative_to(ROOT)}" if created else "already configured"
-    print(f"Admin secret ({origin}): {secret}")
+    # The secret is shown once, when it is made; later starts say where it is kept, so it never
+    # lands in container or CI logs again.
+    if created:
+        print(f"Admin secret (new, kept in {SECRETS_PATH}): {secret}")
+    elif os.environ.get(ADMIN_SECRET_ENV):
+        print(f"Admin secret: from ${ADMIN_SECRET_ENV}")
+    else:
+        print(f"Admin secret: in {SECRETS_PATH}")
     command = [
         sys.executable,
         "-m",
@@ -100,4 +105,31 @@ def _dashboard(args: argparse.Namespace) -> int:
         "--server.address",
         args.address,
     ]
-    return subprocess.call(command, cwd=ROOT, env=env)
+    return run_forwarding_signals(command, cwd=ROOT, env=env)
+
+
+def run_forwarding_signals(command: list[str], **popen) -> int:
+    """Run ``command`` as a child and pass SIGTERM, SIGINT and SIGHUP on to it.
+
+    Stopping the wrapper (``docker stop``, a supervisor, Ctrl-C) must stop the server too; a plain
+    ``subprocess.call`` would leave it running and answering. Returns the child's exit status.
+    """
+    child = subprocess.Popen(command, **popen)
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in forwarded}
+
+    def forward(signum, _frame) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for sig in forwarded:
+        signal.signal(sig, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # SIGINT already forwarded; wait for the child to stop
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
