@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.labels import CLASSES
+from core.statistics.stats import delong_auc_ci
 
 AVERAGES = (None, "macro", "weighted")
 METRICS = ("precision", "sensitivity", "specificity", "f1", "accuracy", "error_rate", "auc")
@@ -469,6 +470,30 @@ def classification_table(
         names, ``macro`` and ``weighted`` for every metric, plus ``overall`` (trace/N) for
         accuracy and error_rate. Undefined values are NaN (with a warning).
     """
+    t, p, score = _check_table_inputs(y_true, y_pred, y_score, n_classes, ci, n_boot, alpha)
+    cm = np.bincount(t * n_classes + p, minlength=n_classes**2).reshape(n_classes, n_classes)
+    aucs = None if score is None else _table_aucs(t, score)
+    point = _table_values(cm, aucs, warn=True)
+    lows, highs = {}, {}
+    if ci:
+        lows, highs = _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha)
+        if score is not None:
+            _replace_auc_bounds_with_delong(t, score, aucs, alpha, lows, highs)
+    rows = [
+        {
+            "scope": scope,
+            "metric": metric,
+            "value": float(value),
+            "ci_low": lows.get((scope, metric), np.nan),
+            "ci_high": highs.get((scope, metric), np.nan),
+        }
+        for (scope, metric), value in point.items()
+    ]
+    return pd.DataFrame(rows, columns=["scope", "metric", "value", "ci_low", "ci_high"])
+
+
+def _check_table_inputs(y_true, y_pred, y_score, n_classes, ci, n_boot, alpha):
+    """Validated labels (and scores, or None) for :func:`classification_table`."""
     t, p = _check_pair(y_true, y_pred, n_classes)
     score = None
     if y_score is not None:
@@ -481,54 +506,48 @@ def classification_table(
         raise ValueError(f"alpha={alpha!r} is not allowed: use a value between 0 and 1")
     if ci and (not isinstance(n_boot, int | np.integer) or n_boot < 2):
         raise ValueError(f"n_boot={n_boot!r} is not allowed: use an integer >= 2")
+    return t, p, score
 
-    cm = np.bincount(t * n_classes + p, minlength=n_classes**2).reshape(n_classes, n_classes)
-    aucs = None
-    if score is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UndefinedMetricWarning)
-            aucs = roc_auc_ovr(t, score)
-        if np.isnan(aucs).any():
-            missing = ", ".join(_class_name(c, n_classes) for c in np.flatnonzero(np.isnan(aucs)))
-            warnings.warn(
-                f"AUC is undefined for class {missing} (no positive or no negative cases)",
-                UndefinedMetricWarning,
-                stacklevel=2,
-            )
-    point = _table_values(cm, aucs, warn=True)
 
-    lows = highs = {}
-    if ci:
-        weights = _resample_weights(t.size, n_boot, seed, groups).astype(float)
-        boot_cm = _weighted_confusions(t, p, n_classes, weights)
-        boot_auc = _weighted_aucs(t, score, weights) if score is not None else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            boot = _table_values(boot_cm, boot_auc, warn=False)
-            lows = {key: float(np.nanquantile(v, alpha / 2)) for key, v in boot.items()}
-            highs = {key: float(np.nanquantile(v, 1 - alpha / 2)) for key, v in boot.items()}
-        if score is not None:
-            from core.statistics.stats import delong_auc_ci
+def _table_aucs(t: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUC per class, with one warning naming every class where it is undefined."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        aucs = roc_auc_ovr(t, score)
+    if np.isnan(aucs).any():
+        n_classes = score.shape[1]
+        missing = ", ".join(_class_name(c, n_classes) for c in np.flatnonzero(np.isnan(aucs)))
+        warnings.warn(
+            f"AUC is undefined for class {missing} (no positive or no negative cases)",
+            UndefinedMetricWarning,
+            stacklevel=3,  # the caller of classification_table
+        )
+    return aucs
 
-            for c in range(n_classes):
-                key = (_class_name(c, n_classes), "auc")
-                if np.isnan(aucs[c]):
-                    lows[key] = highs[key] = np.nan
-                else:
-                    res = delong_auc_ci(t == c, score[:, c], alpha=alpha)
-                    lows[key], highs[key] = res.low, res.high
 
-    rows = [
-        {
-            "scope": scope,
-            "metric": metric,
-            "value": float(value),
-            "ci_low": lows.get((scope, metric), np.nan),
-            "ci_high": highs.get((scope, metric), np.nan),
-        }
-        for (scope, metric), value in point.items()
-    ]
-    return pd.DataFrame(rows, columns=["scope", "metric", "value", "ci_low", "ci_high"])
+def _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha):
+    """Percentile bootstrap bounds {(scope, metric): low}, {...: high} of every table value."""
+    weights = _resample_weights(t.size, n_boot, seed, groups).astype(float)
+    boot_cm = _weighted_confusions(t, p, n_classes, weights)
+    boot_auc = _weighted_aucs(t, score, weights) if score is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = _table_values(boot_cm, boot_auc, warn=False)
+        lows = {key: float(np.nanquantile(v, alpha / 2)) for key, v in boot.items()}
+        highs = {key: float(np.nanquantile(v, 1 - alpha / 2)) for key, v in boot.items()}
+    return lows, highs
+
+
+def _replace_auc_bounds_with_delong(t, score, aucs, alpha, lows: dict, highs: dict) -> None:
+    """Per-class AUC bounds from DeLong's interval instead of the bootstrap (in place)."""
+    n_classes = score.shape[1]
+    for c in range(n_classes):
+        key = (_class_name(c, n_classes), "auc")
+        if np.isnan(aucs[c]):
+            lows[key] = highs[key] = np.nan
+        else:
+            res = delong_auc_ci(t == c, score[:, c], alpha=alpha)
+            lows[key], highs[key] = res.low, res.high
 
 
 def per_fold_summary(frame: pd.DataFrame) -> pd.DataFrame:
