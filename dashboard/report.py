@@ -18,6 +18,7 @@ import plotly.io as pio
 from core.labels import CLASSES
 from dashboard import figures, loaders
 from db.clock import utc_now
+from db.spreadsheet import escape_frame
 
 RUN_COLUMNS = ("run_id", "model", "mode", "status", "device", "weights", "seed", "created_at")
 
@@ -100,14 +101,15 @@ def build_report(
             f"<h3>{html.escape(name)}</h3>",
             _table_html(part.drop(columns=["run_id", "model"])),
         ]
-    csvs = {
-        "runs.csv": run_table.to_csv(index=False),
-        "predictions.csv": predictions.to_csv(index=False),
-        "metrics.csv": tables.to_csv(index=False),
-        "confusion.csv": _confusion_frame(confusions, labels).to_csv(index=False),
-        "per_fold.csv": per_fold.to_csv(index=False),
-        "per_fold_summary.csv": summary.to_csv(index=False),
+    frames = {
+        "runs.csv": run_table,
+        "predictions.csv": predictions,
+        "metrics.csv": tables,
+        "confusion.csv": _confusion_frame(confusions, labels),
+        "per_fold.csv": per_fold,
+        "per_fold_summary.csv": summary,
     }
+    csvs = {name: escape_frame(frame).to_csv(index=False) for name, frame in frames.items()}
     return Report(html=_page(title, sections), csvs=csvs)
 
 

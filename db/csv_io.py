@@ -1,7 +1,8 @@
 """CSV export of predictions and reads, and validated all-or-nothing import of both.
 
 An exported file re-imports to the same rows. Numbers are written with Python's shortest
-round-trip representation; empty cells mean NULL. Row numbers in import problems count data rows
+round-trip representation; empty cells mean NULL; text that a spreadsheet would run as a formula is
+quoted (``db.spreadsheet``) and unquoted again on import. Row numbers in import problems count data rows
 from 1 (the header is not counted), so "row 3" is the file's fourth line.
 """
 
@@ -20,6 +21,7 @@ import sqlite_utils
 from db.errors import ImportValidationError
 from db.reads import _upsert_read, build_read, reads_frame
 from db.runs import PROB_COLUMNS, _prediction_record, predictions_frame
+from db.spreadsheet import escape_cell, unescape_cell
 from db.studies import _require_open, _study_row
 from db.transactions import write_transaction
 
@@ -33,6 +35,8 @@ PREDICTION_CSV_COLUMNS = ("run_id", "model", "case_id", "fold", *PROB_COLUMNS, "
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
+    if isinstance(value, str):
+        return escape_cell(value)
     if hasattr(value, "item"):
         value = value.item()
     return str(value)
@@ -54,10 +58,13 @@ def _read(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
         raise FileNotFoundError(f"CSV file {path} does not exist")
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        rows = [
-            {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-            for row in reader
-        ]
+        try:
+            rows = [
+                {k.strip(): unescape_cell((v or "").strip()) for k, v in row.items() if k}
+                for row in reader
+            ]
+        except csv.Error as exc:  # e.g. a field over the csv module's 131,072-character limit
+            raise ImportValidationError(path, [f"line {reader.line_num}: {exc}"]) from exc
         return [c.strip() for c in reader.fieldnames or []], rows
 
 

@@ -26,6 +26,7 @@ from core.data.dicom_io import DicomReadError, read_pixels
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
 from core.data.transforms import box_inside, lesion_crop
 from core.labels import CLASSES
+from db.spreadsheet import escape_cell
 
 __all__ = ["IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
@@ -159,7 +160,10 @@ def _write_report(path: Path, issues: list[IngestIssue]) -> None:
         writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
         for issue in issues:
-            writer.writerow(asdict(issue))
+            row = asdict(issue)
+            writer.writerow(
+                {k: escape_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+            )
     os.replace(tmp, path)
 
 

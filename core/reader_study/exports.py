@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 import db
+from db.spreadsheet import escape_frame
 
 
 def reads_csv(conn, study_id: int) -> bytes:
@@ -26,5 +27,6 @@ def tables_csv(tables: dict[str, pd.DataFrame]) -> str:
     """
     parts = []
     for title, frame in tables.items():
-        parts.append(f"# {title}\n" + frame.to_csv(index=title.startswith("confusion")))
+        text = escape_frame(frame).to_csv(index=title.startswith("confusion"))
+        parts.append(f"# {title}\n" + text)
     return "\n".join(parts)

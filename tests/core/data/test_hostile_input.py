@@ -71,14 +71,18 @@ def test_a_bomb_is_refused_from_its_header_before_any_pixel_is_decoded(tmp_path)
         read_pixels(get_testdata_file("MR_small.dcm", download=False), limits=small)
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a large pytest process
+# would report the parent's size.
 INGEST_AND_MEASURE = """
-import json, resource, sys
+import json, re, sys
+from pathlib import Path
 from core.data.ingest import ingest_folder
 result = ingest_folder(sys.argv[1], progress=False)
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
 print(json.dumps({
     "ingested": sorted(set(result.crops.case_ids.tolist())),
     "errors": [[i.path, i.problem] for i in result.errors],
-    "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "peak_kib": int(peak),
 }))
 """
 

@@ -23,6 +23,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from core.data.ingest import ingest_folder
+from db.spreadsheet import unescape_cell
 
 SEED = 20261125
 BOX_HEADER = ("patient_id", "path", "label", "x0", "y0", "x1", "y1", "frame")
@@ -354,7 +355,10 @@ def test_every_row_is_either_ingested_or_one_clear_error(batch):
 def test_report_csv_lists_every_error_with_row_path_problem(batch):
     _, _, _, result = batch
     with result.report_csv.open(encoding="utf-8") as fh:
-        rows = [(int(r["row"]), r["path"], r["level"], r["problem"]) for r in csv.DictReader(fh)]
+        rows = [
+            (int(r["row"]), unescape_cell(r["path"]), r["level"], unescape_cell(r["problem"]))
+            for r in csv.DictReader(fh)
+        ]  # cells a spreadsheet would run as formulas are quoted (db.spreadsheet)
     assert rows == [(i.row, i.path, i.level, i.problem) for i in result.issues]
     assert len(result.errors) >= 200
 
