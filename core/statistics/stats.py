@@ -1,23 +1,18 @@
 """Statistical tests and intervals used by the CV report and the reader study.
 
-Pure functions over arrays: seeded percentile bootstrap, DeLong's AUC variance (the fast
-algorithm of Sun & Xu 2014), McNemar's test for paired correctness, Cohen's and Fleiss' kappa.
+Pure functions over arrays: DeLong's AUC variance (the fast algorithm of Sun & Xu 2014),
+McNemar's test for paired correctness, Cohen's and Fleiss' kappa. The bootstrap intervals of the
+metrics table live with the metrics (:func:`core.statistics.metrics.classification_table`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats as sps
-
-
-class BootstrapCI(NamedTuple):
-    estimate: float
-    low: float
-    high: float
+from sklearn.metrics import cohen_kappa_score
 
 
 class AUCInterval(NamedTuple):
@@ -49,67 +44,6 @@ class McNemarResult(NamedTuple):
 def _check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha!r} is not allowed: use a value between 0 and 1")
-
-
-def bootstrap_ci(
-    statistic: Callable[..., float],
-    *arrays,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-    groups=None,
-) -> BootstrapCI:
-    """Percentile bootstrap confidence interval of ``statistic(*arrays)``.
-
-    Parameters
-    ----------
-    statistic : callable
-        Called as ``statistic(*resampled_arrays)``, returns a float.
-    *arrays : array-like
-        Resampled together along their first axis (the cases), so pairing is kept.
-    n_boot : int, default 1000
-    seed : int, default 0
-    alpha : float, default 0.05
-    groups : array-like, optional
-        Resample whole groups (e.g. patients) instead of rows.
-
-    Returns
-    -------
-    BootstrapCI
-        ``estimate`` on the original data and the ``alpha/2`` and ``1-alpha/2`` percentiles;
-        resamples where the statistic is NaN are skipped.
-    """
-    _check_alpha(alpha)
-    if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array to resample")
-    if not isinstance(n_boot, int | np.integer) or n_boot < 2:
-        raise ValueError(f"n_boot={n_boot!r} is not allowed: use an integer >= 2")
-    arrays = [np.asarray(a) for a in arrays]
-    n = len(arrays[0])
-    for i, a in enumerate(arrays):
-        if len(a) != n:
-            raise ValueError(f"array {i} has {len(a)} rows but array 0 has {n}: they must match")
-    rng = np.random.default_rng(seed)
-    estimate = float(statistic(*arrays))
-    if groups is None:
-        members = None
-    else:
-        g = np.asarray(groups)
-        if len(g) != n:
-            raise ValueError(f"groups has {len(g)} entries but there are {n} rows")
-        uniq, inverse = np.unique(g, return_inverse=True)
-        members = [np.flatnonzero(inverse == i) for i in range(uniq.size)]
-    values = np.empty(n_boot)
-    for b in range(n_boot):
-        if members is None:
-            idx = rng.integers(0, n, size=n)
-        else:
-            idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        values[b] = statistic(*(a[idx] for a in arrays))
-    if np.isnan(values).all():
-        return BootstrapCI(estimate, np.nan, np.nan)
-    low, high = np.nanquantile(values, [alpha / 2, 1 - alpha / 2])
-    return BootstrapCI(estimate, float(low), float(high))
 
 
 def _check_binary(y, name: str = "y_true_binary") -> np.ndarray:
@@ -275,7 +209,12 @@ def mcnemar_test(correct_a, correct_b, *, exact: bool | None = None) -> McNemarR
 
 
 def cohen_kappa(labels_a, labels_b) -> float:
-    """Cohen's kappa between two raters' labels of the same cases.
+    """Cohen's kappa between two raters' labels of the same cases (scikit-learn's, unweighted).
+
+    Parameters
+    ----------
+    labels_a, labels_b : array-like, shape (n_cases,)
+        Any labels that compare equal across the two raters (ints, class names).
 
     Returns
     -------
@@ -287,16 +226,12 @@ def cohen_kappa(labels_a, labels_b) -> float:
         raise ValueError(
             f"labels_a {a.shape} and labels_b {b.shape} must be non-empty 1-D of the same length"
         )
+    # codes over both raters' labels, so 1 and "1" compare as NumPy compares them
     cats, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
-    ca, cb = codes[: a.size], codes[a.size :]
-    k = cats.size
-    table = np.bincount(ca * k + cb, minlength=k * k).reshape(k, k) / a.size
-    p_o = np.trace(table)
-    p_e = float(table.sum(axis=1) @ table.sum(axis=0))
-    if np.isclose(p_e, 1.0):
+    if cats.size == 1:
         warnings.warn("Cohen's kappa is undefined: both raters used a single label", stacklevel=2)
         return np.nan
-    return float((p_o - p_e) / (1 - p_e))
+    return float(cohen_kappa_score(codes[: a.size], codes[a.size :]))
 
 
 def fleiss_kappa(ratings) -> float:

@@ -75,36 +75,6 @@ def test_delong_rejects_one_class_truth():
         S.delong_auc_ci([0, 2, 1], [0.1, 0.2, 0.3])
 
 
-def test_bootstrap_ci_equals_the_obvious_loop():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=40), rng.normal(size=40)
-
-    def stat(x, y):
-        return float(np.mean(x - y))
-
-    res = S.bootstrap_ci(stat, a, b, n_boot=300, seed=5)
-    draws = np.random.default_rng(5)
-    values = []
-    for _ in range(300):
-        idx = draws.integers(0, 40, size=40)
-        values.append(stat(a[idx], b[idx]))
-    assert res.estimate == pytest.approx(stat(a, b))
-    assert (res.low, res.high) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
-    assert res.low < res.estimate < res.high
-
-
-def test_bootstrap_ci_groups_and_errors():
-    x = np.repeat(np.arange(10.0), 3)
-    res = S.bootstrap_ci(np.mean, x, groups=np.repeat(np.arange(10), 3), n_boot=200)
-    plain = S.bootstrap_ci(np.mean, np.arange(10.0), n_boot=200)
-    assert res.estimate == pytest.approx(4.5)
-    assert res.high - res.low == pytest.approx(plain.high - plain.low, rel=0.35)
-    with pytest.raises(ValueError, match="array 1 has 3 rows but array 0 has 4"):
-        S.bootstrap_ci(np.mean, np.ones(4), np.ones(3))
-    with pytest.raises(ValueError, match="n_boot=1"):
-        S.bootstrap_ci(np.mean, np.ones(4), n_boot=1)
-
-
 @pytest.mark.parametrize(("b", "c"), [(7, 2), (0, 5), (10, 10)], ids=["7-2", "0-5", "10-10"])
 def test_mcnemar_exact_is_binomial(b, c):
     a_right = np.r_[np.ones(b), np.zeros(c), np.ones(20), np.zeros(4)].astype(bool)
@@ -131,6 +101,30 @@ def test_cohen_kappa_matches_sklearn(seed):
     b = np.where(rng.random(80) < 0.6, a, rng.integers(0, 3, 80))
     assert S.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
     assert S.cohen_kappa(list("ab"), list("ab")) == pytest.approx(1.0)
+
+
+def test_cohen_kappa_matches_sklearn_on_class_names_and_disjoint_labels():
+    rng = np.random.default_rng(3)
+    a = rng.choice(["SCC", "AC", "ASC"], 120)
+    b = np.where(rng.random(120) < 0.5, a, rng.choice(["SCC", "AC", "ASC"], 120))
+    assert S.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+    # two raters who never agree: p_o = 0, p_e = 0, kappa = 0
+    assert S.cohen_kappa([0, 0, 0], [1, 1, 1]) == pytest.approx(0.0)
+
+
+def test_cohen_kappa_by_hand():
+    # 2x2 table [[20, 5], [10, 15]]: p_o = 35/50, p_e = 0.5 * 0.6 + 0.5 * 0.4 = 0.5, kappa = 0.4
+    a = np.repeat([0, 0, 1, 1], [20, 5, 10, 15])
+    b = np.repeat([0, 1, 0, 1], [20, 5, 10, 15])
+    assert S.cohen_kappa(a, b) == pytest.approx(0.4)
+    assert S.cohen_kappa(b, a) == pytest.approx(0.4)
+
+
+def test_cohen_kappa_rejects_mismatched_labels():
+    with pytest.raises(ValueError, match=r"labels_a \(3,\) and labels_b \(2,\)"):
+        S.cohen_kappa([0, 1, 0], [0, 1])
+    with pytest.raises(ValueError, match="non-empty"):
+        S.cohen_kappa([], [])
 
 
 def test_cohen_kappa_undefined_when_one_label():
