@@ -30,6 +30,7 @@ from db.spreadsheet import escape_cell
 
 __all__ = ["IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
+MAX_CROP_SIZE = 1024  # pixels a side; the paper's crops are 100
 PIPELINE_VERSION = "2"  # bump when the crop pipeline changes, so old caches are not reused
 REPORT_COLUMNS = ("row", "path", "level", "problem")
 
@@ -359,8 +360,10 @@ def _checked_inputs(data_dir, manifest, crop_size, margin) -> tuple[Path, Path, 
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_dir}")
     manifest = Path(manifest).resolve() if manifest else data_dir / "manifest.csv"
-    if int(crop_size) != crop_size or crop_size < 8:
-        raise ValueError(f"crop_size must be an integer >= 8, got {crop_size!r}")
+    if int(crop_size) != crop_size or not 8 <= crop_size <= MAX_CROP_SIZE:
+        raise ValueError(
+            f"crop_size must be a whole number of pixels from 8 to {MAX_CROP_SIZE}, got {crop_size!r}"
+        )
     if not 0 <= margin <= 2:
         raise ValueError(f"margin must lie in 0..2 (fraction of the box side), got {margin!r}")
     return data_dir, manifest, int(crop_size)

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from core.labels import CLASSES, parse_label
 
 REQUIRED = ("patient_id", "path", "label")
+MAX_LENGTH = {"patient_id": 128, "path": 1024, "mask": 1024}  # characters
 BOX = ("x0", "y0", "x1", "y1")
 
 
@@ -186,6 +187,9 @@ def _check(values: dict[str, str]) -> str | None:
         return "patient_id is empty"
     if not values.get("path"):
         return "path is empty"
+    for field, limit in MAX_LENGTH.items():
+        if len(values.get(field) or "") > limit:
+            return f"{field} is {len(values[field]):,} characters long; at most {limit} are allowed"
     for field in ("path", "mask"):
         text = values.get(field) or ""
         if text and _outside(text):
@@ -198,7 +202,8 @@ def _check(values: dict[str, str]) -> str | None:
     except ValueError as exc:
         return str(exc)
     frame = values.get("frame") or "0"
-    if not frame.isdigit():
+    # isdigit() alone admits "²" and other digits int() cannot read.
+    if not (frame.isascii() and frame.isdigit() and len(frame) <= 6):
         return f"frame {frame!r} is not a whole number >= 0"
     box_text = [values.get(c, "") for c in BOX]
     if any(box_text):

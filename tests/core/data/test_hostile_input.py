@@ -158,3 +158,34 @@ def test_one_image_filed_under_two_patients_is_an_error_naming_both(folder):
     assert (error.row, error.path) == (3, "clean/copy.dcm")
     assert "same pixels as clean/a.dcm (row 2) of patient P1" in error.problem
     assert "patients P1 and P9 may be one person filed twice" in error.problem
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ("P2,clean/b.dcm,SCC,10,10,50,50,", None),
+        ("P3,clean/b.dcm,AC,10,10,50,50,\u00b2", "frame '\u00b2' is not a whole number >= 0"),
+        ("P4,clean/b.dcm,AC,10,10,50,50,99999999999", "frame '99999999999' is not a whole"),
+        ("P" + "9" * 200 + ",clean/b.dcm,AC,10,10,50,50,", "patient_id is 201 characters long"),
+        ("P5,clean/" + "b" * 2000 + ".dcm,AC,10,10,50,50,", "path is 2,010 characters long"),
+    ],
+    ids=["control", "unicode-superscript-frame", "huge-frame", "long-patient", "long-path"],
+)
+def test_odd_manifest_cells_are_one_line_each_and_never_stop_the_batch(folder, row, problem):
+    header = "patient_id,path,label,x0,y0,x1,y1,frame\n"
+    shutil.copyfile(folder / "clean" / "a.dcm", folder / "clean" / "b.dcm")
+    (folder / "manifest.csv").write_text(header + "P1,clean/a.dcm,SCC,10,10,50,50,0\n" + row + "\n")
+    result = ingest_folder(folder, progress=False)
+    assert "P1" in set(result.crops.case_ids)
+    problems = [i.problem for i in result.errors if i.row == 3]
+    if problem is None:  # the control row is the same image under another patient
+        assert problems and "same pixels" in problems[0]
+    else:
+        assert len(problems) == 1 and problems[0].startswith(problem)
+
+
+@pytest.mark.parametrize("size", [100_000, 7, 12.5])
+def test_an_impossible_crop_size_is_one_clear_error(folder, size):
+    (folder / "manifest.csv").write_text(HEADER + "P1,clean/a.dcm,SCC,10,10,50,50,\n")
+    with pytest.raises(ValueError, match=r"crop_size must be a whole number of pixels from 8 to"):
+        ingest_folder(folder, crop_size=size, progress=False)
