@@ -50,7 +50,10 @@ def pages_for(role: str | None) -> dict[str, list]:
 
 
 def main() -> None:
-    st.set_page_config(page_title="CervixScope", page_icon=":material/biotech:", layout="wide")
+    st.set_page_config(
+        page_title="CervixScope", page_icon=str(ROOT / "dashboard" / "favicon.png"), layout="wide"
+    )  # local: a :material: favicon is fetched from the internet
+    auth.restore()  # a reload signs in again from the session token; a revoked one signs out
     navigation = st.navigation(pages_for(auth.current_role()))
     navigation.run()
 

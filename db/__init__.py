@@ -57,6 +57,7 @@ from db.runs import (
     update_run,
 )
 from db.schema import SCHEMA_VERSION, migrate, schema_version
+from db.sessions import SessionInfo, create_session, resolve_session, revoke_session
 from db.studies import (
     Reader,
     add_reader,
@@ -64,12 +65,24 @@ from db.studies import (
     close_study,
     create_study,
     get_study,
+    readers_frame,
+    reissue_reader_code,
+    revoke_reader_code,
+    set_study_instructions,
     set_study_status,
     studies_frame,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SessionInfo",
+    "create_session",
+    "readers_frame",
+    "reissue_reader_code",
+    "resolve_session",
+    "revoke_reader_code",
+    "revoke_session",
+    "set_study_instructions",
     "CaseNotFound",
     "CervixScopeDBError",
     "DuplicateStudy",

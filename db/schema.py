@@ -194,6 +194,27 @@ def _v3_image_predictions(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v4_sessions_and_study_lifecycle")
+def _v4_sessions_and_study_lifecycle(conn: sqlite_utils.Database) -> None:
+    # v4: sign-in sessions that survive a reload (only a hash of each token is kept), reader codes
+    # that an admin can revoke, and per-study reader instructions (Markdown).
+    conn.executescript(
+        """
+        CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'reader')),
+            reader_id INTEGER REFERENCES readers(reader_id),
+            study_id INTEGER REFERENCES studies(study_id),
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT,
+            CHECK ((role = 'reader') = (reader_id IS NOT NULL))
+        );
+        CREATE INDEX sessions_reader ON sessions(reader_id);
+        ALTER TABLE readers ADD COLUMN code_revoked_at TEXT;
+        ALTER TABLE studies ADD COLUMN instructions TEXT NOT NULL DEFAULT '';
+        """
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

@@ -30,6 +30,7 @@ from db.errors import (
     StudyClosed,
     StudyNotFound,
 )
+from db.sessions import revoke_reader_sessions
 from db.transactions import write_transaction
 from db.values import from_json, to_json
 
@@ -383,3 +384,94 @@ def require_reader(raw, study_id: int, reader_id: int) -> str:
     if row is None:
         raise ReaderNotFound(f"reader {reader_id!r} is not a reader of study {study_id}")
     return row[0]
+
+
+def set_study_instructions(conn: sqlite_utils.Database, study_id: int, text: str) -> None:
+    """Store the reader instructions (Markdown, shown to each reader before their first case).
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    ValueError
+        If the text is longer than 20,000 characters.
+    """
+    text = str(text or "").strip()
+    if len(text) > 20_000:
+        raise ValueError(f"instructions are {len(text)} characters long; keep them under 20,000")
+    with write_transaction(conn) as raw:
+        _study_row(raw, study_id)
+        raw.execute("UPDATE studies SET instructions = ? WHERE study_id = ?", (text, int(study_id)))
+
+
+def _reader_row(raw, reader_id: int) -> tuple:
+    row = raw.execute(
+        "SELECT reader_id, study_id, display_name FROM readers WHERE reader_id = ?",
+        (int(reader_id),),
+    ).fetchone()
+    if row is None:
+        raise ReaderNotFound(f"reader {reader_id!r} is not in the database")
+    return row
+
+
+def revoke_reader_code(conn: sqlite_utils.Database, reader_id: int) -> None:
+    """Revoke a reader's access code: it no longer signs in, and their open sessions end.
+
+    The reader's reads stay; :func:`reissue_reader_code` gives them a new code.
+
+    Raises
+    ------
+    ReaderNotFound
+        If ``reader_id`` is unknown.
+    """
+    with write_transaction(conn) as raw:
+        _reader_row(raw, reader_id)
+        raw.execute(
+            "UPDATE readers SET code_hash = ?, code_revoked_at = ? WHERE reader_id = ?",
+            (b"", now_iso(), int(reader_id)),
+        )
+        revoke_reader_sessions(raw, reader_id)
+
+
+def reissue_reader_code(conn: sqlite_utils.Database, reader_id: int) -> str:
+    """Give a reader a new access code (returned once); the old code and sessions stop working.
+
+    Raises
+    ------
+    ReaderNotFound
+        If ``reader_id`` is unknown.
+    """
+    salt = secrets.token_bytes(16)
+    code = _new_code(int(reader_id))
+    with write_transaction(conn) as raw:
+        _reader_row(raw, reader_id)
+        raw.execute(
+            "UPDATE readers SET code_salt = ?, code_hash = ?, code_revoked_at = NULL"
+            " WHERE reader_id = ?",
+            (salt, _hash_code(code, salt), int(reader_id)),
+        )
+        revoke_reader_sessions(raw, reader_id)
+    return code
+
+
+def readers_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame:
+    """The readers of a study and whether their access code works.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reader_id, display_name, simulated, created_at, code_revoked_at``, by
+        ``reader_id``.
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    """
+    _study_row(conn.conn, study_id)
+    return pd.read_sql_query(
+        "SELECT reader_id, display_name, simulated, created_at, code_revoked_at FROM readers"
+        " WHERE study_id = ? ORDER BY reader_id",
+        conn.conn,
+        params=(int(study_id),),
+    )

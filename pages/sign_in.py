@@ -4,7 +4,7 @@ import streamlit as st
 
 import db
 from dashboard import auth
-from dashboard.store import LIBRARY_ERRORS, connection
+from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 
 st.title("CervixScope")
 st.caption(
@@ -19,9 +19,6 @@ with reader_tab, st.form("reader_sign_in"):
         try:
             with connection() as conn:
                 reader = db.authenticate_reader(conn, code.strip())
-        except LIBRARY_ERRORS as exc:  # a wrong code, or a broken database path
-            st.error(str(exc))
-        else:
             auth.sign_in(
                 auth.Identity(
                     role="reader",
@@ -30,6 +27,9 @@ with reader_tab, st.form("reader_sign_in"):
                     study_id=reader.study_id,
                 )
             )
+        except LIBRARY_ERRORS as exc:  # a wrong or revoked code, or a broken database path
+            st.error(str(exc))
+        else:
             st.rerun()
 
 with admin_tab:
@@ -43,7 +43,8 @@ with admin_tab:
             secret = st.text_input("Admin secret", type="password")
             if st.form_submit_button("Sign in", type="primary"):
                 if auth.check_admin_secret(secret):
-                    auth.sign_in(auth.Identity(role="admin", name="admin"))
+                    with errors_shown():
+                        auth.sign_in(auth.Identity(role="admin", name="admin"))
                     st.rerun()
                 else:
                     st.error("That admin secret is not correct.")

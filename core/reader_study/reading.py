@@ -33,10 +33,12 @@ class ReaderCase:
     n_cases: int
     n_read: int
     display_id: str
-    image: np.ndarray | None = None  # the slice, float, after modality rescale
+    image: np.ndarray | None = None  # the first slice, float, after modality rescale
+    slices: tuple = ()  # every slice of the case the model used, in order
+    rois: tuple = ()  # the ROI of each slice (x0, y0, x1, y1) or None
     window_center: float | None = None
     window_width: float | None = None
-    roi: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in image pixels
+    roi: tuple[int, int, int, int] | None = None  # the first slice's x0, y0, x1, y1
     crop: np.ndarray | None = None  # float in [0, 1]
     image_problem: str | None = None  # why no image could be shown, if so
     answer_label: str | None = None  # this reader's current answer, if any
@@ -228,12 +230,16 @@ def submit_answer(
 
     Raises
     ------
+    db.StudyClosed
+        When the admin has closed the study.
     ValueError
         On bad confidences, an arm outside the study or not open, or an unknown position.
     """
     normalised = normalise_confidences(label, confidences)
     with db.connect(db_path) as conn:
-        require_open_arm(conn, db.get_study(conn, study_id), reader_id, arm)
+        study = db.get_study(conn, study_id)
+        require_open_study(study)
+        require_open_arm(conn, study, reader_id, arm)
         row = _entry(conn, study_id, reader_id, arm, position)
         return db.submit_read(
             conn,
@@ -246,6 +252,26 @@ def submit_answer(
             shown_at=shown_at,
             submitted_at=submitted_at or now_iso(),
         )
+
+
+def require_open_study(study: Mapping) -> None:
+    """Raise :class:`db.StudyClosed` when the study is closed (it takes no reads)."""
+    if study["status"] != "open":
+        raise db.StudyClosed(
+            f"study {study['name']!r} is closed: it takes no reads until the admin reopens it"
+        )
+
+
+def study_overview(study_id: int, *, db_path=None) -> dict:
+    """What a reader may know about their study: ``name``, ``open`` and ``instructions``
+    (Markdown, render it without HTML)."""
+    with db.connect(db_path) as conn:
+        study = db.get_study(conn, study_id)
+    return {
+        "name": str(study["name"]),
+        "open": study["status"] == "open",
+        "instructions": str(study.get("instructions") or ""),
+    }
 
 
 def _entry(conn, study_id: int, reader_id: int, arm: str, position: int) -> dict:

@@ -18,6 +18,8 @@ import db
 from core.labels import CLASSES
 
 DEFAULT_CROP_SIZE = 100  # ingestion's default, for a database that recorded none
+ROI_RGB = (0, 229, 255)  # one ROI colour everywhere (cyan: unlike any grey, and not a heat map red)
+ROI_COLOUR = "#{:02x}{:02x}{:02x}".format(*ROI_RGB)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ def _read_slice(path: str, frame: int, mtime: float):
 
 
 def case_image(conn, case_id: str) -> dict:
-    """The case's first slice, its window and ROI, and the lesion crop, as ReaderCase fields.
+    """Every slice of the case that the model used, in order, with their ROIs, the file's window
+    and the lesion crop, as ReaderCase fields.
 
     Parameters
     ----------
@@ -111,38 +114,47 @@ def case_image(conn, case_id: str) -> dict:
     Returns
     -------
     dict
-        ``image, window_center, window_width, roi, crop``, or only ``image_problem`` when no
-        image is recorded or it cannot be read.
+        ``slices, rois`` (one per image of the case, ordered by image id), ``image, roi`` (the
+        first slice), ``window_center, window_width`` and ``crop``; or only ``image_problem``
+        when no image is recorded or one cannot be read.
     """
-    from core.data import dicom_io
-
     images = db.images_frame(conn, case_id)
     if images.empty:
         return {"image_problem": "No image is recorded for this case."}
-    image_row = images.sort_values("image_id").iloc[0]
-    path = _image_path(conn, image_row)
-    frame = image_row.get("frame", 0)
-    frame = int(frame) if frame == frame and frame is not None else 0
+    rows = [row for _, row in images.sort_values(["image_id"]).iterrows()]
+    from core.data.dicom_io import DicomReadError
+
     try:
-        dicom = _read_slice(str(path), frame, path.stat().st_mtime)
-    except (dicom_io.DicomReadError, OSError) as exc:
+        decoded = [_decode(conn, row) for row in rows]
+    except (DicomReadError, OSError) as exc:
         # the message would name the file, which could carry a label: keep it generic for readers
         return {
             "image_problem": f"The image for this case could not be read ({type(exc).__name__})."
         }
-    image = np.asarray(dicom.array, dtype=np.float32)
-    roi = image_roi(image_row)
-    crop = cached_crop(image_row)
-    if crop is None and roi is not None:  # no crop cache: cut it the way ingestion did
+    slices = tuple(np.asarray(d.array, dtype=np.float32) for d in decoded)
+    rois = tuple(image_roi(row) for row in rows)
+    first = next((i for i, roi in enumerate(rois) if roi is not None), 0)
+    crop = cached_crop(rows[first])
+    if crop is None and rois[first] is not None:  # no crop cache: cut it the way ingestion did
         size = (db.latest_ingestion(conn) or {}).get("crop_size") or DEFAULT_CROP_SIZE
-        crop = crop_roi(image, roi, size=int(size))
+        crop = crop_roi(slices[first], rois[first], size=int(size))
     return {
-        "image": image,
-        "window_center": _float_or_none(dicom.window_center),
-        "window_width": _float_or_none(dicom.window_width),
-        "roi": roi,
+        "slices": slices,
+        "rois": rois,
+        "image": slices[0],
+        "roi": rois[0],
+        "window_center": _float_or_none(decoded[0].window_center),
+        "window_width": _float_or_none(decoded[0].window_width),
         "crop": crop,
     }
+
+
+def _decode(conn, image_row: pd.Series):
+    """One image row's pixels, cached while its file is unchanged (reruns and other readers)."""
+    path = _image_path(conn, image_row)
+    frame = image_row.get("frame", 0)
+    frame = int(frame) if frame == frame and frame is not None else 0
+    return _read_slice(str(path), frame, path.stat().st_mtime)
 
 
 def _image_path(conn, image_row: pd.Series) -> Path:
@@ -165,23 +177,26 @@ def _float_or_none(value) -> float | None:
 def model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dict:
     """The model's out-of-fold probabilities for the case and, if possible, its Grad-CAM.
 
+    The overlay comes from a worker process (:mod:`core.reader_study.heatmaps`), so torch is never
+    loaded by the caller.
+
     Returns
     -------
     dict
         ReaderCase fields: ``model_probabilities`` and ``gradcam``, or ``gradcam_problem``
         saying why there is no overlay.
     """
+    from core.reader_study import heatmaps
+
     probs = db.case_probabilities(conn, run_id, case_id)  # no truth in it
     if probs is None:
         return {"gradcam_problem": "The model has no prediction for this case."}
     out: dict = {"model_probabilities": probs}
     if with_gradcam and crop is not None:
+        top = int(np.argmax([probs[name] for name in CLASSES]))
         try:
-            from core.learning.gradcam import gradcam_overlay
-
-            top = int(np.argmax([probs[name] for name in CLASSES]))
-            out["gradcam"] = gradcam_overlay(run_id, crop, top)
-        except Exception as exc:  # noqa: BLE001 - Grad-CAM is optional context for the reader
+            out["gradcam"] = heatmaps.gradcam_overlay(run_id, crop, top)
+        except Exception as exc:  # noqa: BLE001 - the worker failed or timed out: optional context
             out["gradcam_problem"] = f"Grad-CAM is not available for this model run ({exc})."
     return out
 
@@ -215,7 +230,7 @@ def window_controls(image: np.ndarray, center: float | None, width: float | None
 
 
 def render_slice(image: np.ndarray, center: float, width: float, roi=None) -> np.ndarray:
-    """The slice windowed to 8-bit grey, as RGB, with the ROI outlined in yellow."""
+    """The slice windowed to 8-bit grey, as RGB, with the ROI outlined in ``ROI_COLOUR``."""
     from core.data.dicom_io import apply_window
 
     grey = apply_window(image, center, max(float(width), 1.0))
@@ -225,9 +240,9 @@ def render_slice(image: np.ndarray, center: float, width: float, roi=None) -> np
         x0, y0, x1, y1 = (int(v) for v in roi)
         x0, x1 = np.clip([x0, x1 - 1], 0, w - 1)
         y0, y1 = np.clip([y0, y1 - 1], 0, h - 1)
-        yellow = np.array([255, 215, 0], dtype=np.uint8)
-        rgb[y0, x0 : x1 + 1] = yellow
-        rgb[y1, x0 : x1 + 1] = yellow
-        rgb[y0 : y1 + 1, x0] = yellow
-        rgb[y0 : y1 + 1, x1] = yellow
+        colour = np.array(ROI_RGB, dtype=np.uint8)
+        rgb[y0, x0 : x1 + 1] = colour
+        rgb[y1, x0 : x1 + 1] = colour
+        rgb[y0 : y1 + 1, x0] = colour
+        rgb[y0 : y1 + 1, x1] = colour
     return rgb

@@ -47,13 +47,16 @@ def current_position(at: AppTest) -> int:
     raise AssertionError(f"no case heading; subheaders: {[h.value for h in at.subheader]}")
 
 
-def answer(at: AppTest, label: str, confidences: dict[str, int]) -> AppTest:
-    """Fill in and submit the answer form of the case on screen."""
+def answer(at: AppTest, label: str, certainty: str | None = None, *, arm: str = "unaided"):
+    """Answer the case on screen as the keys do: its type button, optionally a certainty button
+    (else the default the type sets), then the submit button ("Submit and next" or "Update")."""
     position = current_position(at)
-    at.radio(key=f"type:unaided:{position}").set_value(label)
-    for name, value in confidences.items():
-        at.slider(key=f"conf:unaided:{position}:{name}").set_value(value)
-    by_label(at.button, "Submit and next").click()
+    at.button(key=f"type:{arm}:{position}:{label}").click()
+    at.run()
+    if certainty is not None:
+        at.button(key=f"cert:{arm}:{position}:{certainty}").click()
+        at.run()
+    at.button(key=f"submit:{arm}:{position}").click()
     return at.run()
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.reader_study.viewing import image_roi, render_slice, window_controls, window_defaults
+from core.reader_study.viewing import (
+    ROI_COLOUR,
+    image_roi,
+    render_slice,
+    window_controls,
+    window_defaults,
+)
 
 
 def test_window_defaults_prefer_the_files_window():
@@ -28,15 +34,16 @@ def test_window_controls_clip_the_start_into_the_slider_range():
     assert flat.width_max == 2.0
 
 
-def test_render_slice_outlines_the_roi_in_yellow():
+def test_render_slice_outlines_the_roi_in_the_one_roi_colour():
     image = np.zeros((8, 8))
     rgb = render_slice(image, 0.5, 1.0, roi=(2, 3, 6, 7))
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
-    yellow = (rgb == [255, 215, 0]).all(axis=2)
+    assert ROI_COLOUR == "#00e5ff"  # the viewer's canvas outline uses the same string
+    yellow = (rgb == [0, 229, 255]).all(axis=2)
     expected = np.zeros((8, 8), dtype=bool)
     expected[3, 2:6] = expected[6, 2:6] = expected[3:7, 2] = expected[3:7, 5] = True
     np.testing.assert_array_equal(yellow, expected)
-    assert not (render_slice(image, 0.5, 1.0) == [255, 215, 0]).all(axis=2).any()
+    assert not (render_slice(image, 0.5, 1.0) == [0, 229, 255]).all(axis=2).any()
 
 
 @pytest.mark.parametrize(

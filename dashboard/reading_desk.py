@@ -1,0 +1,203 @@
+"""The reading desk: one case, the viewer, and an answer in two keystrokes, as a fragment.
+
+Keys (Streamlit's own ``shortcut=`` on the buttons, and the viewer's keys): 1/2/3 pick the type
+(and the default certainty), 4/5/6 change the certainty, Enter stores the answer and shows the
+next unread case, left/right move between cases. Every button acts in a callback, so one script
+run both stores an answer and draws the next case; and the desk is a fragment, so a keystroke
+reruns the desk alone, not the page around it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.labels import CLASSES
+from core.reader_study import answers, reading, viewer_data
+from dashboard import store
+from dashboard.viewer import KEY_LEGEND, image_viewer
+
+ANSWER_LEGEND = "1/2/3 type · 4/5/6 certainty · Enter store and next · ←/→ case"
+_ERROR_KEY = "desk_error"
+_NOTE_KEY = "desk_note"
+
+
+def _pos_key(arm: str) -> str:
+    return f"position:{arm}"
+
+
+def _answer_key(arm: str, position: int) -> str:
+    return f"answer:{arm}:{position}"
+
+
+def _go(arm: str, position: int) -> None:
+    st.session_state[_pos_key(arm)] = int(position)
+    reading.forget_shown_at(st.session_state)
+
+
+def _pick_type(arm: str, position: int, label: str) -> None:
+    st.session_state[_answer_key(arm, position)] = {
+        "label": label,
+        "percent": answers.confidences_for(label),
+    }
+
+
+def _pick_certainty(arm: str, position: int, certainty: str) -> None:
+    key = _answer_key(arm, position)
+    chosen = st.session_state.get(key)
+    if not chosen:
+        st.session_state[_ERROR_KEY] = "Choose a type first (keys 1, 2, 3)."
+        return
+    percent = answers.confidences_for(chosen["label"], certainty)
+    st.session_state[key] = {"label": chosen["label"], "percent": percent}
+
+
+def _submit(study_id: int, reader_id: int, arm: str, position: int, revisit: bool) -> None:
+    chosen = st.session_state.get(_answer_key(arm, position))
+    if not chosen:
+        st.session_state[_ERROR_KEY] = "Choose a type first (keys 1, 2, 3), then press Enter."
+        return
+    shown = reading.shown_at(st.session_state, arm, position)
+    try:
+        reading.submit_answer(
+            study_id, reader_id, arm, position, chosen["label"], chosen["percent"], shown
+        )
+        nxt = None if revisit else reading.first_unread(study_id, reader_id, arm)
+    except store.LIBRARY_ERRORS as exc:  # e.g. the study was closed meanwhile
+        st.session_state[_ERROR_KEY] = str(exc)
+        return
+    st.session_state.pop(_answer_key(arm, position), None)  # the database holds it now
+    if revisit:
+        st.session_state[_NOTE_KEY] = "Answer updated."
+        reading.forget_shown_at(st.session_state)  # a next change here is a new read
+    else:
+        _go(arm, nxt if nxt is not None else position)
+
+
+def _current_answer(arm: str, case) -> dict | None:
+    """This display's answer: picked keys first, else the stored answer exactly as entered."""
+    key = _answer_key(arm, case.position)
+    if key not in st.session_state and case.answer_label:
+        percent = answers.as_percent(case.answer_confidences or {})
+        st.session_state[key] = {"label": case.answer_label, "percent": percent}
+    return st.session_state.get(key)
+
+
+@st.fragment
+def reading_desk(study_id: int, reader_id: int, arm: str) -> None:
+    """The case at the reader's position in ``arm``, its viewer and the answer controls."""
+    pos_key = _pos_key(arm)
+    with store.errors_shown():
+        if pos_key not in st.session_state:  # a new session resumes where the database says
+            first = reading.first_unread(study_id, reader_id, arm)
+            st.session_state[pos_key] = first if first is not None else 1
+        position = st.session_state[pos_key]
+        case = reading.case_for_reader(study_id, reader_id, arm, position)
+        work = reading.worklist_status(study_id, reader_id, arm)
+    reading.shown_at(st.session_state, arm, position)  # this display's clock starts now
+    _header(arm, case, work)
+    image_col, answer_col = st.columns([7, 4], gap="medium")
+    with image_col:
+        payload = viewer_data.reader_view(case)
+        if payload is None:
+            st.warning(case.image_problem or "No image for this case.")
+        else:
+            image_viewer(payload, key=f"viewer:{arm}", size=470, side_size=140)
+            st.caption(KEY_LEGEND)
+    with answer_col:
+        if arm == "aided":
+            _model_panel(case)
+        _answer_panel(study_id, reader_id, arm, case)
+
+
+def _header(arm: str, case, work) -> None:
+    title, back, jump, forward = st.columns([3.2, 1, 2.2, 1], vertical_alignment="bottom")
+    title.subheader(f"Case {case.display_id} ({case.position} of {case.n_cases})")
+    title.caption(f"{case.n_read} of {case.n_cases} read")
+    back.button(
+        "Previous",
+        disabled=case.position <= 1,
+        width="stretch",
+        shortcut="left",
+        on_click=_go,
+        args=(arm, case.position - 1),
+    )
+    forward.button(
+        "Next",
+        disabled=case.position >= case.n_cases,
+        width="stretch",
+        shortcut="right",
+        on_click=_go,
+        args=(arm, case.position + 1),
+    )
+    choices = work["position"].tolist()
+    labels = work["display_id"] + work["read"].map({True: " ✓", False: ""})
+    marks = dict(zip(work["position"], labels, strict=True))
+    picked = jump.selectbox(
+        "Go to case",
+        choices,
+        index=choices.index(case.position),
+        format_func=marks.get,
+        key=f"jump:{arm}:{case.position}",  # a fresh widget per case: it never drags one back
+    )
+    if picked != case.position:
+        _go(arm, picked)
+        st.rerun(scope="fragment")
+    if case.n_read == case.n_cases:
+        st.success("All cases are read. You can still go back and change an answer.")
+
+
+def _model_panel(case) -> None:
+    if not case.model_probabilities:
+        if case.gradcam_problem:
+            st.caption(case.gradcam_problem)
+        return
+    st.markdown("**AI model**")
+    for name in CLASSES:
+        value = case.model_probabilities[name]
+        st.progress(value, text=f"{name} {value:.0%}")
+    if case.gradcam_problem:
+        st.caption(case.gradcam_problem)
+
+
+def _answer_panel(study_id: int, reader_id: int, arm: str, case) -> None:
+    chosen = _current_answer(arm, case)
+    revisit = case.answer_label is not None
+    st.markdown("**Type**")
+    for col, name in zip(st.columns(len(CLASSES)), CLASSES, strict=True):
+        col.button(
+            name,
+            key=f"type:{arm}:{case.position}:{name}",
+            type="primary" if chosen and chosen["label"] == name else "secondary",
+            width="stretch",
+            shortcut=answers.TYPE_KEYS[name],
+            on_click=_pick_type,
+            args=(arm, case.position, name),
+        )
+    level = answers.certainty_of(chosen["label"], chosen["percent"]) if chosen else None
+    st.markdown("**Certainty**")
+    for col, name in zip(st.columns(3), answers.CERTAINTY_LEVELS, strict=True):
+        col.button(
+            name,
+            key=f"cert:{arm}:{case.position}:{name}",
+            type="primary" if level == name else "secondary",
+            width="stretch",
+            shortcut=answers.CERTAINTY_KEYS[name],
+            on_click=_pick_certainty,
+            args=(arm, case.position, name),
+        )
+    summary = answers.format_answer(chosen["label"], chosen["percent"]) if chosen else "none yet"
+    st.markdown(f"{'Stored answer' if revisit else 'Answer'}: **{summary}**")
+    st.button(
+        "Update" if revisit else "Submit and next",
+        key=f"submit:{arm}:{case.position}",
+        type="primary",
+        width="stretch",
+        shortcut="enter",
+        on_click=_submit,
+        args=(study_id, reader_id, arm, case.position, revisit),
+    )
+    if st.session_state.get(_ERROR_KEY):
+        st.error(st.session_state.pop(_ERROR_KEY))
+    if st.session_state.get(_NOTE_KEY):
+        st.success(st.session_state.pop(_NOTE_KEY))
+    st.caption(f"Keys: {ANSWER_LEGEND}")
