@@ -7,6 +7,7 @@ PORT ?= 8501
 export CERVIXSCOPE_DB ?= $(CURDIR)/cervixscope.db
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
+PIP := $(PY) -m pip install -qq --disable-pip-version-check
 
 .PHONY: help venv browser lint test test-fast screenshots demo dashboard bench clean
 
@@ -16,9 +17,11 @@ help:
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@echo "Installing Python packages into $(VENV) (first run: a few minutes)..."
+	@$(PIP) --upgrade pip
+	@$(PIP) -r requirements-dev.txt
+	@# the editable build prints setuptools chatter; on failure show it by running again loud
+	@$(PIP) --no-deps --no-build-isolation -e . 2>/dev/null || $(PY) -m pip install --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -40,8 +43,9 @@ test-fast: venv
 	$(PY) -m pytest -m "not e2e and not slow" -x -q
 
 demo: venv
-	$(PY) -m core.cli demo --out data/demo
-	$(PY) -m core.cli dashboard --port $(PORT)
+	@$(PY) -m core.cli demo --out data/demo
+	@echo "The command line: $(VENV)/bin/cervixscope --help (or: source $(VENV)/bin/activate, then cervixscope --help)"
+	@$(PY) -m core.cli dashboard --port $(PORT)
 
 # Re-take the README screenshots from a passing browser test.
 screenshots: venv browser
