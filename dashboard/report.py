@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.io as pio
 
 from core.labels import CLASSES
+from core.statistics.metrics import ci_methods
 from dashboard import figures, loaders
 from db.clock import utc_now
 from db.spreadsheet import escape_frame
@@ -82,8 +83,9 @@ def build_report(
     run_table = run_table.merge(n_cases, left_on="run_id", right_index=True, how="left")
     sections = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>Generated {utc_now():%Y-%m-%d %H:%M} UTC. Out-of-fold predictions; 95% "
-        f"bootstrap confidence intervals ({n_boot} resamples). Classes: {', '.join(CLASSES)}.</p>",
+        f"<p>Generated {utc_now():%Y-%m-%d %H:%M} UTC. Out-of-fold predictions, one per patient. "
+        f"{html.escape(ci_methods(grouped=False, n_boot=n_boot))} "
+        f"Classes: {', '.join(CLASSES)}.</p>",
         "<h2>Runs</h2>",
         _table_html(run_table),
     ]

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.statistics.metrics import ci_methods
 from dashboard import auth, loaders, widgets
 
 auth.require_role("admin")
@@ -39,8 +40,8 @@ st.subheader("Table 1: models by metric (95% CI)")
 average = st.radio("Average over classes", loaders.AVERAGES, horizontal=True, key="cv_average")
 st.dataframe(loaders.table_one(tables, average=average), key="table_one")
 st.caption(
-    f"Accuracy is overall (correct / all {level}s); AUC CIs per class from DeLong, others "
-    "bootstrap (resampling whole patients)."
+    f"Accuracy is overall (correct / all {level}s). "
+    + ci_methods(grouped=level != "case", n_boot=loaders.N_BOOT)
 )
 
 with st.expander("Every metric per class, macro and weighted"):

@@ -454,7 +454,8 @@ def classification_table(
         Per-class probabilities/confidences; adds the ``auc`` rows.
     ci : bool, default True
         Add percentile bootstrap CIs (cases resampled with replacement, seeded); per-class AUC
-        CIs come from DeLong's method instead. With ``ci=False`` the CI columns are NaN.
+        CIs come from DeLong's method instead when every row is its own patient (``groups``
+        None). With ``ci=False`` the CI columns are NaN. :func:`ci_methods` says it in words.
     n_boot : int, default 1000
     seed : int, default 0
     groups : array-like, optional
@@ -477,7 +478,9 @@ def classification_table(
     lows, highs = {}, {}
     if ci:
         lows, highs = _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha)
-        if score is not None:
+        # DeLong assumes independent rows; with several rows per patient the patient bootstrap
+        # (already in lows/highs) is the interval that respects them.
+        if score is not None and groups is None:
             _replace_auc_bounds_with_delong(t, score, aucs, alpha, lows, highs)
     rows = [
         {
@@ -548,6 +551,14 @@ def _replace_auc_bounds_with_delong(t, score, aucs, alpha, lows: dict, highs: di
         else:
             res = delong_auc_ci(t == c, score[:, c], alpha=alpha)
             lows[key], highs[key] = res.low, res.high
+
+
+def ci_methods(*, grouped: bool, n_boot: int = 1000) -> str:
+    """How :func:`classification_table` made its intervals, in the words the app and report show."""
+    boot = f"percentile bootstrap over patients ({n_boot} resamples)"
+    if grouped:
+        return f"95% CIs: {boot} for every metric, per-class AUC included (rows are images)."
+    return f"95% CIs: per-class AUC by DeLong's method; every other metric by {boot}."
 
 
 def per_fold_summary(frame: pd.DataFrame) -> pd.DataFrame:

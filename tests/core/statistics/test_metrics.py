@@ -267,6 +267,30 @@ def test_grouped_bootstrap_resamples_patients_not_rows():
     ].mean()
 
 
+@pytest.mark.parametrize("slices", [3, 8])
+def test_every_image_level_auc_ci_is_about_as_wide_as_the_case_level_one(slices):
+    true, pred, score = _random_case(11, n=150)
+    cases = M.classification_table(true, pred, score, n_boot=400, seed=5)
+    rows = np.repeat(np.arange(true.size), slices)  # identical slices per patient
+    images = M.classification_table(
+        true[rows], pred[rows], score[rows], n_boot=400, seed=5, groups=rows
+    )
+    auc = cases["metric"] == "auc"
+    assert list(cases.loc[auc, "scope"]) == ["SCC", "AC", "ASC", "macro", "weighted"]
+    case_width = (cases["ci_high"] - cases["ci_low"])[auc].to_numpy()
+    image_width = (images["ci_high"] - images["ci_low"])[auc].to_numpy()
+    # DeLong (cases) and the patient bootstrap (images) agree to within resampling noise; a row
+    # DeLong on images would be sqrt(slices) too narrow
+    np.testing.assert_allclose(image_width, case_width, rtol=0.25)
+    assert (image_width > case_width / np.sqrt(slices) * 1.5).all()
+
+
+def test_ci_methods_say_how_each_interval_was_made():
+    assert "DeLong" in M.ci_methods(grouped=False)
+    assert "DeLong" not in M.ci_methods(grouped=True)
+    assert "over patients" in M.ci_methods(grouped=True, n_boot=200)
+
+
 def test_table_with_absent_class_warns_and_keeps_going():
     true = np.array([0, 1, 0, 1, 0, 1, 0, 1])
     pred = np.array([0, 1, 1, 1, 0, 0, 0, 1])
