@@ -1,18 +1,15 @@
-"""Widgets shared by the researcher pages: run picker, metrics table, DICOM slice viewer."""
+"""Widgets shared by the researcher pages: run picker, metrics table, the case viewer, Grad-CAM."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageDraw
 
-from core.data import dicom_io
-from core.data.dataset import CropSet
 from core.labels import CLASSES
-from dashboard import loaders, selection
+from core.reader_study import heatmaps, viewer_data, viewing
+from dashboard import loaders, selection, store
+from dashboard.viewer import KEY_LEGEND, image_viewer
 
 NO_RUNS_HELP = (
     "No cross-validation runs are in the database yet. Start one on **Run a cross-validation**, "
@@ -149,51 +146,6 @@ def metrics_table(tables: pd.DataFrame, model: str) -> None:
     )
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _crop_set(path: str, mtime: float) -> CropSet:
-    return CropSet.load(path)
-
-
-def crop_of(image: pd.Series) -> np.ndarray:
-    """The 100x100 crop an image was trained on, from the ingestion's crop cache."""
-    if image.get("crop_cache") is None or pd.isna(image["crop_cache"]):
-        raise FileNotFoundError(
-            f"image {image['image_id']} has no crop cache recorded; run `cervixscope ingest` again"
-        )
-    path = Path(str(image["crop_cache"]))
-    if not path.is_file():
-        raise FileNotFoundError(f"crop cache {path} is missing; run `cervixscope ingest` again")
-    return _crop_set(str(path), path.stat().st_mtime).crops[int(image["crop_index"])]
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _slice(path: str, frame: int):
-    image = dicom_io.read_pixels(path, frame)
-    return image.array, dicom_io.default_window(image), image.series_description
-
-
-def dicom_viewer(image: pd.Series, *, key: str) -> None:
-    """The DICOM slice with window/level sliders and the ROI rectangle drawn on it."""
-    try:
-        array, (center, width), description = _slice(str(image["source_path"]), int(image["frame"]))
-    except (dicom_io.DicomReadError, FileNotFoundError, OSError) as exc:
-        st.error(str(exc))
-        return
-    lo, hi = float(np.min(array)), float(np.max(array))
-    span = max(hi - lo, 1.0)
-    c1, c2 = st.columns(2)
-    level = c1.slider("Level (centre)", lo, hi, float(np.clip(center, lo, hi)), key=f"{key}_c")
-    window = c2.slider(
-        "Window (width)", 1.0, float(2 * span), float(np.clip(width, 1.0, 2 * span)), key=f"{key}_w"
-    )
-    grey = dicom_io.apply_window(array, level, window)
-    picture = Image.fromarray(grey).convert("RGB")
-    box = [image.get(k) for k in ("roi_x0", "roi_y0", "roi_x1", "roi_y1")]
-    if all(v is not None and not pd.isna(v) for v in box):
-        ImageDraw.Draw(picture).rectangle([float(v) for v in box], outline=(255, 64, 64), width=2)
-    st.image(picture, caption=f"{description or 'slice'} · frame {int(image['frame'])}", width=420)
-
-
 CASE_BROWSER = "../pages/case_browser.py"  # relative to dashboard/app.py, the entry script
 
 
@@ -224,40 +176,33 @@ def selected_cases(predictions: pd.DataFrame, confusion_events: list, roc_event)
         open_in_case_browser(*pick)
 
 
-@st.cache_data(show_spinner="Grad-CAM…", max_entries=256)
-def _gradcam(run_id: str, crop: np.ndarray, class_index: int, model_stamp: float) -> np.ndarray:
-    from core.learning.gradcam import gradcam_overlay
-
-    return gradcam_overlay(run_id, crop, class_index)
-
-
-def _model_stamp(run_id: str) -> float:
-    """The saved final model's mtime (keys the cache: a re-saved model gives new maps)."""
-    from core.learning.cv import RUNS_DIR
-    from core.learning.predict import MODEL_FILE
-
-    path = Path(RUNS_DIR) / run_id / MODEL_FILE
-    return path.stat().st_mtime if path.exists() else -1.0
+def case_viewer(case_id: str, *, key: str) -> np.ndarray | None:
+    """Every slice of a case in the shared image viewer, its crop beside; returns the crop."""
+    with store.connection() as conn:
+        shown = viewing.case_image(conn, case_id)
+    if "slices" not in shown:
+        st.warning(shown.get("image_problem") or f"Case {case_id} has no image.")
+        return None
+    payload = viewer_data.viewer_payload(
+        shown["slices"],
+        shown["rois"],
+        window_center=shown["window_center"],
+        window_width=shown["window_width"],
+        view_id=f"browser:{case_id}",
+        crop=shown["crop"],
+    )
+    image_viewer(payload, key=key, size=420, side_size=130)
+    st.caption(KEY_LEGEND)
+    return shown["crop"]
 
 
 def gradcam_panel(run_id: str, crop: np.ndarray, class_index: int, *, caption: str) -> None:
-    """Grad-CAM over the crop for one class, or a clear message when it cannot be computed."""
+    """Grad-CAM over the crop for one class (made by a worker process, cached on disk: torch
+    never loads into the server), or a clear message when it cannot be computed."""
     try:
-        crop = np.ascontiguousarray(crop)
-        stamp = _model_stamp(run_id)
-        if stamp < 0:  # not cached: let core say why there is no model
-            from core.learning.gradcam import gradcam_overlay
-
-            overlay = gradcam_overlay(run_id, crop, int(class_index))
-        else:
-            overlay = _gradcam(run_id, crop, int(class_index), stamp)
-    except FileNotFoundError as exc:
-        st.info(f"No Grad-CAM for this run: {exc}.")
-        return
-    except ImportError as exc:
-        st.info(f"Grad-CAM is not available here: {exc}")
-        return
-    except Exception as exc:  # show the library's message, not a traceback
-        st.error(str(exc))
+        with st.spinner("Grad-CAM…"):
+            overlay = heatmaps.gradcam_overlay(run_id, np.ascontiguousarray(crop), int(class_index))
+    except Exception as exc:  # the worker's own one-line reason, not a traceback
+        st.info(f"No Grad-CAM for this run: {exc}")
         return
     st.image(np.asarray(overlay), caption=caption, width="stretch", clamp=True)

@@ -1,4 +1,4 @@
-"""Case browser: filter the out-of-fold predictions, then look at one case's slice, crop and Grad-CAM."""
+"""Case browser: filter the out-of-fold predictions, then look at one case's slices, crop and Grad-CAM."""
 
 import streamlit as st
 
@@ -35,33 +35,15 @@ case_id = st.selectbox("Case", cases, index=index, key="case_pick")
 row = shown[shown["case_id"] == case_id].iloc[0]
 st.subheader(f"Case {case_id}: true {row['label']}, predicted {row['predicted']}")
 
-images = loaders.load_case_images(case_id, loaders.cohort_version())
-if images.empty:
-    st.warning(f"Case {case_id} has no images recorded in the database.")
-    st.stop()
-pick = 0
-if len(images) > 1:
-    pick = st.selectbox(
-        "Slice", range(len(images)), format_func=lambda i: images["image_id"].iloc[i], key="slice"
-    )
-image = images.iloc[pick]
 left, right = st.columns([3, 2])
 with left:
-    widgets.dicom_viewer(image, key="viewer")
+    crop = widgets.case_viewer(case_id, key="viewer")
 with right:
     st.markdown("**Out-of-fold probabilities, every model**")
     widgets.probability_table(loaders.case_probabilities(all_predictions, case_id, labels))
-    try:
-        crop = widgets.crop_of(image)
-    except (FileNotFoundError, OSError, IndexError) as exc:
-        st.error(str(exc))
+    if crop is None:
         st.stop()
     cam_class = st.selectbox(
         "Grad-CAM for class", CLASSES, index=CLASS_INDEX[row["predicted"]], key="cam_class"
     )
-    a, b = st.columns(2)
-    a.image(crop, caption=f"{crop.shape[0]}x{crop.shape[1]} crop", width="stretch", clamp=True)
-    with b:
-        widgets.gradcam_panel(
-            run_id, crop, CLASS_INDEX[cam_class], caption=f"Grad-CAM: {cam_class}"
-        )
+    widgets.gradcam_panel(run_id, crop, CLASS_INDEX[cam_class], caption=f"Grad-CAM: {cam_class}")

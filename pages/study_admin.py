@@ -1,4 +1,5 @@
-"""Studies and readers: create a blinded reader study, add readers, watch progress, move reads."""
+"""Studies and readers: create a blinded reader study, add readers, watch progress, close or
+reopen it, revoke or reissue access codes, write the reader instructions, move reads."""
 
 import tempfile
 from pathlib import Path
@@ -6,8 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 import db
+from core.reader_study.model_runs import run_choices
 from core.reader_study.sampling import stratified_sample
-from dashboard import auth, widgets
+from dashboard import auth, study_panels, widgets
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 
 auth.require_role("admin")
@@ -15,7 +17,7 @@ st.title("Studies and readers")
 
 with errors_shown(), connection() as conn:  # e.g. a broken database path: one line, no traceback
     cases = db.cases_frame(conn)
-    runs = db.runs_frame(conn)
+    run_names = run_choices(conn)
     studies = db.studies_frame(conn)
 
 with st.expander("Create a study", expanded=studies.empty), st.form("create_study"):
@@ -24,11 +26,10 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
     n = st.number_input("Sample size N", 3, max(len(cases), 3), min(100, max(len(cases), 3)))
     seed = st.number_input("Seed (case sample and reading orders)", 0, 2**31 - 1, 0)
     aided = st.checkbox("Add an AI-aided second read after a washout")
-    done_runs = runs[runs["status"].isin(["done", "partial"])] if len(runs) else runs
     run_id = st.selectbox(
         "Model run whose out-of-fold probabilities are shown (and compared)",
-        [None, *done_runs.get("run_id", [])],
-        format_func=lambda r: "none" if r is None else r,
+        [None, *run_names],
+        format_func=lambda r: "none" if r is None else run_names[r],
     )
     washout = st.number_input("Washout days between the two reads", 0, 365, 28)
     if st.form_submit_button("Create study", type="primary"):
@@ -65,6 +66,8 @@ if studies.empty:
     st.stop()
 
 study_id = widgets.study_picker(studies)
+study = study_panels.details_panel(study_id, run_names)
+study_panels.status_controls(study)
 
 st.subheader("Readers")
 with st.form("add_reader", clear_on_submit=True):
@@ -80,15 +83,8 @@ with st.form("add_reader", clear_on_submit=True):
             st.code(code, language=None)
             st.caption("Only a hash is stored: copy the code and give it to the reader now.")
 
-with errors_shown(), connection() as conn:
-    progress = db.reader_progress_frame(conn, study_id)
-st.dataframe(
-    progress,
-    hide_index=True,
-    column_config={
-        "fraction": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)
-    },
-)
+study_panels.code_controls(study_id)
+study_panels.instructions_editor(study)
 
 st.subheader("Reads as CSV")
 export_col, import_col = st.columns(2)

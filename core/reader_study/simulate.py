@@ -255,3 +255,57 @@ def _submit_missing_reads(conn, study_id: int, reader_id: int, reads: pd.DataFra
             shown_at=read.shown_at,
             submitted_at=read.submitted_at,
         )
+
+
+DEMO_READER_STUDY = "Try the reading workstation"
+DEMO_READER_NAME = "Demo reader"
+DEMO_READER_CASES = 20
+
+
+def demo_reader_code(conn, *, model_run_id: str | None = None, seed: int = 0) -> str:
+    """A ready access code for a person to try the reader view (``make demo`` prints it).
+
+    Creates, on first use, a small study of its own (a stratified sample of 20 cases, the unaided
+    arm then the AI-aided arm with no washout when a model run is given) with one reader, kept
+    apart from the simulated paper study. Codes are stored only hashed, so each call issues the
+    demo reader a new code; the old one stops working.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        A ``db.connect()`` database holding an ingested cohort.
+    model_run_id : str, optional
+        The run whose output the aided arm shows.
+    seed : int
+        Seeds the case sample and the reading order.
+
+    Returns
+    -------
+    str
+        The demo reader's access code.
+    """
+    from core.reader_study.sampling import stratified_sample
+
+    studies = db.studies_frame(conn)
+    existing = studies[studies["name"] == DEMO_READER_STUDY]
+    if len(existing):
+        study_id = int(existing.iloc[0]["study_id"])
+    else:
+        cases = db.cases_frame(conn)
+        if cases.empty:
+            raise ValueError("the database has no cases: ingest the demo cohort first")
+        n = min(DEMO_READER_CASES, len(cases))
+        study_id = db.create_study(
+            conn,
+            name=DEMO_READER_STUDY,
+            case_ids=stratified_sample(cases, n, seed=seed),
+            arms=("unaided", "aided") if model_run_id else ("unaided",),
+            order_seed=seed,
+            model_run_id=model_run_id,
+            washout_days=0,
+        )
+    readers = db.readers_frame(conn, study_id)
+    mine = readers[readers["display_name"] == DEMO_READER_NAME]
+    if mine.empty:
+        return db.add_reader(conn, study_id, DEMO_READER_NAME)[1]
+    return db.reissue_reader_code(conn, int(mine.iloc[0]["reader_id"]))

@@ -41,6 +41,9 @@ ADMIN_PAGES = (
     "cv_results.py",
     "case_browser.py",
 )
+OWN_ANSWER = re.compile(
+    r"^(Stored answer|Answer): \*\*(none yet|SCC [\d.]+% · AC [\d.]+% · ASC [\d.]+%)\*\*$"
+)
 # Model probabilities per class, distinct and recognisable when rendered as percentages
 PROBS = {"SCC": 0.61, "AC": 0.27, "ASC": 0.12}
 
@@ -110,7 +113,8 @@ def _forbidden(blinded) -> list[re.Pattern]:
 
 def _assert_blind(at: AppTest, blinded) -> None:
     assert not at.exception, at.exception
-    texts = rendered_text(at)
+    # the reader's own answer is echoed back to them ("Stored answer: SCC 90% ..."): not a leak
+    texts = [t for t in rendered_text(at) if not OWN_ANSWER.match(t)]
     assert texts, "nothing rendered: the check would be vacuous"
     for text in texts:
         for pattern in _forbidden(blinded):
@@ -124,7 +128,7 @@ def test_unaided_reader_session_renders_no_truth_model_or_other_reader(env):
     # only display ids name the cases
     assert any(d in h.value for h in at.subheader for d in env["display_ids"])
     # every case of the worklist, unread and after answering, and after going back
-    answer(at, "SCC", {"SCC": 80, "AC": 10, "ASC": 10})
+    answer(at, "SCC", "certain")
     _assert_blind(at, env)
     by_label(at.button, "Next").click()
     at.run()
@@ -365,3 +369,66 @@ def test_a_closed_aided_arm_takes_no_answer_even_by_direct_call(env):
         reading.submit_answer(study, me, "unaided", position, *answer, now_iso())
     with pytest.raises(ValueError, match="washout"):
         reading.submit_answer(study, me, "aided", 1, *answer, now_iso())
+
+
+VIEWER_KEYS = {"view_id", "slices", "presets", "roi_colour", "side", "size", "side_size"}
+SLICE_KEYS = {"w", "h", "offset", "scale", "pixels", "roi"}
+PRESET_KEYS = {"key", "name", "center", "width"}
+
+
+def viewer_data_sent(at: AppTest) -> list[dict]:
+    """The data of every image viewer the page sent to the browser (the component's JSON)."""
+    import json
+
+    return [json.loads(e.proto.json) for e in at.get("bidi_component")]
+
+
+def _assert_viewer_blind(sent: dict, blinded, *, arm: str) -> None:
+    """Only the viewer's own fields, no text that could carry a case, a label or model output;
+    the pictures are pixels (slices as numbers, crop and overlay as PNG data URLs)."""
+    assert set(sent) == VIEWER_KEYS, sorted(sent)
+    assert re.fullmatch(rf"{arm}:\d+", sent["view_id"])
+    for s in sent["slices"]:
+        assert set(s) == SLICE_KEYS and isinstance(s["pixels"], str)
+    assert all(set(p) == PRESET_KEYS and p["name"] in {"default", "wide", "narrow"}
+               for p in sent["presets"])  # fmt: skip
+    titles = [pic["title"] for pic in sent["side"]]
+    assert all(pic["src"].startswith("data:image/png;base64,") for pic in sent["side"])
+    if arm == "unaided":
+        assert titles == ["Lesion crop"], titles  # no Grad-CAM: no model output
+    else:
+        assert titles in (["Lesion crop"], ["Lesion crop", "Grad-CAM, model's top type"])
+    words = [sent["view_id"], sent["roi_colour"], *titles, *(p["name"] for p in sent["presets"])]
+    for text in words:
+        for pattern in _forbidden(blinded):
+            assert not pattern.search(text), f"viewer sends {pattern.pattern!r} in {text!r}"
+
+
+def test_the_viewer_sends_only_pixels_and_its_own_fields_in_both_arms(env):
+    """Everything the new viewer sends a reader's browser, every case, both arms."""
+    from core.reader_study.viewer_data import reader_view
+
+    study, me = env["study_id"], env["reader_id"]
+    conn = db.connect()
+    try:
+        image_counts = {c: len(db.images_frame(conn, c)) for c in env["chosen"]}
+        work = db.worklist(conn, study, me, "unaided")
+    finally:
+        conn.close()
+    for arm in ("unaided", "aided"):
+        for position in (1, 2, 3):
+            case = reading.case_for_reader(study, me, arm, position, with_gradcam=False)
+            sent = reader_view(case)
+            _assert_viewer_blind({**sent, "size": 1, "side_size": 1}, env, arm=arm)
+            if arm == "unaided":  # every slice the model used, nothing dropped
+                case_id = work.loc[work["position"] == position, "case_id"].item()
+                assert len(sent["slices"]) == image_counts[case_id]
+    # ... and what the reading page really sent, read back from the app's own messages
+    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
+    at.session_state["auth"] = Identity(role="reader", name="x", reader_id=me, study_id=study)
+    at.run()
+    assert not at.exception, at.exception
+    sent = viewer_data_sent(at)
+    assert len(sent) == 1
+    arm = "aided" if any(m.value == "**AI model**" for m in at.markdown) else "unaided"
+    _assert_viewer_blind(sent[0], env, arm=arm)

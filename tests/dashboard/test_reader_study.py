@@ -97,39 +97,52 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
     # only a hash is stored, never the code itself
     assert all(code.encode() not in bytes(h[0]) for code in codes.values() for h in stored)
 
-    # Reader Alpha: two answers, then changes the first one
+    # Reader Alpha: two answers (the type's default certainty, then "certain"), then changes
+    # the first one
     alpha = sign_in_reader(session(), codes["Dr Alpha"])
     assert not alpha.exception, alpha.exception
     assert current_position(alpha) == 1
-    answer(alpha, "SCC", {"SCC": 70, "AC": 20, "ASC": 10})
+    answer(alpha, "SCC")
     assert current_position(alpha) == 2
-    answer(alpha, "AC", {"SCC": 10, "AC": 60, "ASC": 30})
+    answer(alpha, "AC", "certain")
     assert current_position(alpha) == 3
     by_label(alpha.button, "Previous").click()
     alpha.run()
     by_label(alpha.button, "Previous").click()
     alpha.run()
     assert current_position(alpha) == 1
-    # the form remembers the stored answer
-    assert alpha.radio(key="type:unaided:1").value == "SCC"
-    assert alpha.slider(key="conf:unaided:1:SCC").value == 70
-    answer(alpha, "ASC", {"SCC": 0, "AC": 10, "ASC": 90})
-    assert current_position(alpha) == 3  # after a change, on to the first unread case
+    # the stored answer comes back exactly as entered, and the button says Update
+    assert "Stored answer: **SCC 70% · AC 15% · ASC 15%**" in [m.value for m in alpha.markdown]
+    assert alpha.button(key="submit:unaided:1").label == "Update"
+    assert alpha.button(key="type:unaided:1:SCC").proto.type == "primary"
+    answer(alpha, "ASC", "unsure")
+    assert current_position(alpha) == 1  # an update keeps the reader where they were
+    assert any(s.value == "Answer updated." for s in alpha.success)
+    assert "Stored answer: **SCC 30% · AC 30% · ASC 40%**" in [m.value for m in alpha.markdown]
+    by_label(alpha.button, "Next").click()
+    alpha.run()
+    assert "Stored answer: **SCC 5% · AC 90% · ASC 5%**" in [m.value for m in alpha.markdown]
 
-    # a confidence that contradicts the chosen class is refused, nothing is stored
-    answer(alpha, "SCC", {"SCC": 10, "AC": 80, "ASC": 10})
-    assert any("must have the highest confidence" in e.value for e in alpha.error)
+    # Enter without a type stores nothing and says why
+    by_label(alpha.button, "Next").click()
+    alpha.run()
+    alpha.button(key="submit:unaided:3").click()
+    alpha.run()
+    assert [e.value for e in alpha.error] == [
+        "Choose a type first (keys 1, 2, 3), then press Enter."
+    ]
+    assert current_position(alpha) == 3
 
     # leave (a new session = a closed browser) and resume from the database
     again = sign_in_reader(session(), codes["Dr Alpha"])
     assert current_position(again) == 3
-    answer(again, "SCC", {"SCC": 100, "AC": 0, "ASC": 0})
+    answer(again, "SCC", "certain")
 
     # Reader Beta reads every case
     beta = sign_in_reader(session(), codes["Dr Beta"])
     picks = ["SCC", "AC", "ASC", "SCC", "SCC", "AC"]
     for label in picks:
-        answer(beta, label, {name: 100 if name == label else 0 for name in CLASSES})
+        answer(beta, label, "certain")
     assert any("All cases are read" in s.value for s in beta.success)
 
     conn = db.connect()
@@ -145,7 +158,7 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
     first_case = alpha_work.iloc[0]["case_id"]
     changed = alpha_reads[alpha_reads["case_id"] == first_case].iloc[0]
     assert changed["label"] == "ASC" and changed["revision"] == 2
-    assert np.allclose(changed[["c_SCC", "c_AC", "c_ASC"]].astype(float), [0.0, 0.1, 0.9])
+    assert changed[["c_SCC", "c_AC", "c_ASC"]].astype(float).tolist() == [0.3, 0.3, 0.4]
     history = audit[(audit["reader_id"] == alpha_id) & (audit["case_id"] == first_case)]
     assert history["action"].tolist() == ["insert", "update"]
     assert history.iloc[0]["new"]["label"] == "SCC"  # the first answer is kept
@@ -383,7 +396,7 @@ def test_reading_time_counts_from_the_latest_display_of_a_case(app_env):
     by_label(at.button, "Previous").click()
     at.run()
     assert current_position(at) == 1
-    answer(at, "SCC", {"SCC": 100, "AC": 0, "ASC": 0})
+    answer(at, "SCC")
     assert current_position(at) == 2
     conn = db.connect()
     try:

@@ -1,0 +1,97 @@
+"""The study page's lifecycle panels: details, close/reopen, reader instructions, reader codes."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import db
+from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
+
+
+def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
+    """Cases, arms, washout, model, readers and progress of one study; returns the study."""
+    with errors_shown(), connection() as conn:
+        study = db.get_study(conn, study_id)
+        progress = db.reader_progress_frame(conn, study_id)
+        readers = db.readers_frame(conn, study_id)
+    status = "open" if study["status"] == "open" else "closed"
+    run = study["model_run_id"]
+    st.markdown(
+        f"**{study['name']}** · {status} · {study['n_cases']} cases · arms "
+        f"{', '.join(study['arms'])} · washout {study['washout_days']} days · "
+        f"{study['n_readers']} readers · model: {run_names.get(run, run) if run else 'none'}"
+    )
+    revoked = dict(zip(readers["reader_id"], readers["code_revoked_at"].notna(), strict=True))
+    progress = progress.assign(code=progress["reader_id"].map(revoked).map({True: "revoked"}))
+    st.dataframe(
+        progress.fillna({"code": "valid"}),
+        hide_index=True,
+        column_config={
+            "fraction": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)
+        },
+    )
+    return study
+
+
+def status_controls(study: dict) -> None:
+    """Close the study (it then refuses every read) or reopen it."""
+    closing = study["status"] == "open"
+    label = "Close study (refuse reads)" if closing else "Reopen study"
+    if st.button(label, key=f"status:{study['study_id']}"):
+        try:
+            with connection() as conn:
+                db.set_study_status(conn, study["study_id"], "closed" if closing else "open")
+        except LIBRARY_ERRORS as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+
+
+def instructions_editor(study: dict) -> None:
+    """Reader instructions in Markdown, shown to each reader before the first case."""
+    with st.form(f"instructions:{study['study_id']}"):
+        text = st.text_area(
+            "Reader instructions (Markdown, shown before the first case)",
+            value=str(study.get("instructions") or ""),
+            height=120,
+        )
+        if st.form_submit_button("Save instructions"):
+            try:
+                with connection() as conn:
+                    db.set_study_instructions(conn, study["study_id"], text)
+            except LIBRARY_ERRORS as exc:
+                st.error(str(exc))
+            else:
+                st.success("Instructions saved.")
+    if study.get("instructions"):
+        with st.expander("Preview as readers see it"):
+            st.markdown(str(study["instructions"]))  # Markdown only: no HTML is rendered
+
+
+def code_controls(study_id: int) -> None:
+    """Revoke a reader's access code (and sessions), or issue a new code shown once."""
+    with errors_shown(), connection() as conn:
+        readers = db.readers_frame(conn, study_id)
+    readers = readers[readers["simulated"] == 0]
+    if readers.empty:
+        return
+    names = dict(zip(readers["reader_id"], readers["display_name"], strict=True))
+    pick, revoke, reissue = st.columns([2, 1, 1], vertical_alignment="bottom")
+    reader_id = pick.selectbox("Reader", list(names), format_func=names.get, key="code_reader")
+    if revoke.button("Revoke code", width="stretch"):
+        _code_action(db.revoke_reader_code, reader_id, f"{names[reader_id]}'s code is revoked.")
+    if reissue.button("Issue a new code", width="stretch"):
+        _code_action(db.reissue_reader_code, reader_id, f"New code for {names[reader_id]}:")
+
+
+def _code_action(action, reader_id: int, message: str) -> None:
+    try:
+        with connection() as conn:
+            code = action(conn, int(reader_id))
+    except LIBRARY_ERRORS as exc:
+        st.error(str(exc))
+        return
+    st.success(message)
+    if code:
+        st.code(code, language=None)
+        st.caption("Shown only now; the old code and its sessions no longer work.")
