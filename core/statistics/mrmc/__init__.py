@@ -16,22 +16,37 @@ reader, other modality). Random readers: F = MS(T) / [MS(T*R) + J max(Cov2 - Cov
 Modules, one job each: ``design`` (the reads as arrays, and the setup both analyses share),
 ``figures_of_merit`` (AUC / proportion FOMs and their jackknife), ``covariance`` (jackknife,
 DeLong, bootstrap covariances and the OR averages), ``obuchowski_rockette`` (:func:`or_analysis`),
-``model_vs_readers`` (:func:`standalone_vs_readers`), ``imrmc`` (export for iMRMC / RJafroc).
+``model_vs_readers`` (:func:`standalone_vs_readers`), ``imrmc`` (export for iMRMC / RJafroc),
+``split_plot`` (:func:`split_plot_analysis`: reader groups each reading their own cases),
+``noninferiority`` (one-sided tests with a margin).
 """
 
 from core.statistics.mrmc.covariance import COVARIANCES
 from core.statistics.mrmc.design import ANALYSES, REQUIRED
 from core.statistics.mrmc.imrmc import to_imrmc, write_imrmc
 from core.statistics.mrmc.model_vs_readers import StandaloneResult, standalone_vs_readers
+from core.statistics.mrmc.noninferiority import (
+    NonInferiorityResult,
+    modality_noninferiority,
+    model_noninferiority,
+    noninferiority_test,
+)
 from core.statistics.mrmc.obuchowski_rockette import ORResult, or_analysis
+from core.statistics.mrmc.split_plot import reader_groups, split_plot_analysis
 
 __all__ = [
     "ANALYSES",
     "COVARIANCES",
     "REQUIRED",
+    "NonInferiorityResult",
     "ORResult",
     "StandaloneResult",
+    "modality_noninferiority",
+    "model_noninferiority",
+    "noninferiority_test",
     "or_analysis",
+    "reader_groups",
+    "split_plot_analysis",
     "standalone_vs_readers",
     "to_imrmc",
     "write_imrmc",
