@@ -81,8 +81,7 @@ def restore() -> None:
     """On every full run: check the session token (revoked or expired: signed out) and, in a
     fresh browser session (a reload), sign in again from the token in the URL."""
     token = st.session_state.get(_TOKEN_KEY) or st.query_params.get(QUERY_PARAM)
-    if not token:
-        st.session_state.pop(_SESSION_KEY, None)
+    if not token:  # nobody signed in (every sign-in through sign_in() carries a token)
         return
     try:
         with connection() as conn:
