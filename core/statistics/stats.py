@@ -1,8 +1,8 @@
 """Statistical tests and intervals used by the CV report and the reader study.
 
 Pure functions over arrays: DeLong's AUC variance (the fast algorithm of Sun & Xu 2014),
-McNemar's test for paired correctness, Cohen's and Fleiss' kappa. The bootstrap intervals of the
-metrics table live with the metrics (:func:`core.statistics.metrics.classification_table`).
+McNemar's test for paired correctness, Cohen's and Fleiss' kappa (with CIs). The bootstrap
+intervals of the metrics table live with the metrics (:func:`core.statistics.metrics.classification_table`).
 """
 
 from __future__ import annotations
@@ -265,3 +265,108 @@ def fleiss_kappa(ratings) -> float:
         warnings.warn("Fleiss' kappa is undefined: every rating used the same label", stacklevel=2)
         return np.nan
     return float((p_bar - p_e) / (1 - p_e))
+
+
+class KappaInterval(NamedTuple):
+    kappa: float
+    low: float
+    high: float
+    se: float  # NaN for a bootstrap interval
+    method: str
+
+
+def _codes(labels_a, labels_b) -> tuple[np.ndarray, np.ndarray, int]:
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(
+            f"labels_a {a.shape} and labels_b {b.shape} must be non-empty 1-D of the same length"
+        )
+    cats, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
+    return codes[: a.size], codes[a.size :], cats.size
+
+
+def cohen_kappa_ci(labels_a, labels_b, *, alpha: float = 0.05) -> KappaInterval:
+    """Cohen's kappa with its large-sample confidence interval.
+
+    The standard error is Fleiss, Cohen & Everitt's (1969) non-null asymptotic one (as
+    statsmodels' ``cohens_kappa`` and SAS PROC FREQ give it); the interval is kappa +/- z SE,
+    not clipped.
+
+    Parameters
+    ----------
+    labels_a, labels_b : array-like, shape (n_cases,)
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    KappaInterval
+        ``kappa, low, high, se, method``; all NaN with a warning when both raters used a single
+        label.
+    """
+    _check_alpha(alpha)
+    a, b, k = _codes(labels_a, labels_b)
+    if k == 1:
+        warnings.warn("Cohen's kappa is undefined: both raters used a single label", stacklevel=2)
+        return KappaInterval(np.nan, np.nan, np.nan, np.nan, "asymptotic")
+    n = a.size
+    p = np.zeros((k, k))
+    np.add.at(p, (a, b), 1.0 / n)
+    rows, cols = p.sum(axis=1), p.sum(axis=0)
+    p_o, p_e = float(np.trace(p)), float(rows @ cols)
+    kappa = (p_o - p_e) / (1 - p_e)
+    # Fleiss, Cohen & Everitt 1969, eq. 13: diagonal, off-diagonal and correction terms
+    diag = (np.diag(p) * (1 - (rows + cols) * (1 - kappa)) ** 2).sum()
+    weights = (cols[:, None] + rows[None, :]) ** 2
+    off = (1 - kappa) ** 2 * (p * weights)[~np.eye(k, dtype=bool)].sum()
+    var = (diag + off - (kappa - p_e * (1 - kappa)) ** 2) / ((1 - p_e) ** 2 * n)
+    se = float(np.sqrt(max(var, 0.0)))
+    z = sps.norm.ppf(1 - alpha / 2)
+    return KappaInterval(
+        float(kappa), float(kappa - z * se), float(kappa + z * se), se, "asymptotic"
+    )
+
+
+def _fleiss_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa of count tables (..., subjects, categories) with n raters per subject."""
+    n_rat = counts.sum(axis=-1)[..., :1]
+    n_sub = counts.shape[-2]
+    p_j = counts.sum(axis=-2) / (n_sub * n_rat)
+    p_i = ((counts**2).sum(axis=-1) - n_rat) / (n_rat * (n_rat - 1))
+    p_e = (p_j**2).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (p_i.mean(axis=-1) - p_e) / (1 - p_e)
+
+
+def fleiss_kappa_ci(
+    ratings, *, alpha: float = 0.05, n_boot: int = 2000, seed: int = 0
+) -> KappaInterval:
+    """Fleiss' kappa with a percentile bootstrap interval over subjects.
+
+    Subjects (cases) are resampled with replacement, ``n_boot`` times, seeded; resamples in
+    which every rating is one label (kappa undefined) are left out of the percentiles.
+
+    Parameters
+    ----------
+    ratings : array-like, shape (n_subjects, n_raters)
+    alpha : float, default 0.05
+    n_boot, seed : int
+
+    Returns
+    -------
+    KappaInterval
+    """
+    _check_alpha(alpha)
+    kappa = fleiss_kappa(ratings)
+    if not isinstance(n_boot, int | np.integer) or n_boot < 2:
+        raise ValueError(f"n_boot={n_boot!r} is not allowed: use an integer >= 2")
+    r = np.asarray(ratings)
+    _, codes = np.unique(r, return_inverse=True)
+    codes = codes.reshape(r.shape)
+    counts = np.stack([(codes == c).sum(axis=1) for c in range(codes.max() + 1)], axis=1)
+    if np.isnan(kappa):
+        return KappaInterval(np.nan, np.nan, np.nan, np.nan, "bootstrap")
+    idx = np.random.default_rng(seed).integers(0, r.shape[0], size=(n_boot, r.shape[0]))
+    draws = _fleiss_from_counts(counts[idx].astype(float))
+    draws = draws[np.isfinite(draws)]
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return KappaInterval(kappa, float(low), float(high), np.nan, "bootstrap")
