@@ -159,8 +159,8 @@ def kappa_tables(named: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, float | 
     Returns
     -------
     pairwise : pandas.DataFrame
-        ``rater A, rater B, cases, Cohen's kappa`` for each pair (model included if present);
-        empty with fewer than two raters.
+        ``rater A, rater B, cases, Cohen's kappa, 95% CI low, 95% CI high`` for each pair
+        (model included if present; asymptotic CI); empty with fewer than two raters.
     fleiss : float or None
         Fleiss' kappa over the readers (not the model); None with fewer than two readers.
     n_cases : int
@@ -173,12 +173,15 @@ def kappa_tables(named: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, float | 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for a, b in itertools.combinations(wide.columns, 2):
+            ci = stats.cohen_kappa_ci(wide[a], wide[b])
             rows.append(
                 {
                     "rater A": a,
                     "rater B": b,
                     "cases": len(wide),
                     "Cohen's kappa": stats.cohen_kappa(wide[a], wide[b]),
+                    "95% CI low": ci.low,
+                    "95% CI high": ci.high,
                 }
             )
         readers = [c for c in wide.columns if c != MODEL]
@@ -251,3 +254,65 @@ def macro_auc(rater: pd.DataFrame) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(metrics.roc_auc_ovr(class_indices(rater["truth"]), scores, average="macro"))
+
+
+def fleiss_interval(named: dict[str, pd.DataFrame], *, seed: int = 0):
+    """Fleiss' kappa of the readers (not the model) on their common cases with a bootstrap 95%
+    CI (:func:`core.statistics.stats.fleiss_kappa_ci`); None with fewer than two readers."""
+    wide = common_labels({k: v for k, v in named.items() if k != MODEL})
+    if wide.empty or wide.shape[1] < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return stats.fleiss_kappa_ci(wide.to_numpy(), seed=seed)
+
+
+INTRA_COLUMNS = [
+    "reader",
+    "arm",
+    "repeated cases",
+    "agreement %",
+    "Cohen's kappa",
+    "95% CI low",
+    "95% CI high",
+]
+
+
+def intra_reader_agreement(reads: pd.DataFrame) -> pd.DataFrame:
+    """Each reader's agreement with themself: first read against repeat read of the same case.
+
+    Parameters
+    ----------
+    reads : pandas.DataFrame
+        Tidy reads with a boolean ``repeat`` column (first reads and repeat reads together).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per reader and arm with repeats: ``reader, arm, repeated cases, agreement %,
+        Cohen's kappa, 95% CI low, 95% CI high`` (asymptotic CI,
+        :func:`core.statistics.stats.cohen_kappa_ci`); empty without repeat reads.
+    """
+    if "repeat" not in reads.columns or not reads["repeat"].any():
+        return pd.DataFrame(columns=INTRA_COLUMNS)
+    key = ["reader", "arm", "case_id"]
+    first = reads[~reads["repeat"]].drop_duplicates(key).set_index(key)["label"]
+    again = reads[reads["repeat"]].drop_duplicates(key).set_index(key)["label"]
+    pairs = pd.concat([first.rename("first"), again.rename("again")], axis=1, join="inner")
+    rows = []
+    for (reader, arm), group in pairs.groupby(level=["reader", "arm"], sort=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one label throughout: kappa NaN by policy
+            ci = stats.cohen_kappa_ci(group["first"].to_numpy(), group["again"].to_numpy())
+        rows.append(
+            {
+                "reader": reader,
+                "arm": arm,
+                "repeated cases": len(group),
+                "agreement %": 100.0 * float((group["first"] == group["again"]).mean()),
+                "Cohen's kappa": ci.kappa,
+                "95% CI low": ci.low,
+                "95% CI high": ci.high,
+            }
+        )
+    return pd.DataFrame(rows, columns=INTRA_COLUMNS)

@@ -31,6 +31,7 @@ class StudyData:
     model: pd.DataFrame | None  # one row per case of the run: case_id, truth, label, c_*
     model_seconds_per_case: float | None = None
     simulated_readers: list[str] = field(default_factory=list)
+    repeats: pd.DataFrame | None = None  # repeat reads (tidy, repeat=True): intra-reader only
 
     @property
     def arms(self) -> list[str]:
@@ -46,10 +47,11 @@ def tidy_reads(reads: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``reader, reader_id, simulated, case_id, arm, truth, label, c_SCC, c_AC, c_ASC,
-        seconds`` (``seconds`` from ``duration_ms``).
+        seconds, repeat`` (``seconds`` from ``duration_ms``; ``repeat`` True for a repeat read,
+        from a ``repeat`` column when the frame has one).
     """
     if reads.empty:
-        return pd.DataFrame(columns=[*READ_COLUMNS, *SCORE_COLUMNS, "seconds"])
+        return pd.DataFrame(columns=[*READ_COLUMNS, *SCORE_COLUMNS, "seconds", "repeat"])
     out = pd.DataFrame(
         {
             "reader": reads["display_name"].astype(str),
@@ -64,6 +66,8 @@ def tidy_reads(reads: pd.DataFrame) -> pd.DataFrame:
     for col in SCORE_COLUMNS:
         out[col] = reads[col].astype(float)
     out["seconds"] = reads["duration_ms"].astype(float).to_numpy() / 1000.0
+    repeat = reads["repeat"] if "repeat" in reads.columns else pd.Series(False, index=reads.index)
+    out["repeat"] = repeat.fillna(0).astype(bool).to_numpy()
     return out.reset_index(drop=True)
 
 
