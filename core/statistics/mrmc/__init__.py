@@ -23,7 +23,7 @@ DeLong, bootstrap covariances and the OR averages), ``obuchowski_rockette`` (:fu
 
 from core.statistics.mrmc.covariance import COVARIANCES
 from core.statistics.mrmc.design import ANALYSES, REQUIRED
-from core.statistics.mrmc.imrmc import to_imrmc, write_imrmc
+from core.statistics.mrmc.imrmc import read_imrmc, to_imrmc, write_imrmc
 from core.statistics.mrmc.model_vs_readers import StandaloneResult, standalone_vs_readers
 from core.statistics.mrmc.noninferiority import (
     NonInferiorityResult,
@@ -45,6 +45,7 @@ __all__ = [
     "model_noninferiority",
     "noninferiority_test",
     "or_analysis",
+    "read_imrmc",
     "reader_groups",
     "split_plot_analysis",
     "standalone_vs_readers",

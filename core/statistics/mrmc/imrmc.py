@@ -125,3 +125,47 @@ def write_imrmc(frame: pd.DataFrame, path, **kwargs) -> Path:
     path = Path(path)
     path.write_text(to_imrmc(frame, **kwargs), encoding="utf-8")
     return path
+
+
+def read_imrmc(text: str) -> pd.DataFrame:
+    """Reads from iMRMC's input format (as :func:`to_imrmc` writes and iMRMC / RJafroc read).
+
+    Parameters
+    ----------
+    text : str
+        Header lines, ``BEGIN DATA:``, truth rows ``-1,caseID,0,truth`` and read rows
+        ``readerID,caseID,modalityID,score``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long reads ``reader, modality, case, truth, score`` (IDs as text, truth 0/1).
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip().upper().startswith("BEGIN DATA")]
+    if not starts:
+        raise ValueError("not an iMRMC file: no 'BEGIN DATA:' line")
+    truth, reads = {}, []
+    for number, line in enumerate(lines[starts[0] + 1 :], start=starts[0] + 2):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 4:
+            raise ValueError(
+                f"iMRMC line {number}: expected 4 comma-separated fields, got {line!r}"
+            )
+        try:
+            value = float(parts[3])
+        except ValueError:
+            raise ValueError(f"iMRMC line {number}: {parts[3]!r} is not a number") from None
+        if parts[0] == "-1":
+            truth[parts[1]] = int(value)
+        else:
+            reads.append((parts[0], parts[2], parts[1], value))
+    frame = pd.DataFrame(reads, columns=["reader", "modality", "case", "score"])
+    missing = sorted(set(frame["case"]) - set(truth))
+    if missing:
+        raise ValueError(f"iMRMC file has no truth row for case {missing[0]!r}")
+    return frame.assign(truth=frame["case"].map(truth))[
+        ["reader", "modality", "case", "truth", "score"]
+    ]

@@ -112,7 +112,9 @@ def test_noninferiority_of_aided_reading_flips_at_the_margin():
     frames = [_reads(r, CASES, shift=s) for s, r in enumerate("ABCD")]
     for s, r in enumerate("ABCD"):  # aided: wrong on one case in (2 + s), so worse than unaided
         wrong = [CLASSES[(CLASSES.index(t) + 1) % 3] for t in TRUTH]
-        labels = [w if i % (2 + s) == 0 else t for i, (t, w) in enumerate(zip(TRUTH, wrong, strict=False))]
+        labels = [
+            w if i % (2 + s) == 0 else t for i, (t, w) in enumerate(zip(TRUTH, wrong, strict=False))
+        ]
         frames.append(_reads(r, CASES, arm="aided", labels=labels))
     data = _study(*frames, arms=("unaided", "aided"))
     result = mrmc_inputs.mrmc_aided_vs_unaided(data, fom="accuracy")
@@ -128,3 +130,18 @@ def test_few_readers_flag():
     assert mrmc_inputs.few_readers(data, "unaided")
     more = _study(*[_reads(r, CASES, shift=i) for i, r in enumerate("ABCD")])
     assert not mrmc_inputs.few_readers(more, "unaided")
+
+
+def test_a_study_as_a_power_pilot():
+    frames = [_reads(r, CASES, shift=s) for s, r in enumerate("ABCD")]
+    frames += [_reads(r, CASES, arm="aided", shift=s + 1) for s, r in enumerate("ABCD")]
+    data = _study(*frames, arms=("unaided", "aided"))
+    pilot = mrmc_inputs.pilot_components(data, fom="auc_macro")
+    result = mrmc.or_analysis(mrmc_inputs.mrmc_reads(data, ["aided", "unaided"]), fom="auc_macro")
+    assert pilot.n_cases == 12 and pilot.n_readers == 4
+    assert pilot.var == result.var_error and pilot.var_tr == result.var_TR
+    assert pilot.effect_size == pytest.approx(
+        result.modality_means["aided"] - result.modality_means["unaided"]
+    )
+    with pytest.raises(ValueError, match="both the unaided and the aided arm"):
+        mrmc_inputs.pilot_components(_study(*frames[:4]))

@@ -171,3 +171,13 @@ def test_overlapping_groups_are_refused(vandyke):
     reads = vandyke[(vandyke["reader"] < 2) | (vandyke["case"] > 50)]
     with pytest.raises(ValueError, match="neither fully crossed nor split-plot"):
         split_plot_analysis(reads)
+
+
+def test_imrmc_round_trip_gives_the_same_analysis(vandyke):
+    back = mrmc.read_imrmc(mrmc.to_imrmc(vandyke))
+    assert len(back) == len(vandyke) and set(back["truth"]) == {0, 1}
+    assert mrmc.or_analysis(back).statistic == pytest.approx(mrmc.or_analysis(vandyke).statistic)
+    with pytest.raises(ValueError, match="no 'BEGIN DATA:' line"):
+        mrmc.read_imrmc("NR: 5\n")
+    with pytest.raises(ValueError, match="line 3: expected 4"):
+        mrmc.read_imrmc("x\nBEGIN DATA:\n1,2\n")
