@@ -4,7 +4,8 @@ import os
 
 import streamlit as st
 
-from dashboard import auth, jobs, loaders
+from core.learning import jobs
+from dashboard import auth, loaders
 from dashboard.store import connection
 
 auth.require_role("admin")

@@ -163,26 +163,14 @@ def cmd_cv(args: argparse.Namespace) -> int:
     import db
 
     conn = db.connect(args.db)
-    queued = _is_queued(conn, args.run_id)
     try:
         return _cv(args, conn)
     except BaseException as exc:
         # The dashboard queued this run and only watches its row: whatever stops this process
         # before the run starts must show there as failed, or the run looks queued forever.
-        if queued and _is_queued(conn, args.run_id):
-            db.update_run(conn, args.run_id, status="failed", message=str(exc) or repr(exc))
+        if args.run_id is not None:
+            db.fail_queued_run(conn, args.run_id, str(exc) or repr(exc))
         raise
-
-
-def _is_queued(conn, run_id: str | None) -> bool:
-    import db
-
-    if run_id is None:
-        return False
-    try:
-        return db.get_run(conn, run_id).get("status") == "queued"
-    except db.RunNotFound:
-        return False
 
 
 def _cv(args: argparse.Namespace, conn) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -96,9 +95,10 @@ def test_run_lifecycle_is_recorded(db_path):
         run_id = _run(conn, comparison_id="cmp1")
         assert re.fullmatch(r"r\d{8}T\d{6}-[0-9a-f]{6}", run_id)
         assert db.get_run(conn, run_id)["status"] == "queued"
-        db.update_run(conn, run_id, status="running", progress=0.25, message="fold 3/10")
+        db.start_run(conn, run_id)
+        db.report_progress(conn, run_id, 0.25, "fold 3/10")
         db.add_run_warning(conn, run_id, "ImageNet weights unavailable, random init")
-        db.update_run(conn, run_id, status="done", timings={"total": 12.5})
+        db.finish_run(conn, run_id, status="done", timings={"total": 12.5}, message="fold 3/10")
     with db.connect(db_path) as conn:
         run = db.get_run(conn, run_id)
         frame = db.runs_frame(conn)
@@ -107,6 +107,9 @@ def test_run_lifecycle_is_recorded(db_path):
     assert run["started_at"] <= run["ended_at"] and run["timings"] == {"total": 12.5}
     assert run["warnings"] == ["ImageNet weights unavailable, random init"]
     assert frame.loc[0, "n_warnings"] == 1 and frame.loc[0, "comparison_id"] == "cmp1"
+    # decoded once, in db: the frame's JSON columns are what get_run returns
+    assert frame.loc[0, "warnings"] == run["warnings"] and frame.loc[0, "timings"] == run["timings"]
+    assert frame.loc[0, "config"] == run["config"]
 
 
 @pytest.mark.parametrize(
@@ -166,7 +169,7 @@ def test_folds_and_predictions_are_idempotent_per_run(db_path):
         ["P1", 1, 0.6, 0.3, 0.1, "SCC"], ["P2", 0, 0.1, 0.1, 0.8, "ASC"],
     ]  # fmt: skip
     assert runs.loc[0, ["n_folds", "n_predictions"]].tolist() == [2, 2]
-    assert json.loads(runs.loc[0, "config"])["folds"] == [0, 1]
+    assert runs.loc[0, "config"]["folds"] == [0, 1] and runs.loc[0, "warnings"] == []
 
 
 def test_image_predictions_are_idempotent_per_run_and_image(db_path):
@@ -217,3 +220,69 @@ def test_case_probabilities_gives_one_case_without_its_label(db_path):
         assert db.case_probabilities(conn, run_id, "P2") is None  # no prediction for it
         with pytest.raises(db.RunNotFound, match="run 'nope' is not in the database"):
             db.case_probabilities(conn, "nope", "P1")
+
+
+def test_a_queued_run_gets_its_provenance_once_and_is_failed_only_while_queued(db_path):
+    with db.connect(db_path) as conn:
+        queued = db.create_run(
+            conn, model="cnn", mode="features", config={"seed": 1}, seed=1, message="queued"
+        )
+        assert db.get_run(conn, queued)["message"] == "queued"
+        db.record_provenance(
+            conn, queued, config={"seed": 1, "lr": 0.1}, data_hash="h", device="cpu",
+            weights="none", code_version="abc", packages={"torch": "2"},
+        )  # fmt: skip
+        db.start_run(conn, queued)
+        with pytest.raises(ValueError, match="data_hash can only be set while the run is queued"):
+            db.update_run(conn, queued, data_hash="other")
+        assert db.fail_queued_run(conn, queued, "too late") is False  # running: left alone
+        assert db.fail_queued_run(conn, "r-404", "unknown") is False
+        other = db.create_run(conn, model="cnn", mode="features", config={}, seed=0)
+        assert db.fail_queued_run(conn, other, "no manifest") is True
+        db.fail_run(conn, queued, "out of memory")
+    with db.connect(db_path) as conn:  # reopened: the writes were committed
+        first, second = db.get_run(conn, queued), db.get_run(conn, other)
+    assert (first["status"], first["message"], first["data_hash"]) == (
+        "failed",
+        "out of memory",
+        "h",
+    )
+    assert first["config"] == {"seed": 1, "lr": 0.1} and first["packages"] == {"torch": "2"}
+    assert (second["status"], second["message"]) == ("failed", "no manifest")
+    assert first["ended_at"] and second["ended_at"]
+
+
+def test_a_partial_run_keeps_its_progress_and_says_what_is_left(conn):
+    run_id = _run(conn)
+    db.start_run(conn, run_id)
+    db.finish_run(conn, run_id, status="partial", progress=0.4, message="folds done: [0, 1]")
+    run = db.get_run(conn, run_id)
+    assert (run["status"], run["progress"], run["message"]) == (
+        "partial",
+        0.4,
+        "folds done: [0, 1]",
+    )
+    with pytest.raises(ValueError, match="status 'failed' is not done or partial"):
+        db.finish_run(conn, run_id, status="failed")
+
+
+@pytest.mark.parametrize(
+    ("config", "data_hash", "match"),
+    [
+        ({"lr": 0.1, "folds": [0, 1]}, "h", r"other settings \(lr\): merge only folds"),
+        ({"lr": 0.5, "folds": [2]}, "h2", "used data h, this data is h2"),
+    ],
+    ids=["settings", "data"],
+)
+def test_merging_into_a_run_needs_its_settings_and_data(conn, config, data_hash, match):
+    run_id = _run(conn)
+    with pytest.raises(ValueError, match=match):
+        db.check_run_merge(conn, run_id, config=config, data_hash=data_hash, per_job=["folds"])
+
+
+def test_merging_accepts_other_per_job_settings_and_a_new_run(conn):
+    run_id = _run(conn)
+    same = {"lr": 0.5, "folds": [2], "new_setting": 1}  # settings the run lacks are not compared
+    run = db.check_run_merge(conn, run_id, config=same, data_hash="h", per_job=["folds"])
+    assert run["run_id"] == run_id and run["config"]["lr"] == 0.5
+    assert db.check_run_merge(conn, "r-new", config=same, data_hash="h") is None

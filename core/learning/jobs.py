@@ -1,4 +1,4 @@
-"""Start a cross-validation as a detached background process the page only watches.
+"""Start a cross-validation as a detached background process that the dashboard only watches.
 
 The run row is created first (status ``queued``) so the page can show it at once and refuse a
 duplicate; the process (``python -m core.cli --db DB cv ... --run-id ID``) then owns it. It runs in
@@ -7,7 +7,6 @@ its own session, so leaving or reloading the page, or the Streamlit session endi
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pandas as pd
 import db
 from core.learning.models import ARCHITECTURES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: `python -m core.cli` runs from here
 ACTIVE = ("queued", "running")
 
 
@@ -45,17 +44,24 @@ class CvRequest:
         }
 
 
-def _same_request(config_json: str | None, request: CvRequest) -> bool:
-    try:
-        config = json.loads(config_json or "{}")
-    except ValueError:
-        return False
-    wanted = request.config()
-    return all(config.get(k) == v for k, v in wanted.items())
+def _same_request(config: dict | None, request: CvRequest) -> bool:
+    config = config or {}
+    return all(config.get(k) == v for k, v in request.config().items())
 
 
 def active_duplicate(runs: pd.DataFrame, request: CvRequest) -> str | None:
-    """The id of a queued or running run with the same request, if any."""
+    """The id of a queued or running run with the same request, if any.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        As :func:`db.runs_frame` returns it (``config`` decoded).
+    request : CvRequest
+
+    Returns
+    -------
+    str or None
+    """
     if runs.empty:
         return None
     active = runs[runs["status"].isin(ACTIVE)]
@@ -107,10 +113,8 @@ def start_cv(
         raise ValueError(f"the same run is already {ACTIVE[0]} or {ACTIVE[1]}: {duplicate}")
     run_id = db.create_run(
         conn, model=request.model, mode=request.mode, config=request.config(),
-        seed=int(request.seed), data_hash=None, device=None, weights=None,
-        code_version=None, packages=None,
+        seed=int(request.seed), message="queued from the dashboard; starting the process",
     )  # fmt: skip
-    db.update_run(conn, run_id, message="queued from the dashboard; starting the process")
     log_path = Path(workdir) / "runs" / run_id / "cv.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     python_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -127,7 +131,7 @@ def start_cv(
                 start_new_session=True,  # survives the page, the session and a server reload
             )
         except OSError as exc:
-            db.update_run(conn, run_id, status="failed", message=f"could not start: {exc}")
+            db.fail_run(conn, run_id, f"could not start: {exc}")
             raise
     return run_id
 

@@ -1,0 +1,45 @@
+"""Queuing a CV from the dashboard: bad requests are refused before any run row exists."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import db
+from core.learning import jobs
+
+
+def test_start_cv_refuses_a_folder_without_manifest(tmp_path):
+    (tmp_path / "dicoms").mkdir()
+    conn = db.connect(tmp_path / "j.db")
+    request = jobs.CvRequest(str(tmp_path / "dicoms"), "cnn", "features", 3, 0, "none")
+    with pytest.raises(ValueError, match=r"dicoms has no manifest\.csv"):
+        jobs.start_cv(conn, request, workdir=tmp_path)
+    assert db.runs_frame(conn).empty  # nothing queued that could block a retry
+
+
+def test_only_an_active_run_of_the_same_request_is_a_duplicate(tmp_path):
+    conn = db.connect(tmp_path / "j.db")
+    request = jobs.CvRequest(str(tmp_path), "cnn", "features", 3, 0, "none")
+    other = jobs.CvRequest(str(tmp_path), "cnn", "features", 3, 1, "none")
+    assert jobs.active_duplicate(db.runs_frame(conn), request) is None
+    done = db.create_run(conn, model="cnn", mode="features", config=request.config(), seed=0)
+    db.finish_run(conn, done, status="done")
+    assert jobs.active_duplicate(db.runs_frame(conn), request) is None
+    queued = db.create_run(conn, model="cnn", mode="features", config=request.config(), seed=0)
+    assert jobs.active_duplicate(db.runs_frame(conn), request) == queued
+    assert jobs.active_duplicate(db.runs_frame(conn), other) is None
+    db.start_run(conn, queued)  # running is active too
+    assert jobs.active_duplicate(db.runs_frame(conn), request) == queued
+
+
+def test_the_command_line_runs_the_request_into_its_run(tmp_path):
+    request = jobs.CvRequest(str(tmp_path), "vgg16_bn", "finetune", 5, 7, "weights")
+    argv = jobs.cv_command(tmp_path / "x.db", request, "r1")
+    assert argv[:6] == [sys.executable, "-m", "core.cli", "--db", str(tmp_path / "x.db"), "cv"]
+    options = dict(zip(argv[6::2], argv[7::2], strict=True))
+    assert options == {
+        "--data": str(tmp_path.resolve()), "--model": "vgg16_bn", "--mode": "finetune",
+        "--folds": "5", "--seed": "7", "--balance": "weights", "--run-id": "r1",
+    }  # fmt: skip
