@@ -72,9 +72,28 @@ def agreement_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     if pairwise.empty:
         st.info("Agreement needs two raters who read the same cases.")
         return
+    st.caption("Cohen's kappa with a 95% CI (asymptotic, Fleiss-Cohen-Everitt).")
     st.dataframe(pairwise, hide_index=True)
-    if fleiss is not None:
-        st.metric(f"Fleiss' kappa, readers, {n_common} common cases", f"{fleiss:.3f}")
+    interval = analysis.fleiss_interval(named)
+    if interval is not None:
+        st.metric(
+            f"Fleiss' kappa, readers, {n_common} common cases",
+            f"{interval.kappa:.3f} (95% CI {interval.low:.3f} to {interval.high:.3f}, bootstrap)",
+        )
+
+
+def repeat_section(data: StudyData, out: Exports) -> None:
+    """Intra-reader agreement from repeat reads (they never enter the other tables)."""
+    if data.repeats is None or data.repeats.empty:
+        return
+    st.header("Intra-reader agreement (repeat reads)")
+    st.caption(
+        "Each reader's first read against their repeat read of the same case, shown again later "
+        "under another display ID. Kappa 95% CI: asymptotic."
+    )
+    table = analysis.intra_reader_agreement(pd.concat([data.reads, data.repeats]))
+    out["intra-reader agreement"] = table
+    st.dataframe(table, hide_index=True)
 
 
 def time_sections(data: StudyData, out: Exports) -> None:
@@ -91,36 +110,67 @@ def time_sections(data: StudyData, out: Exports) -> None:
 
 
 def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
-    """The OR analyses: model against the readers and, with both arms, aided against unaided."""
+    """The OR analyses: model against the readers and, with both arms, aided against unaided;
+    which reads they use and why, and non-inferiority at a margin the researcher sets."""
     st.header("MRMC analysis")
     st.caption(
         "Obuchowski-Rockette with Hillis' degrees of freedom: random readers and random cases, "
-        "jackknife covariances. Only cases that every reader has read (in every arm compared) count."
+        "jackknife covariances. Split-plot studies (reader groups with their own cases) use "
+        "every group's reads."
     )
+    if mrmc_inputs.few_readers(data, arm):
+        st.warning(
+            f"Fewer than {mrmc_inputs.FEW_READERS} readers: an MRMC result that generalises to "
+            "new readers rests on very few of them and is weak. Read the per-reader results first."
+        )
     fom = st.selectbox(
         "Figure of merit", list(mrmc_inputs.MRMC_FOMS), format_func=mrmc_inputs.MRMC_FOMS.get
     )
+    margin = st.number_input(
+        "Non-inferiority margin (largest acceptable loss in the figure of merit)",
+        0.001,
+        0.5,
+        0.05,
+        0.005,
+        format="%.3f",
+    )
     comparisons = {
-        "Model against the readers": lambda: mrmc_inputs.mrmc_model_vs_readers(data, arm, fom=fom)
+        "Model against the readers": (
+            [arm],
+            lambda: mrmc_inputs.mrmc_model_vs_readers(data, arm, fom=fom),
+        )
     }
     if {"unaided", "aided"} <= set(data.reads["arm"]):
-        comparisons["AI-aided against unaided reading"] = lambda: mrmc_inputs.mrmc_aided_vs_unaided(
-            data, fom=fom
+        comparisons["AI-aided against unaided reading"] = (
+            ["aided", "unaided"],
+            lambda: mrmc_inputs.mrmc_aided_vs_unaided(data, fom=fom),
         )
-    for title, compute in comparisons.items():
+    for title, (arms, compute) in comparisons.items():
         st.markdown(f"**{title}**")
+        st.caption(mrmc_inputs.read_selection(data, arms).explanation)
         try:
             result = compute()
         except ValueError as exc:
             st.info(f"Not available yet: {exc}")
             continue
-        table = result.to_frame()  # the model comparison's table already lists each reader's FOM
-        out[f"mrmc {title}"] = table
-        st.dataframe(table, hide_index=True, key=f"mrmc_{title}")
-        if hasattr(result, "foms"):  # two modalities: FOM per reader (rows) and modality (columns)
-            out[f"mrmc per-reader {title}"] = result.foms
-            st.dataframe(result.foms, key=f"mrmc_readers_{title}")
-        st.markdown(result.summary())
+        _mrmc_result(title, result, margin, mrmc_inputs.few_readers(data, arm), out)
+
+
+def _mrmc_result(title: str, result, margin: float, readers_first: bool, out: Exports) -> None:
+    per_reader = result.foms if hasattr(result, "foms") else None  # two modalities
+    if readers_first and per_reader is not None:
+        st.dataframe(per_reader, key=f"mrmc_readers_first_{title}")
+    table = result.to_frame()  # the model comparison's table already lists each reader's FOM
+    out[f"mrmc {title}"] = table
+    st.dataframe(table, hide_index=True, key=f"mrmc_{title}")
+    if per_reader is not None:
+        out[f"mrmc per-reader {title}"] = per_reader
+        if not readers_first:
+            st.dataframe(per_reader, key=f"mrmc_readers_{title}")
+    st.markdown(result.summary())
+    ni = mrmc_inputs.noninferiority(result, margin=margin)
+    out[f"non-inferiority {title}"] = pd.DataFrame([vars(ni)])
+    st.markdown(ni.summary())
 
 
 def export_section(data: StudyData, study_id: int, tables: Exports) -> None:

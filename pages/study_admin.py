@@ -109,3 +109,5 @@ with import_col:
                 st.error(str(exc))
             else:
                 st.success(f"Imported {count} reads.")
+
+__import__("dashboard.power_planner").power_planner.power_planner(study_id)  # issue 18 planner

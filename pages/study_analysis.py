@@ -36,6 +36,7 @@ def analysis() -> None:
     sections.roc_section(named)
     sections.mcnemar_section(named, tables)
     sections.agreement_section(named, tables)
+    sections.repeat_section(data, tables)
     sections.time_sections(data, tables)
     sections.mrmc_section(data, arm, tables)
     sections.export_section(data, study_id, tables)
