@@ -215,6 +215,45 @@ def _v4_sessions_and_study_lifecycle(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v5_repeat_reads")
+def _v5_repeat_reads(conn: sqlite_utils.Database) -> None:
+    # v5 (issue 18): repeat reads measure each reader's consistency. A repeat is a case shown to
+    # the same reader again, later in the same arm, under a display ID of its own (so the reader
+    # cannot match it to the first showing); its answer is kept apart from `reads`, so the MRMC
+    # inputs never see it.
+    conn.executescript(
+        """
+        ALTER TABLE studies ADD COLUMN repeat_cases INTEGER NOT NULL DEFAULT 0
+            CHECK (repeat_cases >= 0);
+        CREATE TABLE repeat_assignments (
+            study_id INTEGER NOT NULL,
+            reader_id INTEGER NOT NULL REFERENCES readers(reader_id),
+            arm TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            display_id TEXT NOT NULL UNIQUE,
+            after_position INTEGER NOT NULL,
+            PRIMARY KEY (reader_id, arm, case_id),
+            FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+        );
+        CREATE TABLE repeat_reads (
+            repeat_read_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            study_id INTEGER NOT NULL,
+            reader_id INTEGER NOT NULL REFERENCES readers(reader_id),
+            case_id TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            label TEXT NOT NULL CHECK (label IN ('SCC', 'AC', 'ASC')),
+            c_SCC REAL CHECK (c_SCC IS NULL OR c_SCC BETWEEN 0 AND 1),
+            c_AC REAL CHECK (c_AC IS NULL OR c_AC BETWEEN 0 AND 1),
+            c_ASC REAL CHECK (c_ASC IS NULL OR c_ASC BETWEEN 0 AND 1),
+            submitted_at TEXT NOT NULL, duration_ms INTEGER,
+            UNIQUE (reader_id, case_id, arm),
+            FOREIGN KEY (reader_id, arm, case_id)
+                REFERENCES repeat_assignments(reader_id, arm, case_id)
+        );
+        """
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

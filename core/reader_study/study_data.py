@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 import db
+import db.repeats
 from core.labels import CLASSES
 
 SCORE_COLUMNS = [f"c_{name}" for name in CLASSES]
@@ -128,7 +129,10 @@ def load_study_data(conn, study_id: int) -> StudyData:
         except db.RunNotFound:
             seconds = None
     simulated = sorted(set(reads.loc[reads["simulated"], "reader"]))
-    return StudyData(study, reads, model, seconds, simulated)
+    # repeat reads come from their own table and stay out of `reads` (and so of every table and
+    # MRMC input built from it); only the intra-reader agreement reads them
+    repeats = tidy_reads(db.repeats.repeat_reads_frame(conn, study_id))
+    return StudyData(study, reads, model, seconds, simulated, repeats)
 
 
 def raters(data: StudyData, arm: str, *, with_model: bool = True) -> dict[str, pd.DataFrame]:
