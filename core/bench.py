@@ -66,12 +66,14 @@ def bench_training_loop(
 
 
 def features_cv_ours(crops: CropSet, cfg: RunConfig, *, device=None) -> tuple[np.ndarray, float]:
-    """Features-mode CV as ``core.learning.cv`` does it, without the database: embed once, head per fold.
+    """Features-mode CV as ``core.learning.cv`` does it, without the database: embed once, a head
+    per fold.
 
     Returns the image-level out-of-fold probabilities and the wall time (no embedding cache).
     """
-    from core.learning.cv import LinearHead, make_folds
     from core.learning.features import embed_array
+    from core.learning.folds import make_folds
+    from core.learning.heads import LinearHead
     from core.learning.models import build_model
     from core.learning.training import resolve_device, seed_everything
 
@@ -98,7 +100,8 @@ def features_cv_obvious(
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
-    from core.learning.cv import LinearHead, make_folds
+    from core.learning.folds import make_folds
+    from core.learning.heads import LinearHead
     from core.learning.models import build_model
     from core.learning.training import resolve_device, seed_everything
 

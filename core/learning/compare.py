@@ -96,7 +96,8 @@ def run_comparison(
     list of str
         Run ids, in the order of ``models``.
     """
-    from core.learning.cv import make_folds, run_cv
+    from core.learning.cv import run_cv
+    from core.learning.folds import make_folds
 
     base_cfg = base_cfg or RunConfig()
     configs = comparison_configs(models, base_cfg, overrides)
@@ -128,7 +129,7 @@ def comparison_table(conn, run_ids, *, seed: int = 0, n_boot: int = 1000):
     import pandas as pd
 
     import db
-    from core.learning.cv import run_summary
+    from core.learning.summary import run_summary
 
     frames = []
     oof = db.predictions_frame(conn, list(run_ids))

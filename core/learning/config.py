@@ -10,6 +10,9 @@ MODES = ("features", "finetune")
 BALANCES = ("smote", "weights", "none")
 CHANNEL_POLICIES = ("sum_rgb", "repeat")
 FINETUNE_SCOPES = ("all", "last_block")
+# Settings that may differ between the jobs merged into one run: which folds each computes, where,
+# how it is compiled, and notes (the model's info is filled in by each job).
+PER_JOB_FIELDS = ("folds", "device", "compile", "extra")
 
 
 @dataclass

@@ -112,3 +112,17 @@ def embed_cropset(
         np.save(tmp, emb)
         os.replace(tmp, path)  # atomic: a parallel run never reads half a file
     return emb, False
+
+
+def backbone_seconds(model: Net, crops: CropSet, cfg, device, sample: int = 64) -> float:
+    """Time to embed every image of ``crops``, extrapolated from embedding a sample of them.
+
+    A run whose embeddings came from the cache still reports the backbone's share of the time per
+    case this way.
+    """
+    import time
+
+    n = min(sample, crops.n_images)
+    t0 = time.perf_counter()
+    embed_array(model, crops.crops[:n], device=device, batch_size=cfg.embed_batch_size)
+    return (time.perf_counter() - t0) * crops.n_images / n

@@ -9,7 +9,6 @@ an ``nn.Linear`` holding the logistic head (scaler folded in), so it is differen
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ import torch
 @lru_cache(maxsize=4)
 def _model(run_id: str, runs_dir: str | None, stamp: float):
     # ``stamp`` (the file's mtime) keys the cache, so a re-saved final model is reloaded.
-    from core.learning.predict import load_run_model
+    from core.learning.final_model import load_run_model
 
     model, _ = load_run_model(run_id, runs_dir=runs_dir)
     return model
@@ -72,10 +71,9 @@ def gradcam_overlay(
     -------
     (h, w, 3) uint8 RGB array.
     """
-    from core.learning.cv import RUNS_DIR
-    from core.learning.predict import MODEL_FILE
+    from core.learning.artifacts import model_path
 
-    path = Path(runs_dir or RUNS_DIR) / str(run_id) / MODEL_FILE
+    path = model_path(run_id, runs_dir)
     stamp = path.stat().st_mtime if path.exists() else -1.0
     model = _model(str(run_id), None if runs_dir is None else str(runs_dir), stamp)
     return overlay(crop, gradcam_map(model, crop, class_index))

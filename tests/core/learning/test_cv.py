@@ -13,7 +13,8 @@ import db
 from core.data.dataset import mean_by_case
 from core.labels import CLASSES
 from core.learning.config import RunConfig
-from core.learning.cv import make_folds, run_cv
+from core.learning.cv import run_cv
+from core.learning.folds import make_folds
 from tests.core.cropsets import database_with_cases, synthetic_crops
 
 torch.set_num_threads(1)
@@ -218,7 +219,7 @@ def test_a_comparison_gives_every_model_the_same_folds_and_one_comparison_id(cro
 
 
 def test_early_stopping_split_takes_whole_patients_of_the_training_fold_only(crops):
-    from core.learning.cv import inner_split
+    from core.learning.folds import inner_split
 
     folds = make_folds(crops.case_ids, crops.labels, n_splits=3, seed=0)
     train = np.flatnonzero(folds != 0)
@@ -273,7 +274,6 @@ def test_a_run_queued_by_the_dashboard_gets_its_provenance_when_the_worker_runs_
 def test_the_run_records_the_model_inference_time_per_case(crops, tmp_path):
     conn, run_id = run(crops, features_cfg(), tmp_path)
     timings = db.get_run(conn, run_id)["timings"]
-    timings = json.loads(timings) if isinstance(timings, str) else timings
     n_cases = len(set(crops.case_ids.tolist()))
     assert timings["inference_cases"] == n_cases
     assert 0 < timings["inference_seconds_per_case"] <= timings["total"] / n_cases
@@ -284,8 +284,7 @@ def test_inference_time_includes_the_backbone_when_embeddings_come_from_the_cach
     _, second = run(crops, features_cfg(), tmp_path, conn=conn)  # same cache_dir: cached
 
     def timings(run_id):
-        value = db.get_run(conn, run_id)["timings"]
-        return json.loads(value) if isinstance(value, str) else value
+        return db.get_run(conn, run_id)["timings"]
 
     assert "embed" in timings(first) and "embed_cached" in timings(second)
     warm = timings(second)

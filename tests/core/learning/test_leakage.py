@@ -16,8 +16,10 @@ from sklearn.preprocessing import StandardScaler
 import db
 from core.labels import CLASS_INDEX
 from core.learning.config import RunConfig
-from core.learning.cv import LinearHead, make_folds, run_cv
+from core.learning.cv import run_cv
 from core.learning.features import embed_cropset
+from core.learning.folds import make_folds
+from core.learning.heads import LinearHead
 from core.learning.models import build_model
 from core.learning.training import seed_everything
 from core.statistics import metrics

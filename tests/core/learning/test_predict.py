@@ -12,8 +12,9 @@ from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 from core.learning.config import RunConfig
 from core.learning.cv import run_cv
+from core.learning.final_model import load_run_model
 from core.learning.gradcam import gradcam_map, gradcam_overlay
-from core.learning.predict import load_run_model, parse_roi, predict_case, predict_crops
+from core.learning.predict import parse_roi, predict_case, predict_crops
 
 torch.set_num_threads(1)
 
@@ -50,8 +51,8 @@ def test_predict_case_crops_the_dicom_like_ingestion_and_uses_the_final_model(
 
 def test_final_model_in_features_mode_reproduces_the_logistic_head(finished_run):
     """The saved Net (backbone + nn.Linear from the head) equals embed -> scaler -> LR."""
-    from core.learning.cv import LinearHead
     from core.learning.features import embed_cropset
+    from core.learning.heads import LinearHead
     from core.learning.models import build_model
     from core.learning.training import seed_everything
 
