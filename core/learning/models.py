@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 import torchvision
@@ -32,7 +32,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_MEAN = sum(IMAGENET_MEAN) / 3
 GREY_STD = sum(IMAGENET_STD) / 3
-DOWNLOAD_PROBE_TIMEOUT_S = 3.0  # how long `--weights auto` waits for the weights server to answer
+PROBE_TIMEOUT_S = 3.0  # how long `--weights auto` waits to connect to the weights server
 
 
 class SmallCNN(nn.Module):
@@ -169,50 +169,50 @@ def weights_cache_path(model: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
-def _reachable(url: str, timeout: float) -> bool:
+def weights_server_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds.
+
+    The timeout is this one socket's: the process-wide default (``socket.setdefaulttimeout``),
+    which every thread of a Streamlit server shares, is never touched. ``CERVIXSCOPE_OFFLINE=1``
+    answers False at once.
+    """
     if os.environ.get("CERVIXSCOPE_OFFLINE"):
         return False
-    old = socket.getdefaulttimeout()
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        socket.setdefaulttimeout(timeout)
-        req = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(req, timeout=timeout):
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
             return True
-    except Exception:
+    except OSError:
         return False
-    finally:
-        socket.setdefaulttimeout(old)
 
 
 def _imagenet_state(model: str, *, required: bool) -> tuple[dict | None, str | None]:
-    """ImageNet state_dict from the cache, or downloaded when the server answers quickly."""
+    """ImageNet state_dict through torchvision's weights API: from the torch hub cache, else
+    downloaded there when the server answers quickly; else (None, warning) or, if ``required``,
+    an error."""
+    weights = _weights_enum(model)
     path = weights_cache_path(model)
-    if not path.exists():
-        url = _weights_enum(model).url
-        if not _reachable(url, DOWNLOAD_PROBE_TIMEOUT_S):
-            msg = f"ImageNet weights unavailable (offline): {model} uses random initialisation"
-            if required:
-                raise ValueError(
-                    f"--weights imagenet: {model} weights are not in {path.parent} and "
-                    f"{url} is unreachable; put the file there or use --weights auto|none"
-                )
-            return None, msg
-        try:
-            old = socket.getdefaulttimeout()
-            socket.setdefaulttimeout(30)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.hub.download_url_to_file(url, str(path), progress=False)
-            finally:
-                socket.setdefaulttimeout(old)
-        except Exception as exc:
-            if required:
-                raise ValueError(f"--weights imagenet: download of {url} failed: {exc}") from exc
-            return None, (
-                f"ImageNet weights unavailable (download failed: {exc}): "
-                f"{model} uses random initialisation"
+    if path.exists():
+        return weights.get_state_dict(progress=False), None
+    if not weights_server_reachable(weights.url):
+        if required:
+            raise ValueError(
+                f"--weights imagenet: {model} weights are not in {path.parent} and "
+                f"{weights.url} is unreachable; put the file there or use --weights auto|none"
             )
-    return torch.load(path, map_location="cpu", weights_only=True), None
+        return None, f"ImageNet weights unavailable (offline): {model} uses random initialisation"
+    try:
+        return weights.get_state_dict(progress=False), None
+    except Exception as exc:  # a dropped connection, a full disk, a proxy's error page...
+        if required:
+            raise ValueError(
+                f"--weights imagenet: download of {weights.url} failed: {exc}"
+            ) from exc
+        return None, (
+            f"ImageNet weights unavailable (download failed: {exc}): "
+            f"{model} uses random initialisation"
+        )
 
 
 def _sum_first_conv(backbone: nn.Module) -> str:
@@ -273,7 +273,7 @@ def build_model(cfg) -> tuple[Net, list[str]]:
     ----------
     cfg : core.learning.config.RunConfig
         Uses ``model``, ``weights`` (``auto|imagenet|none|PATH``), ``channel_policy``,
-        ``normalize`` and ``input_size``.
+        ``normalize``, ``input_size`` and ``cnn_width``.
 
     Returns
     -------
@@ -296,38 +296,8 @@ def build_model(cfg) -> tuple[Net, list[str]]:
         backbone, dim, cam_layer, last_block = factory(cfg.cnn_width)
     else:
         backbone, dim, cam_layer, last_block = factory()
-    warnings: list[str] = []
-    weights = str(cfg.weights)
-    used = "random"
-    if cfg.model not in PRETRAINED:
-        if weights == "imagenet":
-            raise ValueError(
-                f"--weights imagenet: {cfg.model} has no ImageNet weights (from scratch)"
-            )
-        if weights not in ("auto", "none"):
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            backbone.load_state_dict(state)
-            used = weights
-    elif weights in ("auto", "imagenet"):
-        state, warning = _imagenet_state(cfg.model, required=weights == "imagenet")
-        if state is not None:
-            _load_backbone_state(cfg.model, backbone, state)
-            used = "imagenet"
-        else:
-            warnings.append(warning)
-    elif weights != "none":
-        path = Path(weights)
-        if not path.is_file():
-            raise ValueError(
-                f"--weights {weights}: no such file; expected auto, imagenet, none or a path"
-            )
-        _load_backbone_state(
-            cfg.model, backbone, torch.load(path, map_location="cpu", weights_only=True)
-        )
-        used = str(path)
-
-    in_channels = 1
-    first_conv = None
+    used, warnings = _load_weights(cfg, backbone)
+    in_channels, first_conv = 1, None
     if cfg.model in PRETRAINED:
         if cfg.channel_policy == "sum_rgb":
             first_conv = _sum_first_conv(backbone)
@@ -354,6 +324,37 @@ def build_model(cfg) -> tuple[Net, list[str]]:
         "last_block": ["backbone." + p for p in last_block],
     }
     return model.eval(), warnings
+
+
+def _load_weights(cfg, backbone: nn.Module) -> tuple[str, list[str]]:
+    """Load ``cfg.weights`` into ``backbone``; return what was used and any warning."""
+    weights = str(cfg.weights)
+    if cfg.model not in PRETRAINED:
+        if weights == "imagenet":
+            raise ValueError(
+                f"--weights imagenet: {cfg.model} has no ImageNet weights (from scratch)"
+            )
+        if weights in ("auto", "none"):
+            return "random", []
+        backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return weights, []
+    if weights in ("auto", "imagenet"):
+        state, warning = _imagenet_state(cfg.model, required=weights == "imagenet")
+        if state is None:
+            return "random", [warning]
+        _load_backbone_state(cfg.model, backbone, state)
+        return "imagenet", []
+    if weights == "none":
+        return "random", []
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(
+            f"--weights {weights}: no such file; expected auto, imagenet, none or a path"
+        )
+    _load_backbone_state(
+        cfg.model, backbone, torch.load(path, map_location="cpu", weights_only=True)
+    )
+    return str(path), []
 
 
 def trainable_parameters(model: Net, scope: str) -> list[nn.Parameter]:

@@ -89,7 +89,6 @@ class FitResult:
     best_val_loss: float = float("nan")
     images_seen: int = 0
     seconds: float = 0.0
-    predict_seconds: float = 0.0  # inference on the test fold, set by the CV engine
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -136,78 +135,98 @@ def finetune(
     FitResult
     """
     device = device or resolve_device(cfg.device)
-    cuda = device.type == "cuda"
-    model.to(device)
-    if cuda and cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    params = trainable_parameters(model, cfg.finetune_scope)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    x = _to_device_tensor(x_train, device)
-    y = torch.as_tensor(y_train, dtype=torch.long, device=device)
-    n = len(y)
-    steps = max(1, math.ceil(n / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
-    counts = torch.bincount(y, minlength=model.head.out_features).clamp(min=1).float()
-    sample_w = (1.0 / counts)[y] if cfg.balance in ("smote", "weights") else None
-    gen = torch.Generator(device=device).manual_seed(int(cfg.seed))
-    step_model = torch.compile(model) if cfg.compile else model
-    loss_fn = nn.CrossEntropyLoss()
-    has_val = x_val is not None and len(x_val) > 0
-    if has_val:
-        xv = _to_device_tensor(x_val, device)
-        yv = torch.as_tensor(y_val, dtype=torch.long, device=device)
-
+    loop = _TrainingLoop(model, x_train, y_train, cfg, device)
+    val = _val_tensors(x_val, y_val, device)
     result = FitResult()
     best_state, bad_epochs = None, 0
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
-        model.train()
-        if cfg.finetune_scope != "all":
-            # Frozen BN layers keep their ImageNet statistics.
-            for module in model.modules():
-                if isinstance(module, nn.BatchNorm2d) and not any(
-                    p.requires_grad for p in module.parameters()
-                ):
-                    module.eval()
-        if sample_w is not None:
-            order = torch.multinomial(sample_w, n, replacement=True, generator=gen)
-        else:
-            order = torch.randperm(n, device=device, generator=gen)
-        total = torch.zeros((), device=device)  # summed on the device: no host sync per step
-        for s in range(steps):
-            idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            xb = x[idx]
-            if cfg.augment:
-                xb = augment_batch(xb, gen)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp):
-                loss = loss_fn(step_model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.detach().float() * len(idx)
-            result.images_seen += len(idx)
-        record = {"epoch": epoch, "train_loss": float(total) / n}
-        if has_val:
-            record["val_loss"] = _eval_loss(model, xv, yv, cuda=cuda and cfg.amp)
+        record = {"epoch": epoch, "train_loss": loop.epoch(result)}
+        if val is not None:
+            record["val_loss"] = _eval_loss(model, *val, cuda=loop.cuda and cfg.amp)
             if not record["val_loss"] >= result.best_val_loss:  # also true while best is nan
                 result.best_val_loss, result.best_epoch = record["val_loss"], epoch
-                best_state = copy.deepcopy(model.state_dict())
-                bad_epochs = 0
+                best_state, bad_epochs = copy.deepcopy(model.state_dict()), 0
             else:
                 bad_epochs += 1
         result.history.append(record)
         result.epochs_run = epoch + 1
         if progress is not None:
             progress(epoch + 1, cfg.epochs, record["train_loss"])
-        if has_val and bad_epochs >= cfg.patience:
+        if val is not None and bad_epochs >= cfg.patience:
             break
-    if cuda:
+    if loop.cuda:
         torch.cuda.synchronize()
     result.seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+def _val_tensors(x_val, y_val, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if x_val is None or len(x_val) == 0:
+        return None
+    return _to_device_tensor(x_val, device), torch.as_tensor(y_val, dtype=torch.long, device=device)
+
+
+class _TrainingLoop:
+    """The training fold on the device, the optimiser, the schedule and the sampler of ``finetune``."""
+
+    def __init__(self, model: Net, x_train: np.ndarray, y_train: np.ndarray, cfg, device):
+        self.model, self.cfg, self.device = model, cfg, device
+        self.cuda = device.type == "cuda"
+        model.to(device)
+        if self.cuda and cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        params = trainable_parameters(model, cfg.finetune_scope)
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.x = _to_device_tensor(x_train, device)
+        self.y = torch.as_tensor(y_train, dtype=torch.long, device=device)
+        self.steps = max(1, math.ceil(len(self.y) / cfg.batch_size))
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.opt, T_max=cfg.epochs * self.steps
+        )
+        counts = torch.bincount(self.y, minlength=model.head.out_features).clamp(min=1).float()
+        balanced = cfg.balance in ("smote", "weights")
+        self.sample_w = (1.0 / counts)[self.y] if balanced else None
+        self.gen = torch.Generator(device=device).manual_seed(int(cfg.seed))
+        self.step_model = torch.compile(model) if cfg.compile else model
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def epoch(self, result: FitResult) -> float:
+        """One pass over the training fold; returns its mean training loss."""
+        cfg, n = self.cfg, len(self.y)
+        self.model.train()
+        if cfg.finetune_scope != "all":
+            _freeze_frozen_batchnorm(self.model)
+        if self.sample_w is not None:
+            order = torch.multinomial(self.sample_w, n, replacement=True, generator=self.gen)
+        else:
+            order = torch.randperm(n, device=self.device, generator=self.gen)
+        total = torch.zeros((), device=self.device)  # summed on the device: no host sync per step
+        for s in range(self.steps):
+            idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            xb = self.x[idx]
+            if cfg.augment:
+                xb = augment_batch(xb, self.gen)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and cfg.amp):
+                loss = self.loss_fn(self.step_model(xb), self.y[idx])
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            total += loss.detach().float() * len(idx)
+            result.images_seen += len(idx)
+        return float(total) / n
+
+
+def _freeze_frozen_batchnorm(model: Net) -> None:
+    """Frozen BN layers keep their ImageNet statistics."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d) and not any(
+            p.requires_grad for p in module.parameters()
+        ):
+            module.eval()
 
 
 @torch.no_grad()

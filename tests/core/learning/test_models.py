@@ -9,6 +9,7 @@ import pytest
 import torch
 import torchvision
 
+from core.learning import models
 from core.learning.config import RunConfig
 from core.learning.models import ARCHITECTURES, build_model, weights_cache_path
 from core.learning.training import augment_batch
@@ -60,6 +61,39 @@ def test_auto_weights_offline_warn_once_and_fall_back_quickly(empty_hub):
     assert time.perf_counter() - start < 60  # never hangs (generous: shared CPU)
     assert warnings == [OFFLINE]
     assert model.info["weights_used"] == "random"
+
+
+def test_the_offline_check_uses_its_own_socket_timeout_never_the_process_default(
+    tmp_path, monkeypatch
+):
+    """A Streamlit server shares socket.setdefaulttimeout across threads: the probe must not set it."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.delenv("CERVIXSCOPE_OFFLINE", raising=False)
+    calls = []
+
+    def unreachable(address, timeout=None, *args, **kwargs):
+        calls.append((address, timeout))
+        raise OSError("network is unreachable")
+
+    def forbidden(value):
+        raise AssertionError(f"socket.setdefaulttimeout({value}) called")
+
+    monkeypatch.setattr(models.socket, "create_connection", unreachable)
+    monkeypatch.setattr(models.socket, "setdefaulttimeout", forbidden)
+    model, warnings = build_model(RunConfig(weights="auto"))
+    assert warnings == [OFFLINE] and model.info["weights_used"] == "random"
+    host = torchvision.models.ResNet18_Weights.DEFAULT.url.split("/")[2]
+    assert calls == [((host, 443), models.PROBE_TIMEOUT_S)]
+
+
+def test_the_offline_switch_answers_without_any_connection(monkeypatch):
+    monkeypatch.setenv("CERVIXSCOPE_OFFLINE", "1")
+
+    def no_connection(*args, **kwargs):
+        raise AssertionError("tried to connect")
+
+    monkeypatch.setattr(models.socket, "create_connection", no_connection)
+    assert models.weights_server_reachable("https://download.pytorch.org/x.pth") is False
 
 
 def test_imagenet_weights_offline_are_a_clear_error(empty_hub):
