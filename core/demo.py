@@ -54,53 +54,67 @@ def run_demo(
         Run id of each model of the comparison.
     """
     import db
-    from core.data.demo_data import PAPER_COUNTS, generate_demo_cohort
-    from core.data.ingest import ingest_folder
-    from core.learning.compare import DEMO_OVERRIDES, run_comparison
-    from core.learning.config import RunConfig
-    from core.progress import ProgressBars
     from core.reader_study.simulate import seed_demo_study
 
-    out = Path(out_dir)
-    manifest = out / "manifest.csv"
-    if manifest.exists():
-        say(f"demo cohort: reusing {out}")
-    else:
-        say(f"demo cohort: generating {sum(counts or PAPER_COUNTS)} synthetic patients in {out}")
-        generate_demo_cohort(out, seed=seed, counts=counts or PAPER_COUNTS)
-
+    out = _demo_cohort(Path(out_dir), seed=seed, counts=counts, say=say)
     conn = db.connect(db_path)
     try:
-        result = ingest_folder(out, conn=conn)
-        n_cases = len(set(result.crops.case_ids.tolist()))
-        say(
-            f"ingestion: {result.crops.n_images} images of {n_cases} patients, "
-            f"{len(result.issues)} errors (report: {result.report_csv})"
-        )
-        for issue in result.issues:
-            say(f"  row {issue.row} ({issue.path}): {issue.problem}")
-
-        runs = _finished_comparison(conn, result.crops.data_hash())
+        crops = _ingest(out, conn, say)
+        runs = _finished_comparison(conn, crops.data_hash())
         if runs:
             say("comparison: reusing finished runs " + ", ".join(runs.values()))
         else:
-            base = RunConfig(mode="features", seed=seed)
-            bars = ProgressBars()
-            try:
-                run_ids = run_comparison(
-                    result.crops,
-                    list(DEMO_MODELS),
-                    base,
-                    conn=conn,
-                    overrides=DEMO_OVERRIDES,
-                    progress=bars,
-                )
-            finally:
-                bars.close()
-            runs = dict(zip(DEMO_MODELS, run_ids, strict=True))
-
+            runs = _compare(crops, conn, seed=seed)
         study_id = seed_demo_study(conn, seed=seed, model_run_id=runs["resnet18"])
         say(f"demo reader study: id {study_id} (two simulated readers, labelled simulated)")
         return runs
     finally:
         conn.close()
+
+
+def _demo_cohort(out: Path, *, seed: int, counts, say) -> Path:
+    """The demo cohort's folder, generated unless a manifest is already there."""
+    from core.data.demo_data import PAPER_COUNTS, generate_demo_cohort
+
+    if (out / "manifest.csv").exists():
+        say(f"demo cohort: reusing {out}")
+    else:
+        say(f"demo cohort: generating {sum(counts or PAPER_COUNTS)} synthetic patients in {out}")
+        generate_demo_cohort(out, seed=seed, counts=counts or PAPER_COUNTS)
+    return out
+
+
+def _ingest(out: Path, conn, say):
+    """Ingest the cohort (crop cache reused) and say what came in; return its CropSet."""
+    from core.data.ingest import ingest_folder
+
+    result = ingest_folder(out, conn=conn)
+    n_cases = len(set(result.crops.case_ids.tolist()))
+    say(
+        f"ingestion: {result.crops.n_images} images of {n_cases} patients, "
+        f"{len(result.issues)} errors (report: {result.report_csv})"
+    )
+    for issue in result.issues:
+        say(f"  row {issue.row} ({issue.path}): {issue.problem}")
+    return result.crops
+
+
+def _compare(crops, conn, *, seed: int) -> dict[str, str]:
+    """The demo comparison of the three models; run id by model."""
+    from core.learning.compare import DEMO_OVERRIDES, run_comparison
+    from core.learning.config import RunConfig
+    from core.progress import ProgressBars
+
+    bars = ProgressBars()
+    try:
+        run_ids = run_comparison(
+            crops,
+            list(DEMO_MODELS),
+            RunConfig(mode="features", seed=seed),
+            conn=conn,
+            overrides=DEMO_OVERRIDES,
+            progress=bars,
+        )
+    finally:
+        bars.close()
+    return dict(zip(DEMO_MODELS, run_ids, strict=True))
