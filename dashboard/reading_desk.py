@@ -9,6 +9,8 @@ reruns the desk alone, not the page around it.
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
 from core.labels import CLASSES
@@ -19,6 +21,9 @@ from dashboard.viewer import KEY_LEGEND, image_viewer
 ANSWER_LEGEND = "1/2/3 type · 4/5/6 certainty · Enter store and next · ←/→ case"
 _ERROR_KEY = "desk_error"
 _NOTE_KEY = "desk_note"
+_ARM_DONE_KEY = "desk_arm_done"
+_PREFETCH_KEY = "desk_gradcam_started"
+AT_PARAM = "at"  # the case on screen, in the URL: a worklist position, never a case id
 
 
 def _pos_key(arm: str) -> str:
@@ -32,6 +37,18 @@ def _answer_key(arm: str, position: int) -> str:
 def _go(arm: str, position: int) -> None:
     st.session_state[_pos_key(arm)] = int(position)
     reading.forget_shown_at(st.session_state)
+
+
+def _position_in_url(arm: str) -> int | None:
+    """The worklist position the URL names for ``arm`` (``?at=unaided:7``), if any."""
+    text = str(st.query_params.get(AT_PARAM) or "")
+    named_arm, _, number = text.partition(":")
+    return int(number) if named_arm == arm and number.isdigit() and int(number) >= 1 else None
+
+
+def _resume_at(study_id: int, reader_id: int, arm: str) -> int:
+    first = reading.first_unread(study_id, reader_id, arm)
+    return first if first is not None else 1
 
 
 def _pick_type(arm: str, position: int, label: str) -> None:
@@ -71,6 +88,8 @@ def _submit(study_id: int, reader_id: int, arm: str, position: int, revisit: boo
         reading.forget_shown_at(st.session_state)  # a next change here is a new read
     else:
         _go(arm, nxt if nxt is not None else position)
+        if nxt is None:  # the arm is finished: the next arm may open, which the page decides
+            st.session_state[_ARM_DONE_KEY] = True
 
 
 def _current_answer(arm: str, case) -> dict | None:
@@ -82,17 +101,37 @@ def _current_answer(arm: str, case) -> dict | None:
     return st.session_state.get(key)
 
 
+_COMPACT_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; padding-bottom: 1rem; }
+[data-testid="stMainBlockContainer"] h1 { padding-top: 0; padding-bottom: 0.25rem; }
+</style>"""
+
+
+def compact_page() -> None:
+    """Less empty space above the reading page, so a case and its answer fit 1440x900."""
+    st.markdown(_COMPACT_CSS, unsafe_allow_html=True)  # constant CSS, no user text in it
+
+
 @st.fragment
 def reading_desk(study_id: int, reader_id: int, arm: str) -> None:
     """The case at the reader's position in ``arm``, its viewer and the answer controls."""
+    if st.session_state.pop(_ARM_DONE_KEY, False):
+        st.rerun(scope="app")  # the page around the desk re-reads which arms are open
     pos_key = _pos_key(arm)
     with store.errors_shown():
-        if pos_key not in st.session_state:  # a new session resumes where the database says
-            first = reading.first_unread(study_id, reader_id, arm)
-            st.session_state[pos_key] = first if first is not None else 1
-        position = st.session_state[pos_key]
-        case = reading.case_for_reader(study_id, reader_id, arm, position)
         work = reading.worklist_status(study_id, reader_id, arm)
+        if pos_key not in st.session_state:  # a new session: the URL's case (F5), else resume
+            at = _position_in_url(arm)
+            valid = at is not None and at <= len(work)
+            st.session_state[pos_key] = at if valid else _resume_at(study_id, reader_id, arm)
+        position = st.session_state[pos_key]
+        if arm == "aided" and not st.session_state.get(_PREFETCH_KEY):
+            st.session_state[_PREFETCH_KEY] = True
+            with contextlib.suppress(*store.LIBRARY_ERRORS):  # only a head start: optional
+                reading.prefetch_gradcam(study_id, reader_id, position)  # in a worker process
+        case = reading.case_for_reader(study_id, reader_id, arm, position)
+    if st.query_params.get(AT_PARAM) != f"{arm}:{position}":
+        st.query_params[AT_PARAM] = f"{arm}:{position}"  # a reload comes back to this case
     reading.shown_at(st.session_state, arm, position)  # this display's clock starts now
     _header(arm, case, work)
     image_col, answer_col = st.columns([7, 4], gap="medium")
@@ -147,14 +186,9 @@ def _header(arm: str, case, work) -> None:
 
 
 def _model_panel(case) -> None:
-    if not case.model_probabilities:
-        if case.gradcam_problem:
-            st.caption(case.gradcam_problem)
-        return
-    st.markdown("**AI model**")
-    for name in CLASSES:
-        value = case.model_probabilities[name]
-        st.progress(value, text=f"{name} {value:.0%}")
+    if case.model_probabilities:
+        st.markdown("**AI model**")
+        st.markdown(" · ".join(f"{name} {case.model_probabilities[name]:.0%}" for name in CLASSES))
     if case.gradcam_problem:
         st.caption(case.gradcam_problem)
 

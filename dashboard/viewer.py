@@ -109,6 +109,7 @@ export default function (component) {
     root.dataset.roi = view.roi ? "on" : "off";
     root.dataset.viewId = data.view_id;
     root.dataset.drawn = data.view_id + "#" + (++frame);
+    root.dataset.drawnAt = String(performance.now());  // benchmarks: Enter to the next case drawn
   }
 
   function step(delta) {

@@ -10,9 +10,10 @@ import streamlit as st
 from core.reader_study import reading
 from core.reader_study.arms import reader_arms
 from dashboard import auth, store
-from dashboard.reading_desk import reading_desk
+from dashboard.reading_desk import compact_page, reading_desk
 
 me = auth.require_role("reader")
+compact_page()
 st.title("Read cases")
 
 with store.errors_shown():  # e.g. the study or this reader was deleted meanwhile
@@ -31,14 +32,15 @@ if study["instructions"]:
             st.rerun()
         st.stop()
 
+open_arms = [s.arm for s in arms if s.open]
+where = st.sidebar if open_arms else st  # beside the desk, so the case fits the window
 for status in arms:
     if status.open:
         continue
     if status.arm == "unaided":  # locked after the aided arm opened: the reason says so
-        st.info(status.reason)
+        where.info(status.reason)
     else:
-        st.info(f"The {status.arm} reading is not open yet. {status.reason}")
-open_arms = [s.arm for s in arms if s.open]
+        where.info(f"The {status.arm} reading is not open yet. {status.reason}")
 if not open_arms:
     st.stop()
 arm = open_arms[0] if len(open_arms) == 1 else st.radio("Reading", open_arms, horizontal=True)

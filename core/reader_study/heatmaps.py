@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,9 @@ from core.home import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_TIMEOUT_S = 300  # a cold torch import and model load on 2 busy cores
+RETRY_AFTER_S = 300  # after a failed worker, the same run is not tried again for this long
+_FAILED: dict[str, tuple[float, str]] = {}  # run id -> (when, why) of the last failure
+_BATCHES: dict[str, subprocess.Popen] = {}  # run id -> its background worker, if one was started
 
 
 def _cache_path(run_id: str, crop: np.ndarray, class_index: int) -> Path:
@@ -42,7 +47,8 @@ def cached_overlay(run_id: str, crop: np.ndarray, class_index: int) -> np.ndarra
 def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int) -> np.ndarray:
     """Grad-CAM overlay (h, w, 3) uint8 of one crop for one class of ``run_id``'s final model.
 
-    Made by a worker process on first use, then read from the disk cache.
+    Made by a worker process on first use, then read from the disk cache. A run whose worker
+    failed is not retried for ``RETRY_AFTER_S`` (every case would fail the same way, slowly).
 
     Parameters
     ----------
@@ -61,24 +67,83 @@ def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int) -> np.ndarr
     found = cached_overlay(run_id, crop, class_index)
     if found is not None:
         return found
+    failed = _FAILED.get(str(run_id))
+    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
+        raise RuntimeError(failed[1])
     target = _cache_path(run_id, crop, class_index)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        crop_file = Path(tmp) / "crop.npy"
-        np.save(crop_file, np.asarray(crop, dtype=np.float32))
-        _run_worker([str(run_id), str(crop_file), str(int(class_index)), str(target)])
+    batch = _BATCHES.get(str(run_id))
+    while batch is not None and batch.poll() is None and not target.exists():
+        time.sleep(0.05)  # a batch worker is making it: one torch process at a time, not two
+    if target.exists():
+        return np.load(target)
+    try:
+        make_overlays(run_id, [(crop, class_index)])
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        _FAILED[str(run_id)] = (time.monotonic(), str(exc))
+        raise RuntimeError(str(exc)) from exc
     return np.load(target)
 
 
-def _run_worker(args: list[str]) -> None:
+def make_overlays(run_id: str, jobs: list[tuple[np.ndarray, int]], *, wait: bool = True):
+    """Make the overlays of many crops in one worker process (the model loads once).
+
+    Parameters
+    ----------
+    run_id : str
+        The run.
+    jobs : list of (crop, class_index)
+        Those already cached are skipped.
+    wait : bool
+        Wait for the worker (raising RuntimeError on its failure); False starts it in the
+        background and returns its ``Popen`` (or None when there was nothing to do).
+    """
+    todo = [(c, k) for c, k in jobs if not _cache_path(run_id, c, k).exists()]
+    running = _BATCHES.get(str(run_id))
+    if not todo or (not wait and running is not None and running.poll() is None):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="gradcam-"))
+    lines = []
+    for i, (crop, class_index) in enumerate(todo):
+        np.save(folder / f"{i}.npy", np.asarray(crop, dtype=np.float32))
+        target = _cache_path(run_id, crop, class_index)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines.append(f"{folder / f'{i}.npy'}\t{int(class_index)}\t{target}")
+    (folder / "jobs.tsv").write_text("\n".join(lines), encoding="utf-8")
+    args = [str(run_id), str(folder / "jobs.tsv")]
+    if not wait:
+        _BATCHES[str(run_id)] = _start_worker(args)
+        return _BATCHES[str(run_id)]
+    try:
+        _run_worker(args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _worker_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _start_worker(args: list[str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "core.reader_study.heatmaps", *args]
+    return subprocess.Popen(
+        command,
+        env=_worker_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # not tied to the page's session: it finishes on its own
+    )
+
+
+def _run_worker(args: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "core.reader_study.heatmaps", *args],
         capture_output=True,
         text=True,
         timeout=WORKER_TIMEOUT_S,
-        env=env,
+        env=_worker_env(),
         check=False,
     )
     if done.returncode != 0:
@@ -87,14 +152,19 @@ def _run_worker(args: list[str]) -> None:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """In the worker process: compute one overlay and write it atomically to the cache."""
-    run_id, crop_file, class_index, target = argv
+    """In the worker process: compute each job's overlay and write it atomically to the cache."""
+    run_id, jobs_file = argv
     from core.learning.gradcam import gradcam_overlay as compute  # torch: here only
 
-    overlay = compute(run_id, np.load(crop_file), int(class_index))
-    partial = Path(target).with_suffix(".partial.npy")
-    np.save(partial, np.asarray(overlay, dtype=np.uint8))
-    os.replace(partial, target)  # readers never see half a file
+    for line in Path(jobs_file).read_text(encoding="utf-8").splitlines():
+        crop_file, class_index, target = line.split("\t")
+        if Path(target).exists():  # another worker made it meanwhile
+            continue
+        overlay = compute(run_id, np.load(crop_file), int(class_index))
+        partial = Path(target).with_suffix(f".{os.getpid()}.partial.npy")
+        np.save(partial, np.asarray(overlay, dtype=np.uint8))
+        os.replace(partial, target)  # readers never see half a file
+    shutil.rmtree(Path(jobs_file).parent, ignore_errors=True)
     return 0
 
 

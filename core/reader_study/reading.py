@@ -172,6 +172,32 @@ def load_next_case(study_id: int, reader_id: int, arm: str, *, db_path=None, **o
     return case_for_reader(study_id, reader_id, arm, position, db_path=db_path, **options)
 
 
+def prefetch_gradcam(study_id: int, reader_id: int, position: int = 1, *, db_path=None) -> None:
+    """Start one background worker that makes the Grad-CAM of every case of the reader's aided
+    worklist, from ``position`` on, so later aided cases show theirs at once.
+
+    Does nothing outside a study with an aided arm and a model run, or when a worker for the
+    run is already busy.
+    """
+    from core.reader_study.heatmaps import make_overlays
+    from core.reader_study.viewing import case_crop
+
+    with db.connect(db_path) as conn:
+        study = db.get_study(conn, study_id)
+        if "aided" not in study["arms"] or not study["model_run_id"]:
+            return
+        run_id = str(study["model_run_id"])
+        work = db.worklist(conn, study_id, reader_id, "aided").sort_values("position")
+        order = pd.concat([work[work["position"] >= position], work[work["position"] < position]])
+        jobs = []
+        for case_id in order["case_id"]:
+            probs = db.case_probabilities(conn, run_id, str(case_id))
+            crop = case_crop(conn, str(case_id))
+            if probs is not None and crop is not None:
+                jobs.append((crop, int(np.argmax([probs[name] for name in CLASSES]))))
+    make_overlays(run_id, jobs, wait=False)
+
+
 def normalise_confidences(label: str, confidences: Mapping[str, float]) -> dict[str, float]:
     """Per-class confidences on any non-negative scale (e.g. sliders 0-100) as ``c_*`` summing to 1.
 

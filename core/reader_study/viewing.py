@@ -8,6 +8,7 @@ a generic message, because a path could carry a label.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 import db
 from core.labels import CLASSES
 
+_LOG = logging.getLogger(__name__)
 DEFAULT_CROP_SIZE = 100  # ingestion's default, for a database that recorded none
 ROI_RGB = (0, 229, 255)  # one ROI colour everywhere (cyan: unlike any grey, and not a heat map red)
 ROI_COLOUR = "#{:02x}{:02x}{:02x}".format(*ROI_RGB)
@@ -149,6 +151,17 @@ def case_image(conn, case_id: str) -> dict:
     }
 
 
+def case_crop(conn, case_id: str) -> np.ndarray | None:
+    """The lesion crop a reader is shown for a case (the crop cache, else cut from its slice)."""
+    images = db.images_frame(conn, case_id)
+    rows = [row for _, row in images.sort_values(["image_id"]).iterrows()]
+    row = next((r for r in rows if image_roi(r) is not None), None)
+    if row is None:
+        return None
+    crop = cached_crop(row)
+    return crop if crop is not None else case_image(conn, case_id).get("crop")
+
+
 def _decode(conn, image_row: pd.Series):
     """One image row's pixels, cached while its file is unchanged (reruns and other readers)."""
     path = _image_path(conn, image_row)
@@ -197,7 +210,9 @@ def model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dic
         try:
             out["gradcam"] = heatmaps.gradcam_overlay(run_id, crop, top)
         except Exception as exc:  # noqa: BLE001 - the worker failed or timed out: optional context
-            out["gradcam_problem"] = f"Grad-CAM is not available for this model run ({exc})."
+            # the reason may name a path on the server: log it there, tell the reader only that
+            _LOG.warning("Grad-CAM for run %s failed: %s", run_id, exc)
+            out["gradcam_problem"] = "Grad-CAM is not available for this model run."
     return out
 
 

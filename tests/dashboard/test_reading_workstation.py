@@ -77,8 +77,17 @@ def test_a_reload_keeps_the_reader_signed_in_at_the_same_case(env):
     assert code not in str(at.query_params) and len(token) >= 40  # the token, never the code
     again = reload(at)
     assert not again.exception, again.exception
-    assert current_position(again) == 2, "a new session resumes at the first unread case"
+    assert current_position(again) == 3, "the reload shows the same case"
     assert again.query_params["session"] == token
+    # a URL without a case, or with one outside the worklist, resumes at the first unread case
+    for at_param in (None, "unaided:99", "aided:1", "unaided:x"):
+        fresh = AppTest.from_file(APP, default_timeout=120)
+        fresh.query_params["session"] = token
+        if at_param:
+            fresh.query_params["at"] = at_param
+        fresh.run()
+        assert not fresh.exception and not fresh.error, at_param
+        assert current_position(fresh) == 2, at_param
 
 
 def test_an_admin_stays_signed_in_after_a_reload_until_signing_out(env):

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from core.reader_study.answers import TYPE_KEYS
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, wait_idle
 from tests.e2e.server import ROOT, StreamlitServer
 
 ADMIN_SECRET = "e2e-admin-secret-3b9d51"
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen: the reading page must fit it
 CASE_HEADING = re.compile(r"^Case ([AC]-[0-9A-Z]+) \((\d+) of (\d+)\)$")
 
 
@@ -85,9 +86,10 @@ def db_copy(e2e_db, tmp_path) -> Path:
 
 
 @pytest.fixture
-def server(db_copy, tmp_path):
-    """The dashboard served by a real `streamlit run` on a free port, on this test's database."""
-    srv = StreamlitServer(db_copy, ADMIN_SECRET, tmp_path / "streamlit.log")
+def server(db_copy, e2e_db, tmp_path):
+    """The dashboard served by a real `streamlit run` on a free port, on this test's database,
+    working in the folder that holds the run's runs/<run_id>/ (its final model: Grad-CAM)."""
+    srv = StreamlitServer(db_copy, ADMIN_SECRET, tmp_path / "streamlit.log", cwd=e2e_db.path.parent)
     srv.start()
     yield srv
     srv.stop()
@@ -213,14 +215,39 @@ def current_case(page) -> tuple[str, int, int]:
 
 
 def fill_answer(page, label: str) -> None:
-    """Choose ``label`` and give it full confidence in the answer form of the case on screen."""
+    """Pick ``label`` with its key (1, 2 or 3), as a reader does; the certainty keeps its default."""
     _, position, _ = current_case(page)
-    page.locator(f".st-key-type-unaided-{position}").get_by_text(label, exact=True).click()
-    page.get_by_role("slider", name=f"Confidence {label}").press("End")
+    page.keyboard.press(TYPE_KEYS[label])
+    wait_idle(page)
+    chosen = ", ".join(
+        f".st-key-type-{arm}-{position}-{label} [data-testid='stBaseButton-primary']"
+        for arm in ("unaided", "aided")
+    )
+    page.locator(chosen).first.wait_for()  # the server has the pick: its button is highlighted
 
 
 def click_submit(page) -> None:
-    page.get_by_role("button", name="Submit and next").click()
+    """Enter: store the answer (and show the next unread case)."""
+    page.keyboard.press("Enter")
+
+
+def submit_in_viewport(page) -> bool:
+    """The submit control is inside the window and the page is not scrolled."""
+    button = page.get_by_role("button", name=re.compile("^(Submit and next|Update)"))
+    box = button.bounding_box()
+    size = page.viewport_size
+    scrolled = page.evaluate(
+        "() => window.scrollY + Math.max(0, ...Array.from(document.querySelectorAll("
+        "'[data-testid=stMain], [data-testid=stAppScrollToBottomContainer], section.main'))"
+        ".map(e => e.scrollTop))"
+    )
+    return (
+        box is not None
+        and scrolled == 0
+        and 0 <= box["y"]
+        and box["y"] + box["height"] <= size["height"]
+        and box["x"] + box["width"] <= size["width"]
+    )
 
 
 def wait_read_count(page, n_read: int, n_cases: int) -> None:

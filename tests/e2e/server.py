@@ -23,7 +23,15 @@ def free_port() -> int:
 class StreamlitServer:
     """Start, health-check, kill -9 and restart the dashboard against one database file."""
 
-    def __init__(self, db_path: Path, admin_secret: str, log_path: Path, port: int | None = None):
+    def __init__(
+        self,
+        db_path: Path,
+        admin_secret: str,
+        log_path: Path,
+        port: int | None = None,
+        cwd: Path | None = None,
+    ):
+        self.cwd = cwd or ROOT  # the working folder: relative run folders (runs/) resolve here
         self.db_path = db_path
         self.admin_secret = admin_secret
         self.log_path = log_path
@@ -52,10 +60,17 @@ class StreamlitServer:
             "--server.address=127.0.0.1",
             "--server.fileWatcherType=none",
             "--browser.gatherUsageStats=false",
+            "--client.showErrorDetails=none",
+            "--client.toolbarMode=minimal",
         ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=self.cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.wait_healthy(timeout)
 

@@ -2,9 +2,9 @@
 
 An admin creates a study with two readers on the study page; the two readers, each in their own
 browser context, label 20 cases with both sessions live on the server at once (each step's two
-submits are in flight together); one changes an earlier answer, the other reloads mid-study and
-resumes at the first unread case; the analysis page's confusion matrices equal the database and
-what the readers clicked; a signed-in reader who opens an admin URL is refused.
+submits are in flight together), from the keyboard alone; one changes an earlier answer, the
+other reloads mid-study and is still signed in, at the first unread case; the analysis page's
+confusion matrices equal the database and what the readers typed; a signed-in reader who opens an admin URL is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import db
 from core.labels import CLASSES
 from tests.e2e.browser import wait_idle
 from tests.e2e.conftest import (
+    CASE_HEADING,
     click_submit,
     current_case,
     fill_answer,
@@ -76,13 +77,16 @@ def intended_label(reader: int, position: int, truth: str) -> str:
     return truth
 
 
-def create_study_with_readers(admin, run_id: str) -> tuple[int, dict[str, str]]:
+def create_study_with_readers(admin) -> tuple[int, dict[str, str]]:
     go_to(admin, "Studies and readers")
     admin.get_by_role("textbox", name="Study name").fill("Browser study")
     admin.get_by_text("Stratified random sample", exact=True).click()
     admin.get_by_role("spinbutton", name="Sample size N").fill(str(N_CASES))
     admin.get_by_label("Model run whose out-of-fold probabilities are shown (and compared)").click()
-    admin.get_by_role("option", name=run_id).click()
+    # runs are named by model, mode, folds and AUC, not by id
+    admin.get_by_role(
+        "option", name=re.compile(r"^cnn · features · 3 folds · AUC [0-9.]+$")
+    ).click()
     admin.get_by_role("button", name="Create study").click()
     admin.get_by_text(f"created with {N_CASES} cases").wait_for()
     wait_idle(admin)
@@ -134,7 +138,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
     go_to(admin, "Cross-validation results")
     admin.locator(".js-plotly-plot").first.wait_for()
     shots["cv_results"] = screenshot(admin, "cv_results")
-    study_id, codes = create_study_with_readers(admin, e2e_db.run_id)
+    study_id, codes = create_study_with_readers(admin)
     shots["study_admin"] = screenshot(admin, "study_admin")
 
     conn = db.connect(db_copy)
@@ -162,7 +166,7 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
             intent[name][display_id] = label
             fill_answer(page, label)
         if step == 3:
-            shots["reading"] = screenshot(pages[0], "reading", height=1600)
+            shots["reading"] = screenshot(pages[0], "reading")
         for page in pages:  # both submits in flight at once: two live sessions on one server
             click_submit(page)
         for page in pages:
@@ -170,9 +174,9 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
             if step < N_CASES:
                 wait_case(page, step + 1, N_CASES)
 
-        if step == CHANGE_AT:  # reader 0 goes back one case and changes the answer there
+        if step == CHANGE_AT:  # reader 0 goes back one case (left arrow) and changes the answer
             page, name = pages[0], READERS[0]
-            page.get_by_role("button", name="Previous").click()
+            page.keyboard.press("ArrowLeft")
             wait_case(page, step, N_CASES)
             display_id, _, _ = current_case(page)
             old = intent[name][display_id]
@@ -180,15 +184,16 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
             intent[name][display_id] = new
             changed = display_id
             fill_answer(page, new)
-            click_submit(page)
-            wait_case(page, step + 1, N_CASES)  # back at the first unread case
+            click_submit(page)  # "Update": the reader stays where they were
+            page.get_by_text("Answer updated.").wait_for()
             wait_read_count(page, step, N_CASES)  # a change adds no read
+            page.keyboard.press("ArrowRight")
+            wait_case(page, step + 1, N_CASES)
 
-        if step == RELOAD_AT:  # reader 1 reloads: a new session, signed out
+        if step == RELOAD_AT:  # reader 1 reloads (F5): still signed in, at the first unread case
             page, name = pages[1], READERS[1]
             page.reload()
-            page.get_by_role("textbox", name="Access code").wait_for()
-            sign_in_reader(page, codes[name])
+            wait_heading(page, CASE_HEADING)
             display_id, position, _ = current_case(page)
             conn = db.connect(db_copy)
             try:

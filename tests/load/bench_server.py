@@ -1,0 +1,223 @@
+"""Load through the real server: 20 reader sessions at once over Streamlit's own websocket.
+
+A real `streamlit run` serves a database with the small demo cohort and one real CV run. Each
+reader session is a websocket client speaking Streamlit's protocol (protobuf ``BackMsg`` /
+``ForwardMsg``), signed in by a session token in the query string as a reloaded browser tab is.
+It reads as the page's keys do: the type button (a fragment rerun), then the submit button (a
+fragment rerun that stores the answer and draws the next case). Latency is submit sent -> the
+server's ``script_finished`` of that run (the next case's elements have all been sent).
+
+Phases: (1) 20 readers; (2) an aided read with its Grad-CAM, and an admin opening the Run page,
+then (3) the 20 readers again. Server CPU per read comes from /proc for the server process.
+Figures are printed and written to ``test-artifacts/bench_server.json``; nothing is asserted.
+
+    .venv/bin/python -m tests.load.bench_server [--readers 20] [--reads 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from websockets.sync.client import connect as ws_connect
+
+import db
+from core.labels import CLASSES
+from db.clock import now_iso
+from tests.e2e.server import ROOT, StreamlitServer
+
+ARTIFACTS = ROOT / "test-artifacts"
+SECRET = "bench-admin-secret"
+
+
+class Session:
+    """One browser tab's worth of Streamlit protocol over a websocket."""
+
+    def __init__(self, url: str, query: str):
+        self.ws = ws_connect(
+            url.replace("http", "ws") + "/_stcore/stream",
+            subprotocols=["streamlit"],
+            max_size=None,
+            open_timeout=60,
+        )
+        self.query = query
+        self.buttons: dict[str, tuple[str, str]] = {}  # key part -> (widget id, fragment id)
+        self.headings: list[str] = []
+        self.pages: dict[str, str] = {}  # url path -> page script hash
+        self.page_hash = ""
+
+    def rerun(self, trigger: str | None = None, *, page: str | None = None) -> float:
+        """Send one rerun (optionally a button trigger); return seconds to script_finished."""
+        msg = BackMsg()
+        state = msg.rerun_script
+        state.query_string = self.query
+        state.page_script_hash = self.pages.get(page, self.page_hash) if page else self.page_hash
+        if trigger is not None:
+            widget_id, fragment_id = self.buttons[trigger]
+            state.widget_states.widgets.add(id=widget_id, trigger_value=True)
+            if fragment_id:
+                state.fragment_id = fragment_id
+        self.headings = []
+        start = time.perf_counter()
+        self.ws.send(msg.SerializeToString())
+        self._until_finished()
+        return time.perf_counter() - start
+
+    def _until_finished(self) -> None:
+        while True:
+            fwd = ForwardMsg()
+            fwd.ParseFromString(self.ws.recv(timeout=120))
+            kind = fwd.WhichOneof("type")
+            if kind == "script_finished":
+                return
+            if kind == "new_session":
+                self.page_hash = fwd.new_session.page_script_hash or self.page_hash
+            elif kind == "navigation":
+                self.pages = {p.url_pathname: p.page_script_hash for p in fwd.navigation.app_pages}
+                self.page_hash = fwd.navigation.page_script_hash or self.page_hash
+            elif kind == "delta":
+                self._element(fwd.delta)
+
+    def _element(self, delta) -> None:
+        if delta.WhichOneof("type") != "new_element":
+            return
+        element = delta.new_element
+        if element.WhichOneof("type") == "button":
+            key = element.button.id.rsplit("-", 1)[-1]  # "$$ID-<hash>-<user key>"
+            self.buttons[key] = (element.button.id, delta.fragment_id)
+        elif element.WhichOneof("type") == "heading":
+            self.headings.append(element.heading.body)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def build(workdir: Path, n_readers: int) -> dict:
+    """Database, one real CV run (final model saved under workdir/runs), a study per phase."""
+    from core.data.demo_data import generate_demo_cohort
+    from tests.e2e.conftest import build_database
+
+    generate_demo_cohort(workdir / "cohort", seed=0, counts=(24, 10, 6))
+    path = workdir / "bench.db"
+    run_id = build_database(workdir / "cohort", path, workdir / "runs")
+    conn = db.connect(path)
+    try:
+        cases = db.cases_frame(conn)["case_id"].tolist()
+        study = db.create_study(conn, name="Load", case_ids=cases)
+        tokens = []
+        for i in range(n_readers):
+            reader_id, _ = db.add_reader(conn, study, f"Reader {i:02d}")
+            tokens.append(db.create_session(conn, "reader", reader_id=reader_id, study_id=study))
+        aided = db.create_study(
+            conn, name="Aided", case_ids=cases[:3], arms=("unaided", "aided"), model_run_id=run_id
+        )
+        aided_reader, _ = db.add_reader(conn, aided, "Aided reader")
+        for case_id in cases[:3]:
+            db.submit_read(
+                conn, study_id=aided, reader_id=aided_reader, case_id=case_id, arm="unaided",
+                label="SCC", confidences={"SCC": 0.7, "AC": 0.15, "ASC": 0.15},
+                shown_at=now_iso(),
+            )  # fmt: skip
+        aided_token = db.create_session(conn, "reader", reader_id=aided_reader, study_id=aided)
+        admin_token = db.create_session(conn, "admin")
+    finally:
+        conn.close()
+    return {"path": path, "tokens": tokens, "aided": aided_token, "admin": admin_token}
+
+
+def read(session: Session, n_reads: int, latencies: list, errors: list, *, arm="unaided"):
+    """``n_reads`` answers by the two buttons a reader's keys press."""
+    try:
+        session.rerun()
+        for i in range(n_reads):
+            position = next(k.split(":")[2] for k in session.buttons if k.startswith("submit:"))
+            session.rerun(f"type:{arm}:{position}:{CLASSES[i % 3]}")
+            latencies.append(session.rerun(f"submit:{arm}:{position}"))
+            session.buttons = {k: v for k, v in session.buttons.items() if position not in k}
+    except Exception as exc:  # noqa: BLE001 - a benchmark reports failures, it does not stop
+        errors.append(repr(exc))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(url: str, tokens: list[str], n_reads: int, pid: int) -> dict:
+    sessions = [Session(url, f"session={t}") for t in tokens]
+    latencies: list[float] = []
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=read, args=(s, n_reads, latencies, errors)) for s in sessions
+    ]
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+    for s in sessions:
+        s.close()
+    lat = np.array(latencies) * 1000
+    n = len(latencies)
+    return {
+        "readers": len(tokens),
+        "reads": n,
+        "errors": errors[:5],
+        "reads_per_s": round(n / wall, 2),
+        "submit_to_next_case_ms_p50": round(float(np.percentile(lat, 50)), 1) if n else None,
+        "submit_to_next_case_ms_p95": round(float(np.percentile(lat, 95)), 1) if n else None,
+        # both keys' reruns (type and submit) are in it: what one read costs the server
+        "server_cpu_ms_per_read": round(1000 * cpu / max(n, 1), 1),
+    }
+
+
+def aided_read_and_run_page(url: str, aided_token: str, admin_token: str) -> dict:
+    reader = Session(url, f"session={aided_token}")
+    errors: list[str] = []
+    read(reader, 1, [], errors, arm="aided")
+    reader.close()
+    admin = Session(url, f"session={admin_token}")
+    admin.rerun()
+    run_page = admin.rerun(page="run_cv")
+    admin.close()
+    return {"aided_read_errors": errors, "run_page_seconds": round(run_page, 2)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=20)
+    parser.add_argument("--reads", type=int, default=12, help="reads per reader and phase")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ["CERVIXSCOPE_HOME"] = str(workdir / "home")
+        built = build(workdir, 2 * args.readers)
+        server = StreamlitServer(built["path"], SECRET, workdir / "server.log", cwd=workdir)
+        server.start()
+        try:
+            pid = server.process.pid
+            first, second = built["tokens"][: args.readers], built["tokens"][args.readers :]
+            result = {"before": phase(server.url, first, args.reads, pid)}
+            result["between"] = aided_read_and_run_page(server.url, built["aided"], built["admin"])
+            result["after"] = phase(server.url, second, args.reads, pid)
+        finally:
+            server.stop()
+    result["machine"] = f"{os.cpu_count()} CPUs"
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "bench_server.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
