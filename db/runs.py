@@ -548,8 +548,9 @@ def runs_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
         " FROM runs r ORDER BY r.created_at DESC, r.run_id DESC",
         conn.conn,
     )
-    for key in ("warnings", "config", "timings"):
-        frame[key] = pd.Series([from_json(text) for text in frame[key]], dtype=object)
+    for key in ("warnings", "config", "timings"):  # pandas reads a NULL as None or NaN
+        decoded = [from_json(text) if isinstance(text, str) else None for text in frame[key]]
+        frame[key] = pd.Series(decoded, index=frame.index, dtype=object)
     return frame
 
 

@@ -5,6 +5,7 @@ import os
 import streamlit as st
 
 from core.learning import jobs
+from core.learning.config import MODELS
 from dashboard import auth, loaders
 from dashboard.store import connection
 
@@ -27,7 +28,7 @@ with st.form("new_run"):
     default_dir = (ingestion or {}).get("data_dir") or "data/demo"
     data_dir = st.text_input("Data folder (DICOM files + manifest.csv)", value=default_dir)
     c1, c2, c3 = st.columns(3)
-    model = c1.selectbox("Model", jobs.MODELS, key="run_model")
+    model = c1.selectbox("Model", MODELS, key="run_model")
     mode = c2.selectbox("Mode", ["features", "finetune"], key="run_mode")
     balance = c3.selectbox("Class balance (training folds only)", ["smote", "weights", "none"])
     n_folds = c1.number_input("Folds", min_value=2, max_value=20, value=10, step=1)

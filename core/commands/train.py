@@ -42,9 +42,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(p)
-    from core.learning.models import ARCHITECTURES
+    from core.learning.config import MODELS
 
-    p.add_argument("--model", choices=tuple(ARCHITECTURES), default="resnet18")
+    p.add_argument("--model", choices=MODELS, default="resnet18")
     p.add_argument("--mode", choices=("features", "finetune"), default="features")
     p.add_argument(
         "--only-folds",

@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# The architectures of core.learning.models.ARCHITECTURES, named here without importing torch, so
+# the dashboard and the CLI's help can list them.
+MODELS = ("resnet18", "resnet34", "resnet50", "vgg16_bn", "cnn")
 MODES = ("features", "finetune")
 BALANCES = ("smote", "weights", "none")
 CHANNEL_POLICIES = ("sum_rgb", "repeat")
@@ -22,7 +25,7 @@ class RunConfig:
     Any number on the dashboard traces back to one of these, its seed and its folds.
     """
 
-    model: str = "resnet18"  # key of core.learning.models.ARCHITECTURES
+    model: str = "resnet18"  # one of MODELS
     mode: str = "features"  # "features" (frozen embeddings + logistic head, CPU) | "finetune" (GPU)
     weights: str = "auto"  # auto | imagenet | none | PATH to a state_dict
     balance: str = "smote"  # smote | weights | none; applied inside each training fold only
@@ -66,10 +69,8 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field, its value and what is allowed."""
-        from core.learning.models import ARCHITECTURES  # late: models imports torch
-
         choices = {
-            "model": tuple(ARCHITECTURES),
+            "model": MODELS,
             "mode": MODES,
             "balance": BALANCES,
             "channel_policy": CHANNEL_POLICIES,

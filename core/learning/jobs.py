@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 
 import db
-from core.learning.models import ARCHITECTURES
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: `python -m core.cli` runs from here
 ACTIVE = ("queued", "running")
@@ -134,7 +133,3 @@ def start_cv(
             db.fail_run(conn, run_id, f"could not start: {exc}")
             raise
     return run_id
-
-
-# The architectures core.learning.models offers.
-MODELS = tuple(ARCHITECTURES)

@@ -170,6 +170,7 @@ def test_folds_and_predictions_are_idempotent_per_run(db_path):
     ]  # fmt: skip
     assert runs.loc[0, ["n_folds", "n_predictions"]].tolist() == [2, 2]
     assert runs.loc[0, "config"]["folds"] == [0, 1] and runs.loc[0, "warnings"] == []
+    assert runs.loc[0, "timings"] is None  # not finished: no timings, whatever pandas makes of NULL
 
 
 def test_image_predictions_are_idempotent_per_run_and_image(db_path):
@@ -286,3 +287,17 @@ def test_merging_accepts_other_per_job_settings_and_a_new_run(conn):
     run = db.check_run_merge(conn, run_id, config=same, data_hash="h", per_job=["folds"])
     assert run["run_id"] == run_id and run["config"]["lr"] == 0.5
     assert db.check_run_merge(conn, "r-new", config=same, data_hash="h") is None
+
+
+def test_runs_frame_decodes_json_beside_runs_without_it(conn):
+    """pandas reads NULL among text as NaN: the frame still says None, as get_run does."""
+    done, queued = _run(conn), _run(conn)
+    db.finish_run(conn, done, status="done", timings={"total": 1.5})
+    db.add_run_warning(conn, done, "first")
+    db.add_run_warning(conn, done, "second")
+    frame = db.runs_frame(conn).set_index("run_id")
+    assert frame.loc[done, "timings"] == {"total": 1.5} and frame.loc[queued, "timings"] is None
+    assert (
+        frame.loc[done, "warnings"] == ["first", "second"] and frame.loc[queued, "warnings"] == []
+    )
+    assert frame.loc[queued, "config"] == db.get_run(conn, queued)["config"]

@@ -43,3 +43,13 @@ def test_the_command_line_runs_the_request_into_its_run(tmp_path):
         "--data": str(tmp_path.resolve()), "--model": "vgg16_bn", "--mode": "finetune",
         "--folds": "5", "--seed": "7", "--balance": "weights", "--run-id": "r1",
     }  # fmt: skip
+
+
+def test_queuing_a_job_never_loads_torch():
+    """The dashboard's server imports this module: torch must stay out of that process."""
+    import subprocess
+    from pathlib import Path
+
+    code = "import sys, core.learning.jobs; sys.exit('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[3]
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0

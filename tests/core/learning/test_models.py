@@ -38,6 +38,12 @@ def test_every_architecture_maps_grey_crops_to_three_class_logits(name):
     assert model.info["model"] == name and model.info["weights_used"] == "random"
 
 
+def test_the_torch_free_model_names_are_the_architectures():
+    from core.learning.config import MODELS
+
+    assert tuple(ARCHITECTURES) == MODELS
+
+
 def test_summed_rgb_first_conv_equals_feeding_grey_as_three_channels():
     cfg = RunConfig(weights="none", normalize="none")
     torch.manual_seed(0)
