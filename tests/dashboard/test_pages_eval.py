@@ -343,7 +343,7 @@ def test_results_roc_click_lists_positives_at_threshold(eval_env):
 def test_run_page_refuses_a_duplicate_of_a_queued_run(eval_env, tmp_path, monkeypatch):
     import shutil
 
-    from dashboard.jobs import CvRequest
+    from core.learning.jobs import CvRequest
 
     path = tmp_path / "copy.db"
     shutil.copy(eval_env.path, path)  # the shared fixture database stays read-only
@@ -400,7 +400,7 @@ def test_started_run_survives_a_reload_and_lands_in_results(eval_env, tmp_path, 
     import shutil
     import time
 
-    from dashboard import jobs
+    from core.learning import jobs
 
     path = tmp_path / "copy.db"
     shutil.copy(eval_env.path, path)
