@@ -306,8 +306,7 @@ def ingest_folder(
     use_cache : bool, default True
         Reuse crops cached for identical inputs.
     cache_dir : str or Path, optional
-        Where the crops, records and report are cached; default ``<project home>/cache/crops``
-        (``core.home``), never the data folder, which may be read-only or shared.
+        Crop cache; default ``core.home.cache_dir("crops")``, never the (maybe read-only) data.
 
     Returns
     -------
