@@ -83,7 +83,7 @@ def run_cv(
     comparison_id : str, optional
         Shared by the runs of one ``core.learning.compare.run_comparison``.
     runs_dir : path, optional
-        Artifacts go to ``runs_dir/<run_id>/`` (default ``./runs``).
+        Artifacts go to ``runs_dir/<run_id>/`` (default ``<project home>/runs``, ``core.home``).
     cache_dir : path or False, optional
         Embedding cache (features mode), see ``core.learning.features.embed_cropset``.
     final_model : bool, default True

@@ -16,13 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import home
 from core.data.dataset import CropSet
 from core.learning.models import Net
 from core.learning.training import resolve_device
 
 
 def cache_dir_default() -> Path:
-    return Path(os.environ.get("CERVIXSCOPE_CACHE", "cache")) / "embeddings"
+    """``$CERVIXSCOPE_CACHE/embeddings`` if set, else ``<project home>/cache/embeddings``."""
+    if os.environ.get("CERVIXSCOPE_CACHE"):
+        return Path(os.environ["CERVIXSCOPE_CACHE"]) / "embeddings"
+    return home.cache_dir("embeddings")
 
 
 def embedding_key(data_hash: str, model: Net, cfg) -> str:
