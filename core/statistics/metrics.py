@@ -415,21 +415,37 @@ def _table_values(cm: np.ndarray, aucs: np.ndarray | None, warn: bool) -> dict:
     return out
 
 
+# Cases x resamples held at once by the bootstrap: its weight matrices (8 bytes an entry, a few
+# copies alive in _weighted_aucs) stay tens of MB whatever the number of resamples.
+_CHUNK_ENTRIES = 500_000
+
+
 def _resample_weights(n: int, n_boot: int, seed: int, groups) -> np.ndarray:
     """Case multiplicities (n_boot, n) of a bootstrap that resamples cases or whole groups."""
+    return np.concatenate(list(_resample_weight_chunks(n, n_boot, seed, groups)))
+
+
+def _resample_weight_chunks(n: int, n_boot: int, seed: int, groups):
+    """The rows of :func:`_resample_weights` a chunk at a time: float arrays (b, n).
+
+    The draws come from one generator in order, so the resamples are the same whatever the chunk
+    size; memory stays flat in ``n_boot``.
+    """
     rng = np.random.default_rng(seed)
-    if groups is None:
-        draws = rng.integers(0, n, size=(n_boot, n))
-        offsets = (np.arange(n_boot) * n)[:, None]
-        return np.bincount((draws + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n)
-    codes, uniques = pd.factorize(pd.Series(np.asarray(groups)))
-    if codes.size != n:
-        raise ValueError(f"groups has {codes.size} entries but there are {n} cases")
-    g = uniques.size
-    draws = rng.integers(0, g, size=(n_boot, g))
-    offsets = (np.arange(n_boot) * g)[:, None]
-    counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * g).reshape(n_boot, g)
-    return counts[:, codes]
+    codes = None
+    size = n
+    if groups is not None:
+        codes, uniques = pd.factorize(pd.Series(np.asarray(groups)))
+        if codes.size != n:
+            raise ValueError(f"groups has {codes.size} entries but there are {n} cases")
+        size = uniques.size
+    step = max(1, _CHUNK_ENTRIES // max(n, 1))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        draws = rng.integers(0, size, size=(b, size))
+        offsets = (np.arange(b) * size)[:, None]
+        counts = np.bincount((draws + offsets).ravel(), minlength=b * size).reshape(b, size)
+        yield (counts if codes is None else counts[:, codes]).astype(float)
 
 
 def classification_table(
@@ -530,9 +546,13 @@ def _table_aucs(t: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 def _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha):
     """Percentile bootstrap bounds {(scope, metric): low}, {...: high} of every table value."""
-    weights = _resample_weights(t.size, n_boot, seed, groups).astype(float)
-    boot_cm = _weighted_confusions(t, p, n_classes, weights)
-    boot_auc = _weighted_aucs(t, score, weights) if score is not None else None
+    cms, aucs = [], []
+    for weights in _resample_weight_chunks(t.size, n_boot, seed, groups):
+        cms.append(_weighted_confusions(t, p, n_classes, weights))
+        if score is not None:
+            aucs.append(_weighted_aucs(t, score, weights))
+    boot_cm = np.concatenate(cms)
+    boot_auc = np.concatenate(aucs) if score is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         boot = _table_values(boot_cm, boot_auc, warn=False)
