@@ -81,6 +81,12 @@ def register(subparsers) -> None:
     p.add_argument("--roi", required=True, help="lesion box x0,y0,x1,y1 in pixels")
     p.add_argument("--run-id", required=True, help="run whose final model to use")
     p.add_argument("--frame", type=int, default=0, help="frame of a multi-frame file (0)")
+    p.add_argument(
+        "--model",
+        choices=("final", "ensemble"),
+        default="final",
+        help="final: the model trained on all data (default); ensemble: the mean of the fold models",
+    )
     p.set_defaults(handler=cmd_predict)
 
     p = subparsers.add_parser(
@@ -221,10 +227,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import db
-    from core.learning.predict import predict_case
+    from core.learning.predict import classify_case
 
     conn = db.connect(args.db)
-    probs = predict_case(args.file, args.roi, run_id=args.run_id, conn=conn, frame=args.frame)
+    answer = classify_case(
+        args.file, args.roi, run_id=args.run_id, conn=conn, frame=args.frame, model=args.model
+    )
+    probs = answer.probabilities
+    print(f"model: {answer.source}")
     best = max(probs, key=probs.get)
     for name in CLASSES:
         print(f"{name:4s} {probs[name]:.3f}")

@@ -49,6 +49,7 @@ class _Job:
     build_warnings: list[str]
     existing: dict | None  # the run this job adds its folds to (db.get_run), if any
     tell: Progress
+    out: Path | None = None  # the run's folder: fold models are kept there
 
     @property
     def total_steps(self) -> int:
@@ -99,6 +100,7 @@ def run_cv(
     run_id = _register(conn, job, run_id, comparison_id)
     out = run_dir(run_id, runs_dir)
     out.mkdir(parents=True, exist_ok=True)
+    job.out = out
     (out / "config.json").write_text(json.dumps(job.config, indent=2))
     t_run = time.perf_counter()
     db.start_run(conn, run_id)
@@ -214,6 +216,7 @@ def _run_folds(conn, run_id: str, job: _Job, embeddings, embed_seconds: float, t
         else:
             fit = finetune_fold(job.crops, test, job.cfg, fold, job.device)
         inference_seconds += fit.inference_seconds
+        _keep_fold_model(job, fold, test, fit)
         _save_fold(conn, run_id, fold, fold_records(job.crops, test, fit), fit.notes, t0)
         message = f"fold {fold} done ({i + 1} of {len(folds)} folds in this job)"
         db.report_progress(conn, run_id, (i + 1) / len(folds), message)
@@ -221,6 +224,16 @@ def _run_folds(conn, run_id: str, job: _Job, embeddings, embed_seconds: float, t
     timings["inference_seconds"] = inference_seconds
     in_job = np.isin(job.fold_of, folds)
     timings["inference_cases"] = len(np.unique(job.crops.case_ids[in_job]))
+
+
+def _keep_fold_model(job: _Job, fold: int, test: np.ndarray, fit) -> None:
+    """The fold's model under the run's folder, so a case is explained by a model that never saw it."""
+    from core.learning.fold_models import save_fold_model
+
+    save_fold_model(
+        job.out, fold, config=job.config, info=job.model.info,
+        train_cases=job.crops.case_ids[~test], test_cases=job.crops.case_ids[test], fit=fit,
+    )  # fmt: skip
 
 
 def _save_fold(conn, run_id: str, fold: int, records: FoldRecords, notes, t0: float) -> None:

@@ -26,7 +26,10 @@ class FoldFit:
     proba: np.ndarray  # (n_test_images, n_classes), rows in the order of the test images
     inference_seconds: float  # predicting the test images, their share of the embedding included
     notes: list[str] = field(default_factory=list)  # e.g. SMOTE's k reduced
-    training: dict[str, int] = field(default_factory=dict)  # finetune: epochs_run, best_epoch
+    # finetune: epochs_run, best_epoch and history (per epoch: epoch, train_loss, val_loss)
+    training: dict = field(default_factory=dict)
+    state: dict | None = None  # finetune: the fold's network state (CPU tensors), kept with the run
+    head: tuple | None = None  # features: the fold's head as (weight, bias) on the run's backbone
 
 
 @dataclass
@@ -77,7 +80,7 @@ def fit_head_fold(
     proba = head.predict_proba(embeddings[test])
     seconds = time.perf_counter() - t0
     seconds += embed_seconds * test.sum() / len(embeddings)
-    return FoldFit(proba, seconds, head.notes)
+    return FoldFit(proba, seconds, head.notes, head=head.as_linear())
 
 
 def finetune_fold(crops: CropSet, test: np.ndarray, cfg: RunConfig, fold: int, device) -> FoldFit:
@@ -109,8 +112,24 @@ def finetune_fold(crops: CropSet, test: np.ndarray, cfg: RunConfig, fold: int, d
     )
     t0 = time.perf_counter()
     proba = predict_proba(model, crops.crops[test], device=device)
-    training = {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch}
-    return FoldFit(proba, time.perf_counter() - t0, [], training)
+    seconds = time.perf_counter() - t0
+    training = {
+        "epochs_run": fit.epochs_run,
+        "best_epoch": fit.best_epoch,
+        "history": [_epoch_record(r) for r in fit.history],
+    }
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return FoldFit(proba, seconds, [], training, state=state)
+
+
+def _epoch_record(record: dict) -> dict:
+    """One epoch's losses as plain floats (None when there was no validation split)."""
+    val = record.get("val_loss")
+    return {
+        "epoch": int(record["epoch"]),
+        "train_loss": float(record["train_loss"]),
+        "val_loss": None if val is None or not np.isfinite(val) else float(val),
+    }
 
 
 def fold_records(crops: CropSet, test: np.ndarray, fit: FoldFit) -> FoldRecords:

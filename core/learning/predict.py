@@ -1,8 +1,10 @@
-"""Prediction with a run's final model (see ``core.learning.final_model``): a new DICOM lesion
-is cropped exactly as ingestion crops it, then classified."""
+"""Prediction with a run's final model (see ``core.learning.final_model``) or the ensemble of its
+fold models (``core.learning.fold_models``): a new DICOM lesion is cropped exactly as ingestion
+crops it, then classified; the answer says which model made it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,23 @@ def predict_crops(model, crops: np.ndarray) -> np.ndarray:
     return predict_proba(model, np.asarray(crops, dtype=np.float32), device=torch.device("cpu"))
 
 
-def predict_case(
+PREDICT_MODELS = ("final", "ensemble")
+
+
+@dataclass
+class Prediction:
+    """Class probabilities of one lesion and the model that made them, in words."""
+
+    probabilities: dict[str, float]
+    source: str
+
+
+def predict_case(path: str | Path, roi, *, run_id: str, **options) -> dict[str, float]:
+    """``classify_case(...).probabilities``: the class probabilities alone."""
+    return classify_case(path, roi, run_id=run_id, **options).probabilities
+
+
+def classify_case(
     path: str | Path,
     roi,
     *,
@@ -28,8 +46,9 @@ def predict_case(
     frame: int = 0,
     margin: float = 0.1,
     runs_dir: str | Path | None = None,
-) -> dict[str, float]:
-    """Class probabilities of one DICOM lesion from a run's final model.
+    model: str = "final",
+) -> Prediction:
+    """Class probabilities of one DICOM lesion from a run's final model or its fold ensemble.
 
     Parameters
     ----------
@@ -44,21 +63,39 @@ def predict_case(
     margin : float, default 0.1
         Context around the ROI, as in ``core.data.ingest.ingest_folder`` (keep them equal).
     runs_dir : path, optional
+    model : {"final", "ensemble"}
+        The final model (trained on every case once the folds were done), or the mean of the
+        fold models' probabilities.
 
     Returns
     -------
-    dict
-        ``{"SCC": p, "AC": p, "ASC": p}``, summing to 1.
+    Prediction
+        ``probabilities`` ``{"SCC": p, "AC": p, "ASC": p}`` summing to 1, and ``source``.
     """
+    if model not in PREDICT_MODELS:
+        raise ValueError(f"model={model!r}: expected one of {', '.join(PREDICT_MODELS)}")
     if conn is not None:
         import db
 
         db.get_run(conn, run_id)
     roi = parse_roi(roi)
-    model, cfg = load_run_model(run_id, runs_dir=runs_dir)
+    final, cfg = load_run_model(run_id, runs_dir=runs_dir)
     crop = crop_from_dicom(path, roi, frame=frame, crop_size=cfg.crop_size, margin=margin)
-    proba = predict_crops(model, crop[None])[0]
-    return {name: float(p) for name, p in zip(CLASSES, proba, strict=True)}
+    if model == "final":
+        proba = predict_crops(final, crop[None])[0]
+        source = f"final model of run {run_id} (trained on all its cases)"
+    else:
+        from core.learning.fold_models import load_fold_ensemble
+
+        members = load_fold_ensemble(run_id, runs_dir=runs_dir)
+        if not members:
+            raise FileNotFoundError(
+                f"run {run_id} kept no fold models: use --model final, or run it again"
+            )
+        proba = np.mean([predict_crops(m, crop[None])[0] for m in members], axis=0)
+        source = f"ensemble of the {len(members)} fold models of run {run_id} (mean probability)"
+    probs = {name: float(p) for name, p in zip(CLASSES, proba, strict=True)}
+    return Prediction(probs, source)
 
 
 def crop_from_dicom(path, roi, *, frame: int = 0, crop_size: int = 100, margin: float = 0.1):

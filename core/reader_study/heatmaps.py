@@ -3,8 +3,9 @@
 torch must never be imported into the dashboard's server process: once loaded there, every later
 script run of every session pays for it (the issue measured 2.7x the server CPU per read). So the
 overlay is computed by ``python -m core.reader_study.heatmaps`` in a child process and written to
-``<home>/cache/gradcam/``; the server only reads the finished PNG-ready array. A run's final model
-never changes once saved, so (run, class, crop bytes) is a sufficient cache key.
+``<home>/cache/gradcam/``; the server only reads the finished PNG-ready array. Given its case, the
+map comes from the fold model that never trained on it (``core.learning.gradcam``); saved models
+never change, so (run, case, class, crop bytes) is a sufficient cache key.
 """
 
 from __future__ import annotations
@@ -29,23 +30,24 @@ _FAILED: dict[str, tuple[float, str]] = {}  # run id -> (when, why) of the last 
 _BATCHES: dict[str, subprocess.Popen] = {}  # run id -> its background worker, if one was started
 
 
-def _cache_path(run_id: str, crop: np.ndarray, class_index: int) -> Path:
+def _cache_path(run_id: str, crop: np.ndarray, class_index: int, case_id=None) -> Path:
     digest = hashlib.sha256(np.ascontiguousarray(crop, dtype=np.float32).tobytes()).hexdigest()
-    safe_run = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(run_id))
-    return cache_dir("gradcam") / f"{safe_run}-{int(class_index)}-{digest[:24]}.npy"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in f"{run_id}-{case_id or ''}")
+    return cache_dir("gradcam") / f"{safe}-{int(class_index)}-{digest[:24]}.npy"
 
 
-def cached_overlay(run_id: str, crop: np.ndarray, class_index: int) -> np.ndarray | None:
+def cached_overlay(run_id: str, crop: np.ndarray, class_index: int, case_id=None):
     """The overlay if a worker has already made it, else None (never starts a worker)."""
-    path = _cache_path(run_id, crop, class_index)
+    path = _cache_path(run_id, crop, class_index, case_id)
     try:
         return np.load(path)
     except (OSError, ValueError):
         return None
 
 
-def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int) -> np.ndarray:
-    """Grad-CAM overlay (h, w, 3) uint8 of one crop for one class of ``run_id``'s final model.
+def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int, case_id=None) -> np.ndarray:
+    """Grad-CAM overlay (h, w, 3) uint8 of one crop for one class: from the fold model of
+    ``run_id`` that never saw ``case_id``, or its final model when no case is given.
 
     Made by a worker process on first use, then read from the disk cache. A run whose worker
     failed is not retried for ``RETRY_AFTER_S`` (every case would fail the same way, slowly).
@@ -64,20 +66,20 @@ def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int) -> np.ndarr
     RuntimeError
         With the worker's own last line, when it could not make the overlay (no model, ...).
     """
-    found = cached_overlay(run_id, crop, class_index)
+    found = cached_overlay(run_id, crop, class_index, case_id)
     if found is not None:
         return found
     failed = _FAILED.get(str(run_id))
     if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
         raise RuntimeError(failed[1])
-    target = _cache_path(run_id, crop, class_index)
+    target = _cache_path(run_id, crop, class_index, case_id)
     batch = _BATCHES.get(str(run_id))
     while batch is not None and batch.poll() is None and not target.exists():
         time.sleep(0.05)  # a batch worker is making it: one torch process at a time, not two
     if target.exists():
         return np.load(target)
     try:
-        make_overlays(run_id, [(crop, class_index)])
+        make_overlays(run_id, [(crop, class_index, case_id)])
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         _FAILED[str(run_id)] = (time.monotonic(), str(exc))
         raise RuntimeError(str(exc)) from exc
@@ -91,23 +93,24 @@ def make_overlays(run_id: str, jobs: list[tuple[np.ndarray, int]], *, wait: bool
     ----------
     run_id : str
         The run.
-    jobs : list of (crop, class_index)
+    jobs : list of (crop, class_index) or (crop, class_index, case_id)
         Those already cached are skipped.
     wait : bool
         Wait for the worker (raising RuntimeError on its failure); False starts it in the
         background and returns its ``Popen`` (or None when there was nothing to do).
     """
-    todo = [(c, k) for c, k in jobs if not _cache_path(run_id, c, k).exists()]
+    jobs = [(c, k, *rest, None)[:3] for c, k, *rest in jobs]
+    todo = [(c, k, case) for c, k, case in jobs if not _cache_path(run_id, c, k, case).exists()]
     running = _BATCHES.get(str(run_id))
     if not todo or (not wait and running is not None and running.poll() is None):
         return None
     folder = Path(tempfile.mkdtemp(prefix="gradcam-"))
     lines = []
-    for i, (crop, class_index) in enumerate(todo):
+    for i, (crop, class_index, case_id) in enumerate(todo):
         np.save(folder / f"{i}.npy", np.asarray(crop, dtype=np.float32))
-        target = _cache_path(run_id, crop, class_index)
+        target = _cache_path(run_id, crop, class_index, case_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        lines.append(f"{folder / f'{i}.npy'}\t{int(class_index)}\t{target}")
+        lines.append(f"{folder / f'{i}.npy'}\t{int(class_index)}\t{target}\t{case_id or ''}")
     (folder / "jobs.tsv").write_text("\n".join(lines), encoding="utf-8")
     args = [str(run_id), str(folder / "jobs.tsv")]
     if not wait:
@@ -157,10 +160,10 @@ def _worker_main(argv: list[str]) -> int:
     from core.learning.gradcam import gradcam_overlay as compute  # torch: here only
 
     for line in Path(jobs_file).read_text(encoding="utf-8").splitlines():
-        crop_file, class_index, target = line.split("\t")
+        crop_file, class_index, target, case_id = line.split("\t")
         if Path(target).exists():  # another worker made it meanwhile
             continue
-        overlay = compute(run_id, np.load(crop_file), int(class_index))
+        overlay = compute(run_id, np.load(crop_file), int(class_index), case_id=case_id or None)
         partial = Path(target).with_suffix(f".{os.getpid()}.partial.npy")
         np.save(partial, np.asarray(overlay, dtype=np.uint8))
         os.replace(partial, target)  # readers never see half a file

@@ -194,7 +194,8 @@ def prefetch_gradcam(study_id: int, reader_id: int, position: int = 1, *, db_pat
             probs = db.case_probabilities(conn, run_id, str(case_id))
             crop = case_crop(conn, str(case_id))
             if probs is not None and crop is not None:
-                jobs.append((crop, int(np.argmax([probs[name] for name in CLASSES]))))
+                top = int(np.argmax([probs[name] for name in CLASSES]))
+                jobs.append((crop, top, str(case_id)))  # the fold model that never saw it
     make_overlays(run_id, jobs, wait=False)
 
 

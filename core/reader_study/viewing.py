@@ -208,7 +208,7 @@ def model_view(conn, run_id: str, case_id: str, crop, with_gradcam: bool) -> dic
     if with_gradcam and crop is not None:
         top = int(np.argmax([probs[name] for name in CLASSES]))
         try:
-            out["gradcam"] = heatmaps.gradcam_overlay(run_id, crop, top)
+            out["gradcam"] = heatmaps.gradcam_overlay(run_id, crop, top, case_id)
         except Exception as exc:  # noqa: BLE001 - the worker failed or timed out: optional context
             # the reason may name a path on the server: log it there, tell the reader only that
             _LOG.warning("Grad-CAM for run %s failed: %s", run_id, exc)
