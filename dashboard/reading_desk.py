@@ -92,15 +92,6 @@ def _submit(study_id: int, reader_id: int, arm: str, position: int, revisit: boo
             st.session_state[_ARM_DONE_KEY] = True
 
 
-def _current_answer(arm: str, case) -> dict | None:
-    """This display's answer: picked keys first, else the stored answer exactly as entered."""
-    key = _answer_key(arm, case.position)
-    if key not in st.session_state and case.answer_label:
-        percent = answers.as_percent(case.answer_confidences or {})
-        st.session_state[key] = {"label": case.answer_label, "percent": percent}
-    return st.session_state.get(key)
-
-
 _COMPACT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; padding-bottom: 1rem; }
 [data-testid="stMainBlockContainer"] h1 { padding-top: 0; padding-bottom: 0.25rem; }
@@ -194,33 +185,11 @@ def _model_panel(case) -> None:
 
 
 def _answer_panel(study_id: int, reader_id: int, arm: str, case) -> None:
-    chosen = _current_answer(arm, case)
+    """The answer keys (a nested fragment: a type or certainty key reruns only them, never the
+    viewer), then Enter's button, which reruns the desk to store and show the next case."""
     revisit = case.answer_label is not None
-    st.markdown("**Type**")
-    for col, name in zip(st.columns(len(CLASSES)), CLASSES, strict=True):
-        col.button(
-            name,
-            key=f"type:{arm}:{case.position}:{name}",
-            type="primary" if chosen and chosen["label"] == name else "secondary",
-            width="stretch",
-            shortcut=answers.TYPE_KEYS[name],
-            on_click=_pick_type,
-            args=(arm, case.position, name),
-        )
-    level = answers.certainty_of(chosen["label"], chosen["percent"]) if chosen else None
-    st.markdown("**Certainty**")
-    for col, name in zip(st.columns(3), answers.CERTAINTY_LEVELS, strict=True):
-        col.button(
-            name,
-            key=f"cert:{arm}:{case.position}:{name}",
-            type="primary" if level == name else "secondary",
-            width="stretch",
-            shortcut=answers.CERTAINTY_KEYS[name],
-            on_click=_pick_certainty,
-            args=(arm, case.position, name),
-        )
-    summary = answers.format_answer(chosen["label"], chosen["percent"]) if chosen else "none yet"
-    st.markdown(f"{'Stored answer' if revisit else 'Answer'}: **{summary}**")
+    stored = answers.as_percent(case.answer_confidences or {}) if revisit else None
+    _answer_keys(arm, case.position, case.answer_label, stored)
     st.button(
         "Update" if revisit else "Submit and next",
         key=f"submit:{arm}:{case.position}",
@@ -230,8 +199,42 @@ def _answer_panel(study_id: int, reader_id: int, arm: str, case) -> None:
         on_click=_submit,
         args=(study_id, reader_id, arm, case.position, revisit),
     )
+    st.caption(f"Keys: {ANSWER_LEGEND}")
+
+
+@st.fragment
+def _answer_keys(arm: str, position: int, stored_label: str | None, stored: dict | None) -> None:
+    key = _answer_key(arm, position)
+    if key not in st.session_state and stored_label:  # the stored answer exactly as entered
+        st.session_state[key] = {"label": stored_label, "percent": stored}
+    chosen = st.session_state.get(key)
+    st.markdown("**Type**")
+    for col, name in zip(st.columns(len(CLASSES)), CLASSES, strict=True):
+        col.button(
+            name,
+            key=f"type:{arm}:{position}:{name}",
+            type="primary" if chosen and chosen["label"] == name else "secondary",
+            width="stretch",
+            shortcut=answers.TYPE_KEYS[name],
+            on_click=_pick_type,
+            args=(arm, position, name),
+        )
+    level = answers.certainty_of(chosen["label"], chosen["percent"]) if chosen else None
+    st.markdown("**Certainty**")
+    for col, name in zip(st.columns(3), answers.CERTAINTY_LEVELS, strict=True):
+        col.button(
+            name,
+            key=f"cert:{arm}:{position}:{name}",
+            type="primary" if level == name else "secondary",
+            width="stretch",
+            shortcut=answers.CERTAINTY_KEYS[name],
+            on_click=_pick_certainty,
+            args=(arm, position, name),
+        )
+    summary = answers.format_answer(chosen["label"], chosen["percent"]) if chosen else "none yet"
+    same = stored_label is not None and chosen == {"label": stored_label, "percent": stored}
+    st.markdown(f"{'Stored answer' if same else 'Answer'}: **{summary}**")
     if st.session_state.get(_ERROR_KEY):
         st.error(st.session_state.pop(_ERROR_KEY))
     if st.session_state.get(_NOTE_KEY):
         st.success(st.session_state.pop(_NOTE_KEY))
-    st.caption(f"Keys: {ANSWER_LEGEND}")
