@@ -9,7 +9,7 @@ REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | s
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 PIP := $(PY) -m pip install -qq --disable-pip-version-check
 
-.PHONY: help venv browser lint test test-fast screenshots demo dashboard bench clean
+.PHONY: help venv browser lint test test-fast screenshots demo dashboard bench bench-reading clean
 
 help:
 	@echo "make demo   build the demo cohort, run the model comparison, start the dashboard on :$(PORT)"
@@ -53,6 +53,11 @@ screenshots: venv browser
 
 bench: venv
 	$(PY) -m core.cli bench
+
+# The reading workstation: 50 keyboard reads in Chromium, then 20 readers over the websocket.
+bench-reading: venv browser
+	$(PY) -m tests.load.bench_reading
+	$(PY) -m tests.load.bench_server
 
 clean:
 	rm -rf data runs cache cervixscope.db cervixscope.db-wal cervixscope.db-shm
