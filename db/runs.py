@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import math
+import os
+import re
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import sqlite_utils
 
+from db import clock
 from db.cases import _as_dicts, _plain
 from db.clock import now_iso, stamped_id
-from db.errors import CaseNotFound, RunNotFound
+from db.errors import CaseNotFound, CervixScopeDBError, RunNotFound
 from db.transactions import write_transaction
 from db.values import from_json, to_iso, to_json
 
-RUN_STATUSES = ("queued", "running", "done", "failed", "partial")
-TERMINAL_STATUSES = ("done", "failed", "partial")
+RUN_STATUSES = ("queued", "running", "done", "failed", "partial", "cancelled")
+TERMINAL_STATUSES = ("done", "failed", "partial", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+# A run id names a folder under <home>/runs: letters, digits, dot, dash, underscore, no "..".
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+HEARTBEAT_S = 10.0  # how often a run's process says it is alive (core.learning.liveness)
+# A queued or running run with no sign of life for this long is failed by the next look. Generous:
+# a slow fold on busy cores must never be taken for a dead process (a dead process on this host
+# is caught at once by its pid).
+STALE_AFTER_S = 180.0
 PROB_COLUMNS = ("p_SCC", "p_AC", "p_ASC")
-_UPDATABLE = ("status", "progress", "message", "started_at", "ended_at", "timings")
+_UPDATABLE = (
+    "status", "progress", "message", "started_at", "ended_at", "timings", "heartbeat_at", "pid",
+    "host",
+)  # fmt: skip
 # Provenance a worker fills in when it picks up a run queued by the dashboard.
 _PROVENANCE = ("config", "data_hash", "device", "weights", "code_version", "packages")
 _JSON_COLUMNS = ("config", "packages", "timings")  # stored as JSON text, decoded by get_run
@@ -29,9 +44,27 @@ _UPDATE_SQL = {
 }
 
 
+class RunCancelled(CervixScopeDBError):
+    """The run was cancelled: its process must stop and write nothing more as progress or result."""
+
+
 def new_run_id() -> str:
     """A run ID such as ``r20261125T193012-4f2a9c``: sortable by time, unique by the random tail."""
     return stamped_id("r")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a plain name that can be a folder under ``runs/``, else ValueError.
+
+    A run's files go to ``<home>/runs/<run_id>/``: an id such as ``../../x`` would write outside.
+    """
+    text = str(run_id)
+    if not RUN_ID_PATTERN.fullmatch(text) or ".." in text:
+        raise ValueError(
+            f"run id {text[:100]!r} is not allowed: use 1-80 letters, digits, '.', '-' or '_', "
+            "starting with a letter or digit, without '..'"
+        )
+    return text
 
 
 def _require_run(raw, run_id: str) -> None:
@@ -62,6 +95,8 @@ def create_run(
     comparison_id: str | None = None,
     run_id: str | None = None,
     message: str | None = None,
+    repeat_group: str | None = None,
+    repeat_index: int | None = None,
 ) -> str:
     """Register (queue) a run with status ``queued``; return its ``run_id``.
 
@@ -85,25 +120,30 @@ def create_run(
         Use this ID instead of a new one from :func:`new_run_id`.
     message : str, optional
         A first status line, e.g. ``"queued from the dashboard"``.
+    repeat_group, repeat_index : str and int, optional
+        The repeated cross-validation this run is repeat ``repeat_index`` (0, 1, ...) of.
 
     Raises
     ------
     ValueError
-        If ``run_id`` is already taken or ``model``/``mode`` is empty.
+        If ``run_id`` is already taken or not a plain name (see :func:`check_run_id`), or
+        ``model``/``mode`` is empty.
     """
     if not model or not mode:
         raise ValueError(f"model and mode must be non-empty, got model={model!r}, mode={mode!r}")
-    run_id = str(run_id) if run_id else new_run_id()
+    run_id = check_run_id(run_id) if run_id else new_run_id()
     with write_transaction(conn) as raw:
         if raw.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
             raise ValueError(f"run {run_id!r} already exists; pass another run_id or none")
         raw.execute(
             "INSERT INTO runs (run_id, comparison_id, model, mode, config, seed, code_version,"
-            " packages, data_hash, device, weights, status, progress, message, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+            " packages, data_hash, device, weights, status, progress, message, created_at,"
+            " repeat_group, repeat_index)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
             (run_id, comparison_id, str(model), str(mode), to_json(config),
              None if seed is None else int(seed), code_version, to_json(packages), data_hash,
-             None if device is None else str(device), weights, message, now_iso()),
+             None if device is None else str(device), weights, message, now_iso(),
+             repeat_group, None if repeat_index is None else int(repeat_index)),
         )  # fmt: skip
     return run_id
 
@@ -114,7 +154,8 @@ def get_run(conn: sqlite_utils.Database, run_id: str) -> dict:
     Returns
     -------
     dict
-        Every column of ``runs``; ``config``, ``packages`` and ``timings`` are dicts (or None),
+        Every column of ``runs`` (a run whose process is gone is first marked failed, see
+        :func:`reap_stale_runs`); ``config``, ``packages`` and ``timings`` are dicts (or None),
         ``warnings`` a list of str, oldest first. ``timings`` holds the seconds of each step and
         ``inference_seconds_per_case`` (the one timing key for the model's time per case).
 
@@ -123,6 +164,7 @@ def get_run(conn: sqlite_utils.Database, run_id: str) -> dict:
     RunNotFound
         If ``run_id`` is unknown.
     """
+    reap_stale_runs(conn)  # a run whose process is gone is shown failed, not running
     cursor = conn.conn.execute("SELECT * FROM runs WHERE run_id = ?", (str(run_id),))
     row = cursor.fetchone()
     if row is None:
@@ -215,16 +257,83 @@ def record_provenance(
     )  # fmt: skip
 
 
-def start_run(conn: sqlite_utils.Database, run_id: str) -> None:
-    """Mark a run ``running`` from now, clearing its message."""
-    update_run(conn, run_id, status="running", message=None)
+def start_run(
+    conn: sqlite_utils.Database, run_id: str, *, message: str | None = "starting"
+) -> None:
+    """Mark a run ``running`` from now, owned by this process (pid and host, a first heartbeat).
+
+    Raises
+    ------
+    RunCancelled
+        If the run was cancelled meanwhile.
+    """
+    update_run(
+        conn, run_id, status="running", message=message, heartbeat_at=now_iso(),
+        pid=os.getpid(), host=socket.gethostname(),
+    )  # fmt: skip
 
 
 def report_progress(
     conn: sqlite_utils.Database, run_id: str, fraction: float, message: str | None
 ) -> None:
-    """Set a running run's progress (a fraction in [0, 1]) and its status line."""
-    update_run(conn, run_id, progress=fraction, message=message)
+    """Set a running run's progress (a fraction in [0, 1]) and its status line; also a heartbeat.
+
+    Raises
+    ------
+    RunCancelled
+        If the run was cancelled: its process should stop.
+    """
+    update_run(conn, run_id, progress=fraction, message=message, heartbeat_at=now_iso())
+
+
+def heartbeat(conn: sqlite_utils.Database, run_id: str, *, pid: int | None = None) -> str:
+    """Say that a queued or running run's process is alive; return the run's status.
+
+    A run that is no longer queued or running is left as it is (a heartbeat never revives a
+    failed or cancelled run); its status tells the caller to stop.
+
+    Parameters
+    ----------
+    pid : int, optional
+        The process to record with the heartbeat (with this host), e.g. a job's worker.
+    """
+    with write_transaction(conn) as raw:
+        row = raw.execute("SELECT status FROM runs WHERE run_id = ?", (str(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFound(f"run {run_id!r} is not in the database")
+        if row[0] not in ACTIVE_STATUSES:
+            return str(row[0])
+        raw.execute(_UPDATE_SQL["heartbeat_at"], (now_iso(), str(run_id)))
+        if pid is not None:
+            raw.execute(_UPDATE_SQL["pid"], (int(pid), str(run_id)))
+            raw.execute(_UPDATE_SQL["host"], (socket.gethostname(), str(run_id)))
+    return str(row[0])
+
+
+def cancel_run(conn: sqlite_utils.Database, run_id: str, reason: str = "cancelled") -> dict:
+    """Mark a queued or running run ``cancelled`` now; return it as it was before.
+
+    From then on its process's progress and results are refused (:class:`RunCancelled`), so
+    nothing it writes afterwards can make the run look done.
+
+    Raises
+    ------
+    RunNotFound
+        If ``run_id`` is unknown.
+    ValueError
+        If the run is not queued or running (naming its status).
+    """
+    with write_transaction(conn) as raw:
+        run = get_run(conn, run_id)
+        if run["status"] not in ACTIVE_STATUSES:
+            raise ValueError(
+                f"run {run_id} is {run['status']}: only a queued or running run can be cancelled"
+            )
+        raw.execute(
+            "UPDATE runs SET status = 'cancelled', message = ?, ended_at = ? WHERE run_id = ?",
+            (str(reason), now_iso(), str(run_id)),
+        )
+    return run
 
 
 def finish_run(
@@ -259,8 +368,58 @@ def finish_run(
 
 
 def fail_run(conn: sqlite_utils.Database, run_id: str, reason: str) -> None:
-    """Mark a run ``failed`` now, with ``reason`` as its message."""
-    update_run(conn, run_id, status="failed", message=reason)
+    """Mark a run ``failed`` now, with ``reason`` as its message (a cancelled run stays so)."""
+    try:
+        update_run(conn, run_id, status="failed", message=reason)
+    except RunCancelled:
+        pass
+
+
+def _process_gone(pid: int | None, host: str | None) -> bool:
+    """True when ``pid`` ran on this host and no longer exists (elsewhere we cannot tell)."""
+    if pid is None or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def reap_stale_runs(
+    conn: sqlite_utils.Database, *, stale_after_s: float = STALE_AFTER_S
+) -> list[str]:
+    """Mark ``failed`` every queued or running run whose process is gone; return their ids.
+
+    A process is gone when it ran on this host and its pid no longer exists, or when the run has
+    shown no sign of life (heartbeat, start or creation) for ``stale_after_s`` seconds. Any
+    process that lists runs calls this, so a killed run never stays running or queued for good.
+    """
+    now = clock.utc_now()  # looked up at call time: tests move the one clock
+    rows = conn.conn.execute(
+        "SELECT run_id, status, pid, host, COALESCE(heartbeat_at, started_at, created_at)"
+        " FROM runs WHERE status IN ('queued', 'running')"
+    ).fetchall()
+    reaped = []
+    for run_id, status, pid, host, last in rows:
+        silent = (now - pd.Timestamp(last).to_pydatetime()).total_seconds()
+        if _process_gone(pid, host):
+            reason = f"its process {pid} on {host} stopped without finishing the run"
+        elif silent > stale_after_s:
+            where = f"process {pid} on {host}" if pid is not None else "no process"
+            reason = f"no sign of life for {silent:.0f} s ({where}): the run was abandoned"
+        else:
+            continue
+        with write_transaction(conn) as raw:  # only if nobody finished it meanwhile
+            raw.execute(
+                "UPDATE runs SET status = 'failed', message = ?, ended_at = ?"
+                " WHERE run_id = ? AND status = ?",
+                (f"{status} run failed: {reason}", now_iso(), run_id, status),
+            )
+        reaped.append(str(run_id))
+    return reaped
 
 
 def fail_queued_run(conn: sqlite_utils.Database, run_id: str, reason: str) -> bool:
@@ -297,6 +456,7 @@ def update_run(conn: sqlite_utils.Database, run_id: str, **fields: Any) -> None:
     values = _update_values(fields)
     with write_transaction(conn) as raw:
         _require_run(raw, run_id)
+        _refuse_cancelled(raw, run_id)
         provenance = set(values) & set(_PROVENANCE)
         if provenance:
             _require_queued(raw, run_id, provenance)
@@ -327,9 +487,11 @@ def _update_values(fields: Mapping[str, Any]) -> dict[str, Any]:
         if key in fields:
             value = fields[key]
             values[key] = to_json(value.to_dict() if hasattr(value, "to_dict") else value)
-    for key in ("data_hash", "device", "weights", "code_version"):
+    for key in ("data_hash", "device", "weights", "code_version", "heartbeat_at", "host"):
         if key in fields:
             values[key] = None if fields[key] is None else str(fields[key])
+    if "pid" in fields:
+        values["pid"] = None if fields["pid"] is None else int(fields["pid"])
     return values
 
 
@@ -348,6 +510,14 @@ def _status_values(fields: Mapping[str, Any]) -> dict[str, Any]:
     if status == "done" and "progress" not in fields:
         values["progress"] = 1.0
     return values
+
+
+def _refuse_cancelled(raw, run_id: str) -> None:
+    row = raw.execute(
+        "SELECT message FROM runs WHERE run_id = ? AND status = 'cancelled'", (str(run_id),)
+    ).fetchone()
+    if row is not None:
+        raise RunCancelled(f"run {run_id} was cancelled ({row[0] or 'no reason given'})")
 
 
 def _require_queued(raw, run_id: str, provenance: set[str]) -> None:
@@ -526,18 +696,22 @@ def save_image_predictions(
 def runs_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
     """All runs, newest first, with counts of folds, predictions and warnings.
 
+    Runs whose process is gone are first marked failed (:func:`reap_stale_runs`).
+
     Returns
     -------
     pandas.DataFrame
         Columns ``run_id, comparison_id, model, mode, status, progress, message, seed, device,
-        weights, data_hash, code_version, created_at, started_at, ended_at, n_folds,
+        weights, data_hash, code_version, created_at, started_at, ended_at, heartbeat_at, pid,
+        host, repeat_group, repeat_index, n_folds,
         n_predictions, n_warnings``, then decoded as in :func:`get_run`: ``warnings`` (a list of
         str per run), ``config`` and ``timings`` (a dict or None per run).
     """
+    reap_stale_runs(conn)
     frame = pd.read_sql_query(
         "SELECT r.run_id, r.comparison_id, r.model, r.mode, r.status, r.progress, r.message,"
         " r.seed, r.device, r.weights, r.data_hash, r.code_version, r.created_at, r.started_at,"
-        " r.ended_at,"
+        " r.ended_at, r.heartbeat_at, r.pid, r.host, r.repeat_group, r.repeat_index,"
         " (SELECT COUNT(*) FROM folds f WHERE f.run_id = r.run_id) AS n_folds,"
         " (SELECT COUNT(*) FROM predictions p WHERE p.run_id = r.run_id) AS n_predictions,"
         " (SELECT COUNT(*) FROM run_warnings w WHERE w.run_id = r.run_id) AS n_warnings,"
@@ -659,3 +833,18 @@ def folds_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str]) -> pd
         if name not in frame.columns:
             frame[name] = [m.get(name) for m in frame["metrics"]]
     return frame
+
+
+def run_case_counts(conn: sqlite_utils.Database) -> pd.DataFrame:
+    """Per run, how many cases have an out-of-fold prediction and how many of them are synthetic.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, n_cases, n_synthetic`` (runs without predictions are absent).
+    """
+    return pd.read_sql_query(
+        "SELECT p.run_id, COUNT(*) AS n_cases, COALESCE(SUM(c.synthetic), 0) AS n_synthetic"
+        " FROM predictions p JOIN cases c ON c.case_id = p.case_id GROUP BY p.run_id",
+        conn.conn,
+    )

@@ -254,6 +254,52 @@ def _v5_repeat_reads(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v6_run_liveness")
+def _v6_run_liveness(conn: sqlite_utils.Database) -> None:
+    # v6 (issues 15, 16): a run's process proves it is alive (heartbeat_at, pid, host), so a run
+    # whose process died is marked failed by the next look instead of staying running forever;
+    # and a run can be `cancelled`. The CHECK on runs.status gains that value by rewriting the
+    # stored CREATE TABLE text (SQLite's documented procedure for a change that leaves every
+    # stored row valid): rebuilding the table would have to drop a parent of four foreign keys.
+    conn.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN heartbeat_at TEXT;
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        """
+    )
+    raw = conn.conn
+    (sql,) = raw.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'runs'"
+    ).fetchone()
+    old = "'failed', 'partial')"
+    if old not in sql:
+        raise ValueError("v6: the runs table's status CHECK is not the one v1 created")
+    (version,) = raw.execute("PRAGMA schema_version").fetchone()
+    raw.execute("PRAGMA writable_schema = ON")
+    try:
+        raw.execute(
+            "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'runs'",
+            (sql.replace(old, "'failed', 'partial', 'cancelled')"),),
+        )
+        raw.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        raw.execute("PRAGMA writable_schema = OFF")
+
+
+@migrations(name="v7_repeated_cv")
+def _v7_repeated_cv(conn: sqlite_utils.Database) -> None:
+    # v7 (issue 17): repeated cross-validation. The N runs of one repeated CV share a
+    # repeat_group; repeat_index (0..N-1) is their order (fold seeds seed, seed+1, ...).
+    conn.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN repeat_group TEXT;
+        ALTER TABLE runs ADD COLUMN repeat_index INTEGER;
+        CREATE INDEX runs_repeat_group ON runs(repeat_group);
+        """
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 
