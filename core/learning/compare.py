@@ -73,6 +73,8 @@ def run_comparison(
     progress=None,
     runs_dir: str | Path | None = None,
     cache_dir=None,
+    executor=None,
+    repeats: int = 1,
 ) -> list[str]:
     """Cross-validate several models on the same patient-grouped folds.
 
@@ -90,34 +92,35 @@ def run_comparison(
         Stored on every run; default a new id.
     progress : callable(done, total, message), optional
         Passed to each ``run_cv``.
+    executor : LocalExecutor or RayExecutor, optional
+        Where the folds are computed (``core.learning.executors``); with Ray every (model, fold,
+        seed) of the comparison is one task, all submitted at once. Default here, in order.
+    repeats : int, default 1
+        Repeated cross-validation: the comparison ``repeats`` times with fold seeds ``seed``,
+        ``seed + 1``, ...; each repeat has its own comparison id, each model one repeat group.
 
     Returns
     -------
     list of str
-        Run ids, in the order of ``models``.
+        Run ids, in the order of ``models`` (repeat by repeat).
     """
-    from core.learning.cv import run_cv
+    from core.learning.cv import run_cvs
     from core.learning.folds import make_folds
+    from core.learning.repeats import repeat_plan
 
     base_cfg = base_cfg or RunConfig()
     configs = comparison_configs(models, base_cfg, overrides)
     # Fail before any training if the folds are impossible (e.g. too few ASC cases).
     make_folds(crops.case_ids, crops.labels, n_splits=base_cfg.n_folds, seed=base_cfg.seed)
-    comparison_id = comparison_id or new_comparison_id()
-    run_ids = []
-    for cfg in configs:
-        run_ids.append(
-            run_cv(
-                crops,
-                cfg,
-                conn=conn,
-                comparison_id=comparison_id,
-                progress=progress,
-                runs_dir=runs_dir,
-                cache_dir=cache_dir,
-            )
-        )
-    return run_ids
+    if repeats == 1:
+        comparison_id = comparison_id or new_comparison_id()
+    plan = repeat_plan(
+        configs, repeats, comparison_id=comparison_id, new_comparison=new_comparison_id
+    )
+    return run_cvs(
+        crops, plan, conn=conn, progress=progress, runs_dir=runs_dir, cache_dir=cache_dir,
+        executor=executor,
+    )  # fmt: skip
 
 
 def comparison_table(conn, run_ids, *, seed: int = 0, n_boot: int = 1000):

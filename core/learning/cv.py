@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ import db
 from core.data.dataset import CropSet
 from core.learning.artifacts import run_dir
 from core.learning.config import PER_JOB_FIELDS, RunConfig
-from core.learning.fold_fit import FoldRecords, finetune_fold, fit_head_fold, fold_records
+from core.learning.executors import FoldData, FoldOutcome, FoldTask, LocalExecutor
+from core.learning.fold_fit import FoldRecords
 from core.learning.folds import make_folds
 from core.learning.provenance import code_version, package_versions
 from core.learning.summary import run_summary
@@ -56,6 +57,33 @@ class _Job:
         return len(self.cfg.fold_list()) + 1
 
 
+@dataclass
+class CvRun:
+    """One run of a batch (``run_cvs``): its config, and the groups it belongs to."""
+
+    cfg: RunConfig
+    run_id: str | None = None  # continue (or create with this id) a run
+    comparison_id: str | None = None  # models compared on identical folds
+    repeat_group: str | None = None  # the repeats of one repeated cross-validation
+    repeat_index: int | None = None  # 0, 1, ...: this run's repeat (its fold seed is cfg.seed)
+
+
+@dataclass
+class _Active:
+    """A started run of a batch while its folds come in."""
+
+    job: _Job
+    run_id: str
+    out: Path
+    t_run: float
+    timings: dict = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
+    embed_seconds: float = 0.0
+    folds_done: int = 0
+    inference_seconds: float = 0.0
+    finished: bool = False
+
+
 def run_cv(
     crops: CropSet,
     cfg: RunConfig,
@@ -67,6 +95,7 @@ def run_cv(
     runs_dir: str | Path | None = None,
     cache_dir=None,
     final_model: bool = True,
+    executor=None,
 ) -> str:
     """Cross-validate ``cfg.model`` on ``crops``; record the run and its predictions in ``conn``.
 
@@ -89,6 +118,8 @@ def run_cv(
         Embedding cache (features mode), see ``core.learning.features.embed_cropset``.
     final_model : bool, default True
         Once every fold is done, train the model on all data and save it for ``predict``.
+    executor : LocalExecutor or RayExecutor, optional
+        Where the folds are computed (``core.learning.executors``); default here, in order.
 
     Returns
     -------
@@ -96,27 +127,92 @@ def run_cv(
         The run id. The run's status is ``done`` when all folds are in, ``partial`` otherwise,
         ``failed`` (with the message) if anything raised.
     """
-    job = _prepare(crops, cfg, conn, run_id, progress)
-    run_id = _register(conn, job, run_id, comparison_id)
+    spec = CvRun(cfg, run_id=run_id, comparison_id=comparison_id)
+    return run_cvs(
+        crops, [spec], conn=conn, progress=progress, runs_dir=runs_dir, cache_dir=cache_dir,
+        final_model=final_model, executor=executor,
+    )[0]  # fmt: skip
+
+
+def run_cvs(
+    crops: CropSet,
+    runs: list[CvRun],
+    *,
+    conn,
+    progress: Progress | None = None,
+    runs_dir: str | Path | None = None,
+    cache_dir=None,
+    final_model: bool = True,
+    executor=None,
+) -> list[str]:
+    """Cross-validate several runs on ``crops`` (models, repeats); this process stores them all.
+
+    With a concurrent executor (Ray) every fold of every run is submitted at once and stored as it
+    comes back; with the local executor the runs go one after the other, exactly as ``run_cv``.
+    Whatever executor computes the folds, only this process writes ``conn``.
+
+    Parameters
+    ----------
+    crops : CropSet
+    runs : list of CvRun
+    conn, progress, runs_dir, cache_dir, final_model, executor
+        As in :func:`run_cv`.
+
+    Returns
+    -------
+    list of str
+        The run ids, in the order of ``runs``.
+    """
+    executor = executor or LocalExecutor()
+    batches = [list(runs)] if executor.concurrent else [[spec] for spec in runs]
+    run_ids: list[str] = []
+    for batch in batches:
+        run_ids += _run_batch(
+            crops, batch, conn, executor, progress=progress, runs_dir=runs_dir,
+            cache_dir=cache_dir, final_model=final_model,
+        )  # fmt: skip
+    return run_ids
+
+
+def _run_batch(
+    crops, batch, conn, executor, *, progress, runs_dir, cache_dir, final_model
+) -> list[str]:
+    """Start every run of the batch, compute and store their folds, finish them; on any error,
+    every started run that has not finished is marked failed."""
+    active: list[_Active] = []
+    try:
+        for spec in batch:
+            active.append(_start(crops, spec, conn, progress, runs_dir))
+            _add_new_warnings(conn, active[-1].run_id, active[-1].job)
+            active[-1].embeddings, active[-1].embed_seconds = _embed(
+                active[-1].job, cache_dir, active[-1].timings
+            )
+        _run_folds(conn, active, executor)
+        for a in active:
+            _finish(
+                conn, a.run_id, a.job, a.out, a.timings,
+                t_run=a.t_run, final_model=final_model, embeddings=a.embeddings,
+            )  # fmt: skip
+            a.finished = True
+    except BaseException as exc:
+        for a in active:
+            if not a.finished:
+                db.fail_run(conn, a.run_id, f"{exc}")
+        raise
+    return [a.run_id for a in active]
+
+
+def _start(crops: CropSet, spec: CvRun, conn, progress, runs_dir) -> _Active:
+    """Prepare and register one run, write its config file and mark it running."""
+    job = _prepare(crops, spec.cfg, conn, spec.run_id, progress)
+    run_id = _register(conn, job, spec)
     out = run_dir(run_id, runs_dir)
     out.mkdir(parents=True, exist_ok=True)
     job.out = out
     (out / "config.json").write_text(json.dumps(job.config, indent=2))
     t_run = time.perf_counter()
     db.start_run(conn, run_id)
-    try:
-        _add_new_warnings(conn, run_id, job)
-        timings: dict[str, float] = {}
-        embeddings, embed_seconds = _embed(job, cache_dir, timings)
-        _run_folds(conn, run_id, job, embeddings, embed_seconds, timings)
-        _finish(
-            conn, run_id, job, out, timings,
-            t_run=t_run, final_model=final_model, embeddings=embeddings,
-        )  # fmt: skip
-    except BaseException as exc:
-        db.fail_run(conn, run_id, f"{exc}")
-        raise
-    return run_id
+    return _Active(job, run_id, out, t_run)
 
 
 def _prepare(crops: CropSet, cfg: RunConfig, conn, run_id, progress) -> _Job:
@@ -152,8 +248,9 @@ def _prepare(crops: CropSet, cfg: RunConfig, conn, run_id, progress) -> _Job:
     )
 
 
-def _register(conn, job: _Job, run_id: str | None, comparison_id: str | None) -> str:
+def _register(conn, job: _Job, spec: CvRun) -> str:
     """Create the run, or record what runs a run the dashboard queued; a merge changes neither."""
+    run_id = spec.run_id
     if job.existing is not None and job.existing["status"] != "queued":
         return run_id
     provenance = {
@@ -169,8 +266,9 @@ def _register(conn, job: _Job, run_id: str | None, comparison_id: str | None) ->
         return run_id
     cfg = job.cfg
     return db.create_run(
-        conn, model=cfg.model, mode=cfg.mode, seed=cfg.seed, comparison_id=comparison_id,
-        run_id=run_id, **provenance,
+        conn, model=cfg.model, mode=cfg.mode, seed=cfg.seed, comparison_id=spec.comparison_id,
+        run_id=run_id, repeat_group=spec.repeat_group, repeat_index=spec.repeat_index,
+        **provenance,
     )  # fmt: skip
 
 
@@ -199,31 +297,43 @@ def _embed(job: _Job, cache_dir, timings: dict) -> tuple[np.ndarray | None, floa
     return embeddings, seconds
 
 
-def _run_folds(conn, run_id: str, job: _Job, embeddings, embed_seconds: float, timings) -> None:
-    """Fit, predict and record each fold of this job; time them and the test images' inference."""
+def _run_folds(conn, active: list[_Active], executor) -> None:
+    """Every fold of the batch's runs through ``executor``; each outcome is stored here, by the
+    driver, as it comes back. Times the folds and the test images' inference per run."""
+    tasks = []
+    for tag, a in enumerate(active):
+        data = executor.share(FoldData(a.job.crops, a.embeddings, a.job.fold_of, a.embed_seconds))
+        tasks += [FoldTask(tag, data, a.job.cfg, f, a.job.device) for f in a.job.cfg.fold_list()]
     t_folds = time.perf_counter()
+
+    def started(task: FoldTask) -> None:
+        if not executor.concurrent:  # one run at a time: a bar per model, as ever
+            a = active[task.tag]
+            a.job.tell(a.folds_done, a.job.total_steps, f"{a.job.cfg.model}: fold {task.fold}")
+
+    for n, (task, outcome) in enumerate(executor.map(tasks, started=started), 1):
+        a = active[task.tag]
+        _store_fold(conn, a, outcome, t_folds)
+        if executor.concurrent:  # one bar for the whole batch's tasks
+            message = f"{executor.name}: {a.job.cfg.model} fold {task.fold} done"
+            a.job.tell(n, len(tasks), message)
+
+
+def _store_fold(conn, a: _Active, outcome: FoldOutcome, t_folds: float) -> None:
+    """One fold's outcome into the database and the run's folder; the run's progress."""
+    job, fold = a.job, outcome.fold
     folds = job.cfg.fold_list()
-    inference_seconds = 0.0
-    for i, fold in enumerate(folds):
-        t0 = time.perf_counter()
-        job.tell(i, job.total_steps, f"{job.cfg.model}: fold {fold}")
-        test = job.fold_of == fold
-        if job.cfg.mode == "features":
-            labels = job.crops.labels
-            fit = fit_head_fold(
-                embeddings, labels, test, job.cfg, fold, embed_seconds=embed_seconds
-            )
-        else:
-            fit = finetune_fold(job.crops, test, job.cfg, fold, job.device)
-        inference_seconds += fit.inference_seconds
-        _keep_fold_model(job, fold, test, fit)
-        _save_fold(conn, run_id, fold, fold_records(job.crops, test, fit), fit.notes, t0)
-        message = f"fold {fold} done ({i + 1} of {len(folds)} folds in this job)"
-        db.report_progress(conn, run_id, (i + 1) / len(folds), message)
-    timings["folds"] = time.perf_counter() - t_folds
-    timings["inference_seconds"] = inference_seconds
-    in_job = np.isin(job.fold_of, folds)
-    timings["inference_cases"] = len(np.unique(job.crops.case_ids[in_job]))
+    a.inference_seconds += outcome.inference_seconds
+    _keep_fold_model(job, fold, job.fold_of == fold, outcome.fit)
+    _save_fold(conn, a.run_id, fold, outcome.records, outcome.notes, outcome.seconds)
+    a.folds_done += 1
+    message = f"fold {fold} done ({a.folds_done} of {len(folds)} folds in this job)"
+    db.report_progress(conn, a.run_id, a.folds_done / len(folds), message)
+    if a.folds_done == len(folds):
+        a.timings["folds"] = time.perf_counter() - t_folds
+        a.timings["inference_seconds"] = a.inference_seconds
+        in_job = np.isin(job.fold_of, folds)
+        a.timings["inference_cases"] = len(np.unique(job.crops.case_ids[in_job]))
 
 
 def _keep_fold_model(job: _Job, fold: int, test: np.ndarray, fit) -> None:
@@ -236,13 +346,13 @@ def _keep_fold_model(job: _Job, fold: int, test: np.ndarray, fit) -> None:
     )  # fmt: skip
 
 
-def _save_fold(conn, run_id: str, fold: int, records: FoldRecords, notes, t0: float) -> None:
+def _save_fold(conn, run_id: str, fold: int, records: FoldRecords, notes, seconds: float) -> None:
     # Images first: the dashboard refreshes when the case predictions count changes.
     db.save_image_predictions(conn, run_id, fold, records.image_rows)
     db.save_predictions(conn, run_id, fold, records.case_rows)
     db.save_fold(
         conn, run_id, fold, n_train=records.n_train, n_test=records.n_test,
-        seconds=time.perf_counter() - t0, metrics=records.metrics,
+        seconds=seconds, metrics=records.metrics,
     )  # fmt: skip
     for note in dict.fromkeys(notes):
         db.add_run_warning(conn, run_id, f"fold {fold}: {note}")
