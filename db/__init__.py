@@ -85,8 +85,10 @@ from db.studies import (
     set_study_status,
     studies_frame,
 )
+from db.versions import reads_version
 
 __all__ = [
+    "reads_version",
     "SCHEMA_VERSION",
     "SessionInfo",
     "create_session",
