@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 from core.labels import CLASSES
 from core.progress import ProgressBars
@@ -24,6 +26,27 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--epochs", type=int, help="finetune mode: epochs (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_scale_out(p)
+
+
+def _add_scale_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where the folds run: local (here, one after the other; default) or ray (each "
+        "model, fold and seed one Ray task; needs pip install 'cervixscope[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="an existing Ray cluster (e.g. auto or ray://head:10001); default a local Ray",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="repeated cross-validation: the whole k-fold N times, fold seeds SEED, SEED+1, ... (1)",
+    )
 
 
 def register(subparsers) -> None:
@@ -54,7 +77,25 @@ def register(subparsers) -> None:
     p.add_argument("--run-id", help="continue (or create) the run with this id")
     p.add_argument("--input-size", type=int, help="resize crops to this size (default: native)")
     p.add_argument("--compile", action="store_true", help="torch.compile in finetune mode")
+    p.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="write this job's folds to a result bundle folder instead of the database (needs "
+        "--run-id); join the jobs' bundles with `cervixscope merge`",
+    )
     p.set_defaults(handler=cmd_cv)
+
+    p = subparsers.add_parser(
+        "merge",
+        help="import result bundles of --only-folds jobs into the database (the one writer)",
+        description="Import the bundles that `cervixscope cv --only-folds ... --run-id R --bundle "
+        "DIR` jobs wrote (e.g. a SLURM array), after checking that they belong together: the "
+        "same config, data hash and code version, and no fold twice (also against what the "
+        "database holds). Refused bundles write nothing.",
+        epilog="Example: cervixscope merge bundles/fold-*   (then cervixscope dashboard)",
+    )
+    p.add_argument("bundles", nargs="+", help="bundle folders")
+    p.set_defaults(handler=cmd_merge)
 
     p = subparsers.add_parser(
         "compare",
@@ -166,22 +207,43 @@ def _print_summary(conn, run_ids) -> None:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    import db
+    if args.bundle:  # a scheduler's job: the study database is not opened at all
+        return _cv_bundle(args)
+    from contextlib import nullcontext
 
+    import db
+    from core.learning.liveness import Heartbeat, stop_on_sigterm
+
+    stop_on_sigterm()  # SIGTERM (e.g. Cancel on the Run page) ends the run as cancelled
+    if args.run_id is not None:
+        db.check_run_id(args.run_id)  # a folder name under runs/: refused before any work
     conn = db.connect(args.db)
     try:
-        return _cv(args, conn)
+        # A run queued by the dashboard is alive while this process ingests, before it starts.
+        with Heartbeat(conn, args.run_id) if args.run_id else nullcontext():
+            return _cv(args, conn)
     except BaseException as exc:
         # The dashboard queued this run and only watches its row: whatever stops this process
-        # before the run starts must show there as failed, or the run looks queued forever.
+        # before the run starts must show there as failed (or cancelled), never queued forever.
         if args.run_id is not None:
-            db.fail_queued_run(conn, args.run_id, str(exc) or repr(exc))
+            _end_queued(conn, args.run_id, exc)
         raise
 
 
-def _cv(args: argparse.Namespace, conn) -> int:
-    from core.learning.cv import run_cv
+def _end_queued(conn, run_id: str, exc: BaseException) -> None:
+    import db
 
+    if isinstance(exc, (db.RunCancelled, KeyboardInterrupt)):
+        try:
+            if db.get_run(conn, run_id)["status"] == "queued":
+                db.cancel_run(conn, run_id, str(exc) or "interrupted")
+        except db.RunNotFound:  # stopped before the run was created
+            pass
+        return
+    db.fail_queued_run(conn, run_id, str(exc) or repr(exc))
+
+
+def _cv(args: argparse.Namespace, conn, *, runs_dir=None, summary: bool = True):
     only = None
     if args.only_folds:
         try:
@@ -195,17 +257,83 @@ def _cv(args: argparse.Namespace, conn) -> int:
         model=args.model,
         mode=args.mode,
         folds=only,
+        extra={"data_dir": str(Path(args.data).resolve())},  # what the dashboard's guard compares
         input_size=args.input_size,
         compile=args.compile,
     )
     conn, crops = _load_crops(args, conn)
+    run_ids = _run_cv_job(args, conn, crops, cfg, runs_dir=runs_dir)
+    if not summary:
+        return run_ids
+    _print_summary(conn, run_ids)
+    print(f"run id: {', '.join(run_ids)}")
+    return 0
+
+
+def _run_cv_job(args, conn, crops, cfg, *, runs_dir=None) -> list[str]:
+    """The run (or its repeats) on the executor ``--executor`` names; progress bars meanwhile."""
+    from core.learning.cv import run_cvs
+    from core.learning.repeats import repeat_plan
+
+    if args.run_id is not None and args.repeats != 1:
+        raise ValueError("--run-id names one run: use it with --repeats 1")
+    plan = repeat_plan([cfg], args.repeats)
+    plan[0].run_id = args.run_id
     bars = ProgressBars(quiet=args.quiet)
     try:
-        run_id = run_cv(crops, cfg, conn=conn, run_id=args.run_id, progress=bars)
+        with _executor(args) as executor:
+            return run_cvs(
+                crops, plan, conn=conn, progress=bars, executor=executor, runs_dir=runs_dir
+            )
     finally:
         bars.close()
-    _print_summary(conn, [run_id])
-    print(f"run id: {run_id}")
+
+
+@contextmanager
+def _executor(args):
+    """``--executor`` with ``--ray-address``; a local Ray instance it started is shut down after."""
+    from core.learning.executors import make_executor
+
+    executor = make_executor(args.executor, address=args.ray_address)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def _cv_bundle(args: argparse.Namespace) -> int:
+    """``cv --bundle DIR``: the job runs in a scratch database on local disk, then its folds,
+    predictions, provenance and run files become a bundle for ``cervixscope merge``."""
+    import tempfile
+
+    import db
+    from core.learning.bundles import write_bundle
+
+    if not args.run_id:
+        raise ValueError(
+            "--bundle needs --run-id: every job of one run names the same id, so that "
+            "`cervixscope merge` joins their folds"
+        )
+    db.check_run_id(args.run_id)
+    if Path(args.bundle).exists() and any(Path(args.bundle).iterdir()):
+        raise ValueError(f"bundle folder {args.bundle} is not empty: give each job its own")
+    with tempfile.TemporaryDirectory(prefix="cervixscope-job-") as scratch:
+        conn = db.connect(Path(scratch) / "job.db")
+        (run_id,) = _cv(args, conn, runs_dir=Path(scratch) / "runs", summary=False)
+        write_bundle(conn, run_id, args.bundle, runs_dir=Path(scratch) / "runs")
+        folds = sorted(db.folds_frame(conn, [run_id])["fold"].astype(int))
+    print(f"bundle {args.bundle}: run {run_id}, folds {folds}")
+    print("merge the jobs' bundles with: cervixscope merge BUNDLE...")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    import db
+    from core.learning.bundles import merge_bundles
+
+    conn = db.connect(args.db)
+    for result in merge_bundles(conn, args.bundles):
+        print(f"run {result['run_id']}: {result['status']}, folds {result['folds']}")
     return 0
 
 
@@ -218,7 +346,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     conn, crops = _load_crops(args)
     bars = ProgressBars(quiet=args.quiet)
     try:
-        run_ids = run_comparison(crops, models, cfg, conn=conn, overrides=overrides, progress=bars)
+        with _executor(args) as executor:
+            run_ids = run_comparison(
+                crops, models, cfg, conn=conn, overrides=overrides, progress=bars,
+                executor=executor, repeats=args.repeats,
+            )  # fmt: skip
     finally:
         bars.close()
     _print_summary(conn, run_ids)
