@@ -18,6 +18,13 @@ import streamlit as st
 
 import db
 from core.labels import CLASS_INDEX, CLASSES
+from core.learning.provenance import (
+    RANDOM_WEIGHTS,
+    synthetic_text,
+    warnings_text,
+    weights_used,
+)
+from core.learning.summary import summary_auc
 from core.statistics import metrics
 from dashboard import figures
 from dashboard.figures import PROB_COLUMNS, RocCurve, roc_curves_for_run
@@ -290,29 +297,92 @@ def cohort_counts(cases: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, total], ignore_index=True)
 
 
-def runs_overview(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs table as shown: status, model, mode, device, weights and duration in seconds."""
+def case_counts() -> pd.DataFrame:
+    """Per run: cases predicted and how many are synthetic (``db.run_case_counts``)."""
+    with connection() as conn:
+        return db.run_case_counts(conn)
+
+
+def case_flags() -> pd.DataFrame:
+    """``case_id, synthetic`` of every case (the report labels synthetic data)."""
+    return load_cohort(cohort_version())["cases"][["case_id", "synthetic"]]
+
+
+def counts_from(predictions: pd.DataFrame, cases: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``run_id, n_cases, n_synthetic`` of the runs in ``predictions`` (None without ``cases``)."""
+    if cases is None:
+        return None
+    flags = cases.set_index("case_id")["synthetic"].astype(int)
+    rows = predictions.assign(synthetic=predictions["case_id"].map(flags).fillna(0))
+    grouped = rows.groupby("run_id").agg(
+        n_cases=("case_id", "nunique"), n_synthetic=("synthetic", "sum")
+    )
+    return grouped.reset_index()
+
+
+def with_provenance(frame: pd.DataFrame, counts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` (``db.runs_frame`` rows) plus how each run's numbers were made, spelled out:
+    ``weights_used`` (from the model's own record: ``auto`` may have fallen back to random),
+    ``auc_macro_95ci`` (case level, from the run's summary), ``warnings`` as text and ``data``
+    (synthetic or not)."""
     out = frame.copy()
+    configs = out["config"] if "config" in out else [None] * len(out)
+    requested = out["weights"] if "weights" in out else [None] * len(out)
+    out["weights_used"] = [weights_used(c, w) for c, w in zip(configs, requested, strict=True)]
+    out["auc_macro_95ci"] = [summary_auc(str(r)) for r in out["run_id"]]
+    listed = out["warnings"] if "warnings" in out else [None] * len(out)
+    out["warnings"] = [warnings_text(w if isinstance(w, list) else None) for w in listed]
+    if counts is not None:
+        by_run = counts.set_index("run_id")
+        out["data"] = [
+            synthetic_text(*by_run.loc[r, ["n_cases", "n_synthetic"]]) if r in by_run.index else ""
+            for r in out["run_id"]
+        ]
+    return out
+
+
+RUN_TABLE_COLUMNS = (
+    "run_id", "status", "progress", "model", "mode", "weights_used", "auc_macro_95ci", "warnings",
+    "data", "device", "duration_s", "n_folds", "n_predictions", "created_at", "message",
+)  # fmt: skip
+
+
+def runs_overview(frame: pd.DataFrame, counts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The runs table as shown: status, model, mode, the weights really used, macro AUC with
+    its 95% CI, warnings spelled out, synthetic data, device and duration; empty cells blank."""
+    out = with_provenance(frame, counts)
     if {"started_at", "ended_at"} <= set(out.columns):
         start = pd.to_datetime(out["started_at"], errors="coerce", utc=True, format="ISO8601")
         end = pd.to_datetime(out["ended_at"], errors="coerce", utc=True, format="ISO8601")
         out["duration_s"] = (end - start).dt.total_seconds().round(1)
-    wanted = [
-        "run_id",
-        "status",
-        "progress",
-        "model",
-        "mode",
-        "device",
-        "weights",
-        "duration_s",
-        "n_folds",
-        "n_predictions",
-        "n_warnings",
-        "created_at",
-        "message",
-    ]
-    return out[[c for c in wanted if c in out.columns]]
+    out = out[[c for c in RUN_TABLE_COLUMNS if c in out.columns]]
+    text = [c for c in out.columns if out[c].dtype == object]
+    out[text] = out[text].fillna("")
+    return out
+
+
+def provenance_notes(frame: pd.DataFrame, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """One line per run saying how its numbers were made, and each run's warnings:
+    ``[("caption" | "warning", text), ...]`` for the header of a results page."""
+    notes = []
+    for row in with_provenance(frame).itertuples():
+        name = labels.get(row.run_id, row.run_id)
+        config = row.config if isinstance(getattr(row, "config", None), dict) else {}
+        folds = config.get("n_folds", "?")
+        notes.append(
+            (
+                "caption",
+                f"{name}: run {row.run_id}, {folds}-fold cross-validation grouped by patient, "
+                f"seed {row.seed}, backbone weights: {row.weights_used or 'not recorded'}, "
+                f"code {str(getattr(row, 'code_version', '') or 'unknown')[:12]}.",
+            )
+        )
+        if row.weights_used == RANDOM_WEIGHTS:
+            notes.append(("warning", f"{name}: the backbone was randomly initialised, not "
+                          "pretrained: its numbers do not show what pretrained weights give."))  # fmt: skip
+        if row.warnings:
+            notes.append(("warning", f"{name}: {row.warnings}"))
+    return notes
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

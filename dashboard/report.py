@@ -22,6 +22,7 @@ from db.clock import utc_now
 from db.spreadsheet import escape_frame
 
 RUN_COLUMNS = ("run_id", "model", "mode", "status", "device", "weights", "seed", "created_at")
+PROVENANCE_COLUMNS = ("weights_used", "auc_macro_95ci", "warnings", "data", "code_version")
 
 
 @dataclass
@@ -51,6 +52,7 @@ def build_report(
     predictions: pd.DataFrame,
     runs: pd.DataFrame,
     *,
+    cases: pd.DataFrame | None = None,
     title: str = "CervixScope cross-validation report",
     n_boot: int = loaders.N_BOOT,
 ) -> Report:
@@ -62,6 +64,8 @@ def build_report(
         ``db.predictions_frame`` rows (``run_id, case_id, fold, label, p_SCC, p_AC, p_ASC``).
     runs : DataFrame
         ``db.runs_frame`` rows of the runs to compare (at least ``run_id, model, mode``).
+    cases : DataFrame, optional
+        ``case_id, synthetic`` of the cases: synthetic data is then labelled everywhere.
     n_boot : int
         Bootstrap resamples for the 95% confidence intervals.
     """
@@ -78,14 +82,13 @@ def build_report(
     roc, confusion_html, folds = _figures_html(
         loaders.compute_roc_curves(predictions, labels), confusions, per_fold, labels
     )
-    run_table = runs[[c for c in RUN_COLUMNS if c in runs.columns]]
-    n_cases = predictions.groupby("run_id")["case_id"].nunique().rename("cases")
-    run_table = run_table.merge(n_cases, left_on="run_id", right_index=True, how="left")
+    run_table = _run_table(runs, predictions, cases)
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Generated {utc_now():%Y-%m-%d %H:%M} UTC. Out-of-fold predictions, one per patient. "
         f"{html.escape(ci_methods(grouped=False, n_boot=n_boot))} "
         f"Classes: {', '.join(CLASSES)}.</p>",
+        *_provenance_html(runs, labels, run_table),
         "<h2>Runs</h2>",
         _table_html(run_table),
     ]
@@ -105,7 +108,7 @@ def build_report(
         ]
     frames = {
         "runs.csv": run_table,
-        "predictions.csv": predictions,
+        "predictions.csv": _predictions_with_provenance(predictions, run_table, cases),
         "metrics.csv": tables,
         "confusion.csv": _confusion_frame(confusions, labels),
         "per_fold.csv": per_fold,
@@ -113,6 +116,41 @@ def build_report(
     }
     csvs = {name: escape_frame(frame).to_csv(index=False) for name, frame in frames.items()}
     return Report(html=_page(title, sections), csvs=csvs)
+
+
+def _run_table(runs: pd.DataFrame, predictions: pd.DataFrame, cases) -> pd.DataFrame:
+    """The runs with how their numbers were made: weights really used, warnings, synthetic data."""
+    counts = loaders.counts_from(predictions, cases)
+    full = loaders.with_provenance(runs, counts)
+    wanted = [*RUN_COLUMNS, *PROVENANCE_COLUMNS]
+    table = full[[c for c in wanted if c in full.columns]]
+    n_cases = predictions.groupby("run_id")["case_id"].nunique().rename("cases")
+    table = table.merge(n_cases, left_on="run_id", right_index=True, how="left")
+    text = [c for c in table.columns if table[c].dtype == object]
+    return table.assign(**{c: table[c].fillna("") for c in text})
+
+
+def _provenance_html(runs: pd.DataFrame, labels: dict, run_table: pd.DataFrame) -> list[str]:
+    """A section saying how the numbers were made, warnings and synthetic data first."""
+    items = []
+    for level, text in loaders.provenance_notes(runs, labels):
+        tag = "<b>Warning:</b> " if level == "warning" else ""
+        items.append(f"<li>{tag}{html.escape(text)}</li>")
+    if "data" in run_table and (run_table["data"] != "").any():
+        items.insert(0, "<li><b>Synthetic data:</b> generated demo images, not patients ("
+                     + html.escape("; ".join(sorted(set(run_table["data"]) - {""}))) + ").</li>")  # fmt: skip
+    return ["<h2>How these numbers were made</h2>", f"<ul class='prov'>{''.join(items)}</ul>"]
+
+
+def _predictions_with_provenance(predictions: pd.DataFrame, run_table: pd.DataFrame, cases):
+    """Each prediction row with its run's weights and warnings (and the case's synthetic flag)."""
+    keep = [c for c in ("run_id", "weights_used", "warnings") if c in run_table]
+    extra = run_table[keep].rename(columns={"warnings": "run_warnings"})
+    out = predictions.merge(extra, on="run_id", how="left")
+    if cases is not None:
+        flags = cases.set_index("case_id")["synthetic"].astype(bool)
+        out["synthetic"] = out["case_id"].map(flags).fillna(False).astype(bool)
+    return out
 
 
 def _figures_html(curves, confusions, per_fold, labels) -> tuple[str, list[str], str]:

@@ -16,6 +16,8 @@ if not chosen:
     st.stop()
 key, version = tuple(sorted(chosen)), loaders.runs_version(runs, chosen)
 labels = loaders.run_labels(runs[runs["run_id"].isin(chosen)])
+for kind, note in loaders.provenance_notes(runs[runs["run_id"].isin(chosen)], labels):
+    (st.warning if kind == "warning" else st.caption)(note)
 level = st.radio(
     "Level", loaders.LEVELS, format_func=lambda x: f"per {x}", horizontal=True, key="cv_level"
 )

@@ -39,4 +39,10 @@ st.subheader("Runs")
 if runs.empty:
     widgets.no_runs_message()
 else:
-    st.dataframe(loaders.runs_overview(runs), hide_index=True, key="runs_table")
+    table = loaders.runs_overview(runs, loaders.case_counts())
+    st.dataframe(table, hide_index=True, key="runs_table")
+    st.caption(
+        "weights_used: what the backbone really started from (`auto` falls back to random "
+        "initialisation offline). auc_macro_95ci: case-level macro AUC of the out-of-fold "
+        "predictions with its 95% bootstrap CI (patients resampled)."
+    )

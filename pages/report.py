@@ -30,7 +30,7 @@ if missing:
 
 
 def make_zip() -> bytes:
-    return build_report(predictions, chosen_runs).to_zip()
+    return build_report(predictions, chosen_runs, cases=loaders.case_flags()).to_zip()
 
 
 stamp = utc_now().strftime("%Y%m%d-%H%M")
@@ -43,4 +43,8 @@ st.download_button(
     on_click="ignore",
     key="download_report",
 )
-st.dataframe(loaders.runs_overview(chosen_runs), hide_index=True, key="report_run_table")
+st.dataframe(
+    loaders.runs_overview(chosen_runs, loaders.case_counts()),
+    hide_index=True,
+    key="report_run_table",
+)

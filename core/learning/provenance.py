@@ -44,3 +44,48 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+RANDOM_WEIGHTS = "random initialisation"
+FROM_SCRATCH = "none (trained from scratch)"
+
+
+def weights_used(config: dict | None, requested: str | None = None) -> str:
+    """What a run's backbone really started from, in words, from its recorded model info.
+
+    ``--weights auto`` falls back to random initialisation offline; the requested value alone
+    would hide that, so the model's own record (``config.extra.model_info.weights_used``) wins.
+
+    Returns
+    -------
+    str
+        ``"random initialisation"`` (a pretrainable backbone that got no pretrained weights),
+        ``"none (trained from scratch)"``, ``"ImageNet"``, a weights file path, or the requested value
+        (``"requested: <value>"``) for a run that never recorded its model.
+    """
+    info = ((config or {}).get("extra") or {}).get("model_info") or {}
+    used = info.get("weights_used")
+    if used == "random" and info.get("channel_policy") == "native_1ch":
+        return FROM_SCRATCH  # a model without pretrained weights (the small CNN)
+    if used == "random":
+        return RANDOM_WEIGHTS
+    if used == "imagenet":
+        return "ImageNet"
+    if used:
+        return str(used)
+    return f"requested: {requested}" if requested else ""
+
+
+def warnings_text(warnings: list[str] | None) -> str:
+    """A run's warnings spelled out, one after another (blank when there are none)."""
+    return "; ".join(dict.fromkeys(str(w) for w in warnings or []))
+
+
+def synthetic_text(n_cases: int, n_synthetic: int) -> str:
+    """``"synthetic (all 60 cases)"``, ``"12 of 60 cases synthetic"`` or ``""`` (real data)."""
+    n_cases, n_synthetic = int(n_cases or 0), int(n_synthetic or 0)
+    if n_synthetic == 0:
+        return ""
+    if n_synthetic == n_cases:
+        return f"synthetic (all {n_cases} cases)"
+    return f"{n_synthetic} of {n_cases} cases synthetic"
