@@ -44,6 +44,8 @@ def test_no_torch_after_an_aided_read_and_every_admin_page(eval_db, tmp_path):
         conn.close()
     env = dict(os.environ, CERVIXSCOPE_DB=str(path), CERVIXSCOPE_ADMIN_SECRET=ADMIN_SECRET)
     env["PYTHONPATH"] = str(ROOT)
+    (tmp_path / "runs").symlink_to(eval_db.workdir / "runs")  # the fold models, shared read-only
+    env["CERVIXSCOPE_HOME"] = str(tmp_path)  # this test's own caches
     done = subprocess.run(
         [sys.executable, "-m", "tests.dashboard.server_session", code, ADMIN_SECRET],
         cwd=eval_db.workdir,  # runs/<run_id>/ lives here, as in the server's working folder

@@ -311,7 +311,10 @@ def test_aided_arm_gets_real_model_probabilities_and_gradcam(eval_db, tmp_path, 
 
     path = tmp_path / "copy.db"
     shutil.copy(eval_db.path, path)  # the shared fixture database stays read-only
-    monkeypatch.chdir(eval_db.workdir)  # runs/<run_id>/ lives here
+    home = tmp_path / "home"  # its own caches; the fixture's runs/<run_id>/ (fold models) in it
+    home.mkdir()
+    (home / "runs").symlink_to(eval_db.workdir / "runs")
+    monkeypatch.setenv("CERVIXSCOPE_HOME", str(home))
     run_id = eval_db.run_ids[-1]
     conn = db.connect(path)
     try:

@@ -88,8 +88,10 @@ def db_copy(e2e_db, tmp_path) -> Path:
 @pytest.fixture
 def server(db_copy, e2e_db, tmp_path):
     """The dashboard served by a real `streamlit run` on a free port, on this test's database,
-    working in the folder that holds the run's runs/<run_id>/ (its final model: Grad-CAM)."""
-    srv = StreamlitServer(db_copy, ADMIN_SECRET, tmp_path / "streamlit.log", cwd=e2e_db.path.parent)
+    with the project home that holds the run's runs/<run_id>/ (its models: Grad-CAM)."""
+    srv = StreamlitServer(
+        db_copy, ADMIN_SECRET, tmp_path / "streamlit.log", home=e2e_db.path.parent
+    )
     srv.start()
     yield srv
     srv.stop()

@@ -30,8 +30,10 @@ class StreamlitServer:
         log_path: Path,
         port: int | None = None,
         cwd: Path | None = None,
+        home: Path | None = None,
     ):
-        self.cwd = cwd or ROOT  # the working folder: relative run folders (runs/) resolve here
+        self.cwd = cwd or ROOT  # the working folder
+        self.home = home  # the project home (runs/<run_id>/, caches); None: the caller's
         self.db_path = db_path
         self.admin_secret = admin_secret
         self.log_path = log_path
@@ -49,6 +51,8 @@ class StreamlitServer:
             CERVIXSCOPE_ADMIN_SECRET=self.admin_secret,
             PYTHONPATH=str(ROOT),
         )
+        if self.home is not None:
+            env["CERVIXSCOPE_HOME"] = str(self.home)
         command = [
             sys.executable,
             "-m",

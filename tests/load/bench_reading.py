@@ -64,7 +64,7 @@ def run(n_reads: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        os.environ["CERVIXSCOPE_HOME"] = str(workdir / "home")
+        os.environ["CERVIXSCOPE_HOME"] = str(workdir)  # runs/ and caches under it
         path, code = build(workdir, n_reads + 1)
         server = StreamlitServer(path, "bench-secret", workdir / "server.log", cwd=workdir)
         server.start()

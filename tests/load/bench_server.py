@@ -248,7 +248,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        os.environ["CERVIXSCOPE_HOME"] = str(workdir / "home")
+        os.environ["CERVIXSCOPE_HOME"] = str(workdir)  # runs/ and caches under it
         built = build(workdir, 2 * args.readers)
         server = StreamlitServer(built["path"], SECRET, workdir / "server.log", cwd=workdir)
         server.start()
