@@ -34,6 +34,8 @@ def run_demo(
     db_path: str | Path | None = None,
     counts: tuple[int, int, int] | None = None,
     say: Callable[[str], None] = print,
+    url: str = "http://localhost:8501",
+    secrets_path: str | Path | None = None,
 ) -> dict[str, str]:
     """Build (or reuse) the demo cohort, ingest it, compare the three models and seed the study.
 
@@ -47,6 +49,8 @@ def run_demo(
         Database file (default ``$CERVIXSCOPE_DB`` or ``./cervixscope.db``).
     counts : (int, int, int), optional
         Patients per class; default the paper's 487/116/38.
+    url, secrets_path : optional
+        Where the dashboard will listen and where its admin secret is kept, for the summary.
 
     Returns
     -------
@@ -54,7 +58,7 @@ def run_demo(
         Run id of each model of the comparison.
     """
     import db
-    from core.reader_study.simulate import seed_demo_study
+    from core.reader_study.simulate import demo_reader_code, seed_demo_study
 
     out = _demo_cohort(Path(out_dir), seed=seed, counts=counts, say=say)
     conn = db.connect(db_path)
@@ -67,6 +71,8 @@ def run_demo(
             runs = _compare(crops, conn, seed=seed)
         study_id = seed_demo_study(conn, seed=seed, model_run_id=runs["resnet18"])
         say(f"demo reader study: id {study_id} (two simulated readers, labelled simulated)")
+        code = demo_reader_code(conn, model_run_id=runs["resnet18"], seed=seed)
+        say(demo_summary(conn, runs, url=url, secrets_path=secrets_path, reader_code=code))
         return runs
     finally:
         conn.close()
@@ -118,3 +124,50 @@ def _compare(crops, conn, *, seed: int) -> dict[str, str]:
     finally:
         bars.close()
     return dict(zip(DEMO_MODELS, run_ids, strict=True))
+
+
+def demo_summary(conn, runs: dict[str, str], *, url: str, secrets_path, reader_code: str) -> str:
+    """What ``make demo`` ends with: each model's macro AUC with its 95% CI, the weights really
+    used, every warning, whether the data is synthetic, where to go and how to sign in.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+    runs : dict
+        Run id by model name.
+    url : str
+        The dashboard's address.
+    secrets_path : path or None
+        Where the admin secret is kept (the secret itself is never printed here).
+    reader_code : str
+        An access code of the demo reader.
+
+    Returns
+    -------
+    str
+        Several lines of plain text.
+    """
+    import db
+    from core.learning.provenance import synthetic_text, weights_used
+    from core.learning.summary import summary_auc
+
+    lines = ["", "Model comparison: case-level macro AUC (95% CI), out-of-fold, patients resampled"]
+    lines.append(f"  {'model':10s} {'AUC (95% CI)':22s} weights used")
+    warnings = []
+    for model, run_id in runs.items():
+        run = db.get_run(conn, run_id)
+        auc = summary_auc(run_id) or "not finished"
+        lines.append(f"  {model:10s} {auc:22s} {weights_used(run['config'], run['weights'])}")
+        warnings += [f"  {model}: {text}" for text in dict.fromkeys(run["warnings"])]
+    lines += ["Warnings:", *(warnings or ["  none"])]
+    counts = db.run_case_counts(conn).set_index("run_id")
+    first = next(iter(runs.values()), None)
+    if first in counts.index:
+        data = synthetic_text(*counts.loc[first, ["n_cases", "n_synthetic"]])
+        lines.append(f"Data: {data or 'real (no synthetic cases)'}")
+    where = f"in {secrets_path}" if secrets_path else "from $CERVIXSCOPE_ADMIN_SECRET"
+    lines += [
+        f"Dashboard: {url}  (admin sign-in: the secret {where})",
+        f"Reading workstation: sign in with the demo reader code {reader_code}",
+    ]
+    return "\n".join(lines)

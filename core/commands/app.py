@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from core.demo import run_demo
 
-    run_demo(Path(args.out), seed=args.seed, db_path=args.db)
+    run_demo(Path(args.out), seed=args.seed, db_path=args.db, secrets_path=SECRETS_PATH)
     return 0
 
 
