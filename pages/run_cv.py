@@ -1,4 +1,4 @@
-"""Run a cross-validation: queue it, start it in the background, follow its progress."""
+"""Run a cross-validation: queue it, start it in the background, follow its progress, cancel it."""
 
 import os
 
@@ -8,6 +8,7 @@ from core.learning import jobs
 from core.learning.config import MODELS
 from dashboard import auth, loaders
 from dashboard.store import connection
+from db.clock import utc_now
 
 auth.require_role("admin")
 st.title("Run a cross-validation")
@@ -18,7 +19,6 @@ st.caption(
 )
 
 try:
-    runs = loaders.runs()
     ingestion = loaders.load_cohort(loaders.cohort_version())["ingestion"]
 except Exception as exc:
     st.error(str(exc))
@@ -44,29 +44,40 @@ if submitted:
         st.error(str(exc))
     else:
         st.success(f"Started run {run_id}. It appears on the results page when it finishes.")
-        runs = loaders.runs()
+
+
+def cancel(run_id: str) -> None:
+    try:
+        with connection() as conn:
+            st.session_state["_run_cancelled"] = jobs.cancel_cv(conn, run_id)
+    except (ValueError, LookupError, OSError) as exc:
+        st.session_state["_run_cancelled"] = str(exc)
 
 
 @st.fragment(run_every=float(os.environ.get("CERVIXSCOPE_POLL_S", "2")))
-def progress_panel() -> None:
-    active = loaders.runs()
-    active = active[active["status"].isin(jobs.ACTIVE)]
-    before, now = st.session_state.get("_active_runs", set()), set(active["run_id"])
-    st.session_state["_active_runs"] = now
-    if before - now:  # a run finished: refresh the whole page (recent runs table)
-        st.rerun(scope="app")
+def runs_panel() -> None:
+    """Progress bars, a Cancel button per active run and the runs table, from one fresh read."""
+    try:
+        runs = loaders.runs()
+    except Exception as exc:
+        st.error(str(exc))
+        return
+    active = runs[runs["status"].isin(jobs.ACTIVE)]
+    said = st.session_state.pop("_run_cancelled", None)
+    if said:
+        st.info(said)
+    st.subheader("Queued and running")
     if active.empty:
         st.caption("No run is queued or running.")
-        return
-    for row in active.itertuples():
-        st.progress(
-            float(row.progress or 0.0),
-            text=f"{row.run_id} · {row.model} ({row.mode}) · {row.status}: {row.message or ''}",
+    now = utc_now()
+    for row in active.to_dict("records"):
+        bar, button = st.columns([6, 1], vertical_alignment="bottom")
+        bar.progress(float(row["progress"] or 0.0), text=jobs.progress_line(row, now))
+        button.button(
+            "Cancel", key=f"cancel_{row['run_id']}", on_click=cancel, args=(row["run_id"],)
         )
+    st.subheader("Recent runs")
+    st.dataframe(loaders.runs_overview(runs).head(10), hide_index=True, key="recent_runs")
 
 
-st.subheader("Queued and running")
-progress_panel()
-
-st.subheader("Recent runs")
-st.dataframe(loaders.runs_overview(runs).head(10), hide_index=True, key="recent_runs")
+runs_panel()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from core.learning.config import PER_JOB_FIELDS, RunConfig
 from core.learning.executors import FoldData, FoldOutcome, FoldTask, LocalExecutor
 from core.learning.fold_fit import FoldRecords
 from core.learning.folds import make_folds
+from core.learning.liveness import Heartbeat
 from core.learning.provenance import code_version, package_versions
 from core.learning.summary import run_summary
 
@@ -51,10 +53,22 @@ class _Job:
     existing: dict | None  # the run this job adds its folds to (db.get_run), if any
     tell: Progress
     out: Path | None = None  # the run's folder: fold models are kept there
+    report: Callable[[float, str], None] = lambda fraction, text: None  # the run's row
 
     @property
     def total_steps(self) -> int:
-        return len(self.cfg.fold_list()) + 1
+        """Embedding (features mode), each fold, and the final model or the job's end."""
+        return (self.cfg.mode == "features") + len(self.cfg.fold_list()) + 1
+
+    @property
+    def first_fold_step(self) -> int:
+        return int(self.cfg.mode == "features")  # the embedding is step 0
+
+    def step(self, done: int, text: str) -> None:
+        """Start a step: the CLI's bar and the run's row say which, the fraction below 1 until
+        the run ends. Raises ``db.RunCancelled`` when the run was cancelled meanwhile."""
+        self.tell(done, self.total_steps, f"{self.cfg.model}: {text}")
+        self.report(done / self.total_steps, text)
 
 
 @dataclass
@@ -181,25 +195,39 @@ def _run_batch(
     every started run that has not finished is marked failed."""
     active: list[_Active] = []
     try:
-        for spec in batch:
-            active.append(_start(crops, spec, conn, progress, runs_dir))
-            _add_new_warnings(conn, active[-1].run_id, active[-1].job)
-            active[-1].embeddings, active[-1].embed_seconds = _embed(
-                active[-1].job, cache_dir, active[-1].timings
-            )
-        _run_folds(conn, active, executor)
-        for a in active:
-            _finish(
-                conn, a.run_id, a.job, a.out, a.timings,
-                t_run=a.t_run, final_model=final_model, embeddings=a.embeddings,
-            )  # fmt: skip
-            a.finished = True
+        with ExitStack() as alive:
+            for spec in batch:
+                active.append(_start(crops, spec, conn, progress, runs_dir))
+                # Other processes can tell a slow run from a dead one (db.reap_stale_runs).
+                alive.enter_context(Heartbeat(conn, active[-1].run_id))
+                _add_new_warnings(conn, active[-1].run_id, active[-1].job)
+                active[-1].embeddings, active[-1].embed_seconds = _embed(
+                    active[-1].job, cache_dir, active[-1].timings
+                )
+            _run_folds(conn, active, executor)
+            for a in active:
+                _finish(
+                    conn, a.run_id, a.job, a.out, a.timings,
+                    t_run=a.t_run, final_model=final_model, embeddings=a.embeddings,
+                )  # fmt: skip
+                a.finished = True
     except BaseException as exc:
         for a in active:
             if not a.finished:
-                db.fail_run(conn, a.run_id, f"{exc}")
+                _stopped(conn, a.run_id, exc)
         raise
     return [a.run_id for a in active]
+
+
+def _stopped(conn, run_id: str, exc: BaseException) -> None:
+    """A job that raised: ``cancelled`` (SIGTERM, Ctrl-C, or cancelled elsewhere) or ``failed``."""
+    if isinstance(exc, (db.RunCancelled, KeyboardInterrupt)):
+        try:
+            db.cancel_run(conn, run_id, str(exc) or "interrupted")
+        except ValueError:  # cancelled already, by whoever stopped it
+            pass
+    else:
+        db.fail_run(conn, run_id, f"{exc}")
 
 
 def _start(crops: CropSet, spec: CvRun, conn, progress, runs_dir) -> _Active:
@@ -212,6 +240,7 @@ def _start(crops: CropSet, spec: CvRun, conn, progress, runs_dir) -> _Active:
     (out / "config.json").write_text(json.dumps(job.config, indent=2))
     t_run = time.perf_counter()
     db.start_run(conn, run_id)
+    job.report = lambda fraction, text: db.report_progress(conn, run_id, fraction, text)
     return _Active(job, run_id, out, t_run)
 
 
@@ -287,7 +316,7 @@ def _embed(job: _Job, cache_dir, timings: dict) -> tuple[np.ndarray | None, floa
     from core.learning.features import backbone_seconds, embed_cropset
 
     t0 = time.perf_counter()
-    job.tell(0, job.total_steps, f"{job.cfg.model}: embedding {job.crops.n_images} crops")
+    job.step(0, f"embedding {job.crops.n_images} crops")
     embeddings, cached = embed_cropset(job.crops, job.model, job.cfg, cache_dir=cache_dir)
     seconds = time.perf_counter() - t0
     timings["embed_cached" if cached else "embed"] = seconds
@@ -309,7 +338,8 @@ def _run_folds(conn, active: list[_Active], executor) -> None:
     def started(task: FoldTask) -> None:
         if not executor.concurrent:  # one run at a time: a bar per model, as ever
             a = active[task.tag]
-            a.job.tell(a.folds_done, a.job.total_steps, f"{a.job.cfg.model}: fold {task.fold}")
+            folds = a.job.cfg.fold_list()
+            a.job.step(a.job.first_fold_step + a.folds_done, fold_text(a.folds_done, folds, a.job))
 
     for n, (task, outcome) in enumerate(executor.map(tasks, started=started), 1):
         a = active[task.tag]
@@ -327,13 +357,24 @@ def _store_fold(conn, a: _Active, outcome: FoldOutcome, t_folds: float) -> None:
     _keep_fold_model(job, fold, job.fold_of == fold, outcome.fit)
     _save_fold(conn, a.run_id, fold, outcome.records, outcome.notes, outcome.seconds)
     a.folds_done += 1
-    message = f"fold {fold} done ({a.folds_done} of {len(folds)} folds in this job)"
-    db.report_progress(conn, a.run_id, a.folds_done / len(folds), message)
+    message = f"{fold_text(a.folds_done - 1, folds, job)} done"
+    db.report_progress(
+        conn, a.run_id, (job.first_fold_step + a.folds_done) / job.total_steps, message
+    )
     if a.folds_done == len(folds):
         a.timings["folds"] = time.perf_counter() - t_folds
         a.timings["inference_seconds"] = a.inference_seconds
         in_job = np.isin(job.fold_of, folds)
         a.timings["inference_cases"] = len(np.unique(job.crops.case_ids[in_job]))
+
+
+def fold_text(i: int, folds: list[int], job: _Job) -> str:
+    """``fold 3 of 10`` for the i-th fold of a job, counted from 1; a job of some of the run's
+    folds also names which (``--only-folds`` numbers them from 0)."""
+    n_folds = job.cfg.n_folds
+    if len(folds) == n_folds:
+        return f"fold {i + 1} of {n_folds}"
+    return f"fold {i + 1} of {len(folds)} in this job (fold {folds[i]} of 0-{n_folds - 1})"
 
 
 def _keep_fold_model(job: _Job, fold: int, test: np.ndarray, fit) -> None:
@@ -372,7 +413,7 @@ def _finish(
             from core.learning.final_model import train_final_model
 
             t0 = time.perf_counter()
-            job.tell(job.total_steps - 1, job.total_steps, f"{cfg.model}: final model on all data")
+            job.step(job.total_steps - 1, "final model on all data")
             train_final_model(job.crops, cfg, run_dir=out, embeddings=embeddings)
             timings["final_model"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_run

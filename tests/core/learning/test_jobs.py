@@ -53,3 +53,38 @@ def test_queuing_a_job_never_loads_torch():
     code = "import sys, core.learning.jobs; sys.exit('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[3]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
+def test_progress_lines_name_the_stage_and_the_time_left():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    base = {"run_id": "r1", "model": "cnn", "mode": "features"}
+    started = (now - timedelta(seconds=120)).isoformat()
+    queued = jobs.progress_line({**base, "status": "queued", "progress": 0.0}, now)
+    assert queued == "cnn (features) · r1 · queued: waiting for its process to start"
+    fresh = {**base, "status": "running", "progress": 0.0, "message": None, "started_at": started}
+    assert jobs.progress_line(fresh, now) == "cnn (features) · r1 · starting · 0%"
+    # A quarter done in 120 s: 360 s left at that pace, said in minutes.
+    row = {**fresh, "progress": 0.25, "message": "fold 2 of 10"}
+    assert (
+        jobs.progress_line(row, now)
+        == "cnn (features) · r1 · fold 2 of 10 · 25% · about 6 min left"
+    )
+    assert jobs.eta_seconds(started, 0.25, now) == pytest.approx(360)
+    assert jobs.eta_seconds(None, 0.5, now) is None
+
+
+def test_stored_config_of_a_started_run_still_matches_its_request(tmp_path):
+    """What `cervixscope cv` records when it takes a queued run (model info added) is the same run."""
+    request = jobs.CvRequest(str(tmp_path), "cnn", "features", 3, 0, "none")
+    recorded = request.config()
+    recorded["extra"] = {**recorded["extra"], "model_info": {"weights": "none"}}
+    conn = db.connect(tmp_path / "j.db")
+    run_id = db.create_run(conn, model="cnn", mode="features", config=request.config(), seed=0)
+    db.record_provenance(conn, run_id, config=recorded, data_hash="h", device="cpu",
+                         weights="none", code_version="c", packages={})  # fmt: skip
+    db.start_run(conn, run_id)
+    assert jobs.active_duplicate(db.runs_frame(conn), request) == run_id
+    elsewhere = jobs.CvRequest(str(tmp_path / "other"), "cnn", "features", 3, 0, "none")
+    assert jobs.active_duplicate(db.runs_frame(conn), elsewhere) is None
