@@ -336,7 +336,7 @@ def _load_weights(cfg, backbone: nn.Module) -> tuple[str, list[str]]:
             )
         if weights in ("auto", "none"):
             return "random", []
-        backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        _load_file(cfg.model, weights, lambda state: backbone.load_state_dict(state))
         return weights, []
     if weights in ("auto", "imagenet"):
         state, warning = _imagenet_state(cfg.model, required=weights == "imagenet")
@@ -346,15 +346,35 @@ def _load_weights(cfg, backbone: nn.Module) -> tuple[str, list[str]]:
         return "imagenet", []
     if weights == "none":
         return "random", []
+    _load_file(cfg.model, weights, lambda state: _load_backbone_state(cfg.model, backbone, state))
+    return str(Path(weights)), []
+
+
+def _load_file(model: str, weights: str, load) -> None:
+    """``load(state)`` of the state_dict in file ``weights``, or one ValueError line saying why not
+    (no such file, not a state_dict saved by torch.save, or one of another architecture)."""
     path = Path(weights)
     if not path.is_file():
         raise ValueError(
             f"--weights {weights}: no such file; expected auto, imagenet, none or a path"
         )
-    _load_backbone_state(
-        cfg.model, backbone, torch.load(path, map_location="cpu", weights_only=True)
-    )
-    return str(path), []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike mean "not ours"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ValueError(
+            f"--weights {weights}: not a PyTorch state_dict file ({first}); give a file saved "
+            "with torch.save(model.state_dict(), PATH), or auto, imagenet or none"
+        ) from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(
+            f"--weights {weights}: holds a {type(state).__name__}, not a state_dict of tensors"
+        )
+    try:
+        load(state)
+    except (RuntimeError, KeyError, IndexError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ValueError(f"--weights {weights}: does not fit {model} ({first})") from None
 
 
 def trainable_parameters(model: Net, scope: str) -> list[nn.Parameter]:
