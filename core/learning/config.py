@@ -13,6 +13,7 @@ MODES = ("features", "finetune")
 BALANCES = ("smote", "weights", "none")
 CHANNEL_POLICIES = ("sum_rgb", "repeat")
 FINETUNE_SCOPES = ("all", "last_block")
+HEAD_SOLVERS = ("pca-newton", "newton-cg")
 # Settings that may differ between the jobs merged into one run: which folds each computes, where,
 # how it is compiled, and notes (the model's info is filled in by each job).
 PER_JOB_FIELDS = ("folds", "device", "compile", "extra")
@@ -47,6 +48,11 @@ class RunConfig:
     # features mode
     embed_batch_size: int = 64  # fastest on 2 CPU cores (measured 32-256); raise on a GPU
     head_c: float = 1.0  # inverse L2 strength of the logistic-regression head (standardised input)
+    # pca-newton: PCA to head_dim components inside each training fold, then Newton-Cholesky, in
+    # time linear in the cases; newton-cg: the head before issue 14, on all features, whose time
+    # grows ~N^1.4-1.85 (see core.learning.heads)
+    head_solver: str = "pca-newton"  # pca-newton | newton-cg
+    head_dim: int = 64  # pca-newton's components (at most the features and training rows)
     smote_k: int = 5  # reduced per fold when the training fold has fewer minority samples
     # finetune mode
     epochs: int = 30
@@ -76,6 +82,7 @@ class RunConfig:
             "channel_policy": CHANNEL_POLICIES,
             "finetune_scope": FINETUNE_SCOPES,
             "normalize": ("imagenet", "none"),
+            "head_solver": HEAD_SOLVERS,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
@@ -99,6 +106,7 @@ class RunConfig:
             "crop_size",
             "smote_k",
             "cnn_width",
+            "head_dim",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"RunConfig.{name}={getattr(self, name)}: must be >= 1")

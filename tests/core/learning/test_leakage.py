@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from imblearn.over_sampling import SMOTE
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
@@ -37,15 +38,24 @@ def independent_embeddings(crops, cfg):
     return emb
 
 
+@pytest.mark.parametrize("head_solver", ["pca-newton", "newton-cg"])
 def test_smote_sees_only_the_training_fold_and_synthetic_samples_are_never_evaluated(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, head_solver
 ):
     crops = synthetic_crops((10, 6, 5), images_per_case=2, size=32)
-    cfg = RunConfig(weights="none", n_folds=3, crop_size=32, balance="smote")
+    cfg = RunConfig(
+        weights="none", n_folds=3, crop_size=32, balance="smote", head_solver=head_solver
+    )
     conn = database_with_cases(tmp_path / "t.db", crops)
 
-    smote_calls, predict_calls = [], []
+    smote_calls, predict_calls, pca_calls = [], [], []
     real_fit_resample, real_predict = SMOTE.fit_resample, LogisticRegression.predict_proba
+    real_pca = PCA.fit_transform
+
+    def spy_pca(self, x, y=None):
+        out = real_pca(self, x)
+        pca_calls.append((self, np.array(x)))
+        return out
 
     def spy_fit_resample(self, x, y):
         out = real_fit_resample(self, x, y)
@@ -58,6 +68,7 @@ def test_smote_sees_only_the_training_fold_and_synthetic_samples_are_never_evalu
 
     monkeypatch.setattr(SMOTE, "fit_resample", spy_fit_resample)
     monkeypatch.setattr(LogisticRegression, "predict_proba", spy_predict)
+    monkeypatch.setattr(PCA, "fit_transform", spy_pca)
     run_cv(crops, cfg, conn=conn, runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache")
 
     emb = independent_embeddings(crops, cfg)
@@ -67,12 +78,19 @@ def test_smote_sees_only_the_training_fold_and_synthetic_samples_are_never_evalu
     for fold in range(3):
         test = folds == fold
         scaler = StandardScaler().fit(emb[~test])
+        project = lambda x: x  # noqa: E731
+        if head_solver == "pca-newton":
+            # The PCA is fitted on exactly the training fold's images, standardised on them.
+            pca, x_pca = pca_calls[fold]
+            np.testing.assert_allclose(x_pca, scaler.transform(emb[~test]), rtol=1e-4, atol=1e-4)
+            project = pca.transform
         x_seen, y_seen, x_out = smote_calls[fold]
         # SMOTE received exactly the training fold's images, in order, standardised on them.
-        np.testing.assert_allclose(x_seen, scaler.transform(emb[~test]), rtol=1e-4, atol=1e-4)
+        train_rows = project(scaler.transform(emb[~test]))
+        np.testing.assert_allclose(x_seen, train_rows, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(y_seen, crops.labels[~test])
         # Canary: no test-fold image is among SMOTE's inputs.
-        test_rows = scaler.transform(emb[test])
+        test_rows = project(scaler.transform(emb[test]))
         distance = np.linalg.norm(test_rows[:, None, :] - x_seen[None, :, :], axis=2)
         assert distance.min() > 1e-2
         # Evaluation sees exactly the test fold's real images, never a synthetic sample.
