@@ -1,26 +1,71 @@
 """The reader-analysis screen's sections and its ROC figure: Streamlit and Plotly glue over the
 tables of ``core.reader_study``. Each section shows its tables and adds them to ``exports``
 (title -> table), which the export section offers as one CSV.
+
+Everything derived from the reads is cached under the study's ``db.reads_version``: a rerun with
+no new read (a widget change, the 15 s live refresh) recomputes nothing, and the export payloads
+are built only when their button is clicked.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+import db
 from core.labels import CLASS_INDEX, CLASSES
 from core.reader_study import analysis, exports, mrmc_inputs
-from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData
+from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData, load_study_data, raters
 from dashboard.figures import PALETTE, confusion_figure, roc_curves_for_run, roc_figure
-from dashboard.store import connection, errors_shown
+from dashboard.store import connection
 
 # the bootstrap is the slow part: recompute only when a rater's reads changed
 cached_metrics_table = st.cache_data(analysis.metrics_table, max_entries=64, show_spinner=False)
 Exports = dict[str, pd.DataFrame]
+
+
+class RaterFrames(dict):
+    """``{name: rater frame}`` as :func:`core.reader_study.study_data.raters` gives it, plus the
+    key (study, reads version, arm) that everything derived from them is cached under."""
+
+    key: str = ""
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _study_data(study_id: int, version: str) -> StudyData:
+    with connection() as conn:
+        return load_study_data(conn, study_id)
+
+
+def study_data(conn, study_id: int) -> StudyData:
+    """The study's reads and model predictions, re-read only when ``db.reads_version`` moved."""
+    version = db.reads_version(conn, study_id)
+    data = _study_data(study_id, version)
+    data.version = f"{study_id}:{version}"
+    return data
+
+
+def rater_frames(data: StudyData, arm: str) -> RaterFrames:
+    """The arm's raters, keyed for :func:`_memo`."""
+    named = RaterFrames(raters(data, arm))
+    named.key = f"{data.version}|{arm}"
+    return named
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _cached(what: str, key: str, _compute: Callable[[], Any]) -> Any:
+    return _compute()
+
+
+def _memo(what: str, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, cached under the reads version ``key`` (uncached without one)."""
+    return _cached(what, key, compute) if key else compute()
 
 
 def simulated_warning(data: StudyData) -> None:
@@ -40,24 +85,36 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.caption("Rows: true type; columns: predicted type (the paper's layout). 95% CIs: bootstrap.")
     for name, rater in named.items():
         st.subheader(f"{name} ({len(rater)} cases)")
-        table = analysis.confusion_table(rater)
-        metrics = cached_metrics_table(rater)
+        table, metrics, wide, figure = _memo(
+            f"rater {name}",
+            getattr(named, "key", ""),
+            lambda rater=rater, name=name: _rater(rater, name),
+        )
         out[f"confusion {name}"] = table
         out[f"metrics {name}"] = metrics
         left, right = st.columns([2, 3])
         left.dataframe(table, key=f"cm_{name}")
-        left.plotly_chart(confusion_figure(table.to_numpy(), title=name), key=f"cmfig_{name}")
-        right.dataframe(analysis.metrics_wide(metrics), key=f"metrics_{name}")
+        left.plotly_chart(figure, key=f"cmfig_{name}")
+        right.dataframe(wide, key=f"metrics_{name}")
+
+
+def _rater(rater: pd.DataFrame, name: str) -> tuple:
+    """One rater's confusion table, metrics (long and wide) and confusion figure."""
+    table = analysis.confusion_table(rater)
+    metrics = cached_metrics_table(rater)
+    figure = confusion_figure(table.to_numpy(), title=name)
+    return table, metrics, analysis.metrics_wide(metrics), figure
 
 
 def roc_section(named: dict[str, pd.DataFrame]) -> None:
     st.header("ROC curves and operating points")
-    st.plotly_chart(roc_with_operating_points(named), key="roc")
+    key = getattr(named, "key", "")
+    st.plotly_chart(_memo("roc", key, lambda: roc_with_operating_points(named)), key="roc")
 
 
 def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Model against each reader (McNemar)")
-    mcnemar = analysis.mcnemar_table(named)
+    mcnemar = _memo("mcnemar", getattr(named, "key", ""), lambda: analysis.mcnemar_table(named))
     out["mcnemar"] = mcnemar
     if mcnemar.empty:
         st.info("The study has no model run, or no case read by both.")
@@ -67,14 +124,15 @@ def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
 
 def agreement_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Agreement")
-    pairwise, fleiss, n_common = analysis.kappa_tables(named)
+    key = getattr(named, "key", "")
+    pairwise, fleiss, n_common = _memo("kappa", key, lambda: analysis.kappa_tables(named))
     out["cohen kappa"] = pairwise
     if pairwise.empty:
         st.info("Agreement needs two raters who read the same cases.")
         return
     st.caption("Cohen's kappa with a 95% CI (asymptotic, Fleiss-Cohen-Everitt).")
     st.dataframe(pairwise, hide_index=True)
-    interval = analysis.fleiss_interval(named)
+    interval = _memo("fleiss", key, lambda: analysis.fleiss_interval(named))
     if interval is not None:
         st.metric(
             f"Fleiss' kappa, readers, {n_common} common cases",
@@ -91,7 +149,11 @@ def repeat_section(data: StudyData, out: Exports) -> None:
         "Each reader's first read against their repeat read of the same case, shown again later "
         "under another display ID. Kappa 95% CI: asymptotic."
     )
-    table = analysis.intra_reader_agreement(pd.concat([data.reads, data.repeats]))
+    table = _memo(
+        "intra-reader",
+        data.version,
+        lambda: analysis.intra_reader_agreement(pd.concat([data.reads, data.repeats])),
+    )
     out["intra-reader agreement"] = table
     st.dataframe(table, hide_index=True)
 
@@ -99,12 +161,14 @@ def repeat_section(data: StudyData, out: Exports) -> None:
 def time_sections(data: StudyData, out: Exports) -> None:
     """Time per case and, when both arms hold reads, aided minus unaided."""
     st.header("Time per case")
-    times = analysis.time_table(data)
+    times = _memo("times", data.version, lambda: analysis.time_table(data))
     out["time per case"] = times
     st.dataframe(times, hide_index=True)
     if {"unaided", "aided"} <= set(data.reads["arm"]):
         st.header("Aided minus unaided")
-        diff = analysis.aided_minus_unaided(data)
+        diff = _memo(
+            "aided minus unaided", data.version, lambda: analysis.aided_minus_unaided(data)
+        )
         out["aided minus unaided"] = diff
         st.dataframe(diff, hide_index=True)
 
@@ -149,7 +213,7 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
         st.markdown(f"**{title}**")
         st.caption(mrmc_inputs.read_selection(data, arms).explanation)
         try:
-            result = compute()
+            result = _memo(f"mrmc {title} {fom} {arm}", data.version, compute)
         except ValueError as exc:
             st.info(f"Not available yet: {exc}")
             continue
@@ -176,27 +240,36 @@ def _mrmc_result(title: str, result, margin: float, readers_first: bool, out: Ex
 def export_section(data: StudyData, study_id: int, tables: Exports) -> None:
     """Downloads: the reads, the tables shown above, and the iMRMC input for one class."""
     st.header("Export")
-    with errors_shown(), connection() as conn:
-        reads_csv = exports.reads_csv(conn, study_id)
-    st.download_button("Reads (CSV)", reads_csv, f"study-{study_id}-reads.csv", "text/csv")
+    # The payloads are built when a button is clicked (on Streamlit's own thread), not per rerun.
+    st.download_button(
+        "Reads (CSV)", lambda: _reads_csv(study_id), f"study-{study_id}-reads.csv", "text/csv"
+    )
     st.download_button(
         "Analysis tables (CSV)",
-        exports.tables_csv(tables),
+        lambda: exports.tables_csv(tables),
         f"study-{study_id}-analysis.csv",
         "text/csv",
     )
     positive = st.selectbox("iMRMC export: positive class (one-vs-rest, from confidences)", CLASSES)
-    try:
-        imrmc = mrmc_inputs.imrmc_text(data, positive)
-    except ValueError as exc:
-        st.caption(f"iMRMC export not available: {exc}")
+    crossed = _memo(
+        "imrmc reads", data.version, lambda: len(mrmc_inputs.mrmc_reads(data, data.arms))
+    )
+    if not crossed:  # the message imrmc_text raises, without building the file
+        st.caption(
+            "iMRMC export not available: no case has been read by every reader in every arm yet"
+        )
     else:
         st.download_button(
             "Reads for iMRMC / RJafroc",
-            imrmc,
+            lambda: mrmc_inputs.imrmc_text(data, positive),
             f"study-{study_id}-imrmc-{positive}.imrmc",
             "text/plain",
         )
+
+
+def _reads_csv(study_id: int) -> str:
+    with connection() as conn:
+        return exports.reads_csv(conn, study_id)
 
 
 def roc_with_operating_points(named: dict[str, pd.DataFrame]) -> go.Figure:
@@ -216,12 +289,16 @@ def roc_with_operating_points(named: dict[str, pd.DataFrame]) -> go.Figure:
     )
     panels = [c for c in CLASSES if any(cv.class_index == CLASS_INDEX[c] for cv in curves)]
     names = list(dict.fromkeys(c.name for c in curves))
+    markers, cols = [], []
     for name, rater in named.items():
         if name == MODEL or not len(rater):
             continue
         colour = PALETTE[(names.index(name) if name in names else len(names)) % len(PALETTE)]
         for col, cls in enumerate(panels, start=1):
-            fig.add_trace(_operating_point_marker(rater, name, cls, colour), row=1, col=col)
+            markers.append(_operating_point_marker(rater, name, cls, colour))
+            cols.append(col)
+    if markers:  # one call: adding traces one by one re-validates the whole figure each time
+        fig.add_traces(markers, rows=[1] * len(markers), cols=cols)
     return fig
 
 

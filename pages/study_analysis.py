@@ -3,7 +3,6 @@
 import streamlit as st
 
 import db
-from core.reader_study.study_data import load_study_data, raters
 from dashboard import auth, widgets
 from dashboard import study_analysis as sections
 from dashboard.store import connection, errors_shown
@@ -22,15 +21,15 @@ live = st.toggle("Live: re-read the database every 15 s", help="Or press R to re
 
 @st.fragment(run_every=15 if live else None)
 def analysis() -> None:
-    """Everything below is read from the database on each run, so new reads show up."""
+    """Re-read on each run when the reads changed (db.reads_version), so new reads show up."""
     with errors_shown(), connection() as conn:
-        data = load_study_data(conn, study_id)
+        data = sections.study_data(conn, study_id)
     sections.simulated_warning(data)
     if data.reads.empty:
         st.info("No reads yet. Tables appear here as readers submit answers.")
         return
     arm = st.radio("Arm", data.arms, horizontal=True) if len(data.arms) > 1 else data.arms[0]
-    named = raters(data, arm)
+    named = sections.rater_frames(data, arm)
     tables: dict = {}  # title -> table, filled by each section for the CSV export
     sections.confusion_and_metrics(named, tables)
     sections.roc_section(named)

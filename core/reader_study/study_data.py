@@ -33,6 +33,7 @@ class StudyData:
     model_seconds_per_case: float | None = None
     simulated_readers: list[str] = field(default_factory=list)
     repeats: pd.DataFrame | None = None  # repeat reads (tidy, repeat=True): intra-reader only
+    version: str = ""  # the db.reads_version it was read at, when the caller caches on it
 
     @property
     def arms(self) -> list[str]:
