@@ -265,3 +265,60 @@ def metric_bar_figure(table: pd.DataFrame, *, title: str = "Models by metric") -
         )
     fig.update_layout(title=title, barmode="group", height=380, yaxis={"range": [0, 1.05]})
     return fig
+
+
+def reliability_figure(
+    points: pd.DataFrame, *, title: str = "Reliability (one-vs-rest)"
+) -> go.Figure:
+    """Reliability diagram: observed frequency against mean predicted probability per bin, one
+    panel per class, one line per model (or reader); the diagonal is perfect calibration.
+
+    ``points`` is long: ``model, class, mean_predicted, observed, count`` (see
+    ``core.statistics.calibration.reliability_table``).
+    """
+    classes = list(dict.fromkeys(points["class"])) or list(CLASSES)
+    fig = make_subplots(rows=1, cols=len(classes), subplot_titles=classes, shared_yaxes=True)
+    for i, name in enumerate(dict.fromkeys(points["model"])):
+        for j, cls in enumerate(classes):
+            rows = points[(points["model"] == name) & (points["class"] == cls)]
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["mean_predicted"], y=rows["observed"], mode="lines+markers", name=name,
+                    legendgroup=name, showlegend=j == 0,
+                    marker={"color": PALETTE[i % len(PALETTE)], "size": 6},
+                    customdata=rows[["count"]].to_numpy(),
+                    hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}<br>%{customdata[0]} "
+                    "cases<extra>" + name + "</extra>",
+                ),
+                row=1, col=j + 1,
+            )  # fmt: skip
+    for j in range(len(classes)):
+        fig.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                       line={"dash": "dot", "color": "grey"}),
+            row=1, col=j + 1,
+        )  # fmt: skip
+    fig.update_xaxes(range=[0, 1], title_text="mean predicted probability")
+    fig.update_yaxes(range=[0, 1.02], title_text="observed frequency", col=1)
+    fig.update_layout(title=title, height=360)
+    return fig
+
+
+def training_curves_figure(curves: pd.DataFrame, *, title: str = "Training curves") -> go.Figure:
+    """Per-epoch training (solid) and validation (dashed) loss of each fold, one colour per fold.
+
+    ``curves`` is long: ``model, fold, epoch, train_loss, val_loss``.
+    """
+    fig = go.Figure()
+    for i, ((name, fold), rows) in enumerate(curves.groupby(["model", "fold"], sort=True)):
+        colour = PALETTE[i % len(PALETTE)]
+        for column, dash in (("train_loss", "solid"), ("val_loss", "dash")):
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["epoch"], y=rows[column], mode="lines+markers",
+                    name=f"{name} fold {fold} {column.split('_')[0]}",
+                    line={"color": colour, "dash": dash},
+                )
+            )  # fmt: skip
+    fig.update_layout(title=title, height=380, xaxis_title="epoch", yaxis_title="cross-entropy")
+    return fig

@@ -429,3 +429,107 @@ def load_figures(
         "folds": figures.fold_metrics_figure(per_fold),
         "fold_summary": fold_summary(per_fold),
     }
+
+
+# ---------------------------------------------------------------- calibration and training
+def compute_calibration(
+    predictions: pd.DataFrame, labels: dict[str, str], *, n_boot: int = N_BOOT, level="case"
+) -> dict[str, pd.DataFrame]:
+    """Brier score and ECE (95% CIs resampling patients) and reliability points per run.
+
+    ``{"scores": model, scope, metric, value, ci_low, ci_high;
+    "reliability": model, class, bin, mean_predicted, observed, count}``.
+    """
+    from core.statistics import calibration
+
+    _check_level(level)
+    scores, points = [], []
+    for run_id, name in labels.items():
+        rows = predictions[predictions["run_id"] == run_id]
+        if rows.empty:
+            continue
+        y_true, _, y_score = y_arrays(rows)
+        groups = rows["case_id"].to_numpy() if level == "image" else None
+        summary = calibration.calibration_summary(y_true, y_score, groups=groups, n_boot=n_boot)
+        scores.append(summary.assign(model=name))
+        points.append(calibration.reliability_table(y_true, y_score).assign(model=name))
+    if not scores:
+        return {"scores": pd.DataFrame(), "reliability": pd.DataFrame()}
+    return {"scores": pd.concat(scores, ignore_index=True), "reliability": pd.concat(points)}
+
+
+def calibration_table(scores: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Models as rows; Brier and ECE (macro and per class) as ``value (low–high)`` columns."""
+    text = [
+        f"{r.value:.{digits}f}"
+        + ("" if pd.isna(r.ci_low) else f" ({r.ci_low:.{digits}f}–{r.ci_high:.{digits}f})")
+        for r in scores.itertuples()
+    ]
+    cells = scores.assign(column=scores["metric"] + " " + scores["scope"], text=text)
+    order = list(dict.fromkeys(cells["column"]))
+    wide = cells.pivot(index="model", columns="column", values="text")
+    return wide.reindex(index=list(dict.fromkeys(cells["model"])), columns=order)
+
+
+def compute_training_curves(folds: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Per-epoch losses stored with each fold of fine-tuning runs, long:
+    ``run_id, model, fold, epoch, train_loss, val_loss`` (empty for features-mode runs)."""
+    rows = [
+        {"run_id": r.run_id, "model": labels.get(r.run_id, r.run_id), "fold": int(r.fold), **e}
+        for r in folds.itertuples()
+        for e in (r.metrics or {}).get("history") or []
+    ]
+    columns = ["run_id", "model", "fold", "epoch", "train_loss", "val_loss"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@st.cache_data(show_spinner="Calibration and its bootstrap CIs…", max_entries=32)
+def load_calibration(
+    run_ids: tuple[str, ...], labels: dict[str, str], version: str, level: str = "case"
+) -> dict:
+    """``compute_calibration`` of the runs' predictions, with the reliability figure."""
+    found = compute_calibration(
+        load_predictions(_key(run_ids), version, level), labels, level=level
+    )
+    if not found["scores"].empty:
+        found["figure"] = figures.reliability_figure(found["reliability"])
+        found["table"] = calibration_table(found["scores"])
+    return found
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_training_curves(run_ids: tuple[str, ...], labels: dict[str, str], version: str):
+    """The per-epoch losses of the runs' folds and their figure (None when there are none)."""
+    with connection() as conn:
+        curves = compute_training_curves(db.folds_frame(conn, list(run_ids)), labels)
+    return curves, (figures.training_curves_figure(curves) if len(curves) else None)
+
+
+POOLED_VS_FOLDS = (
+    "Pooled: computed once over every out-of-fold prediction together. Per-fold mean: the "
+    "metric in each fold, then averaged, so a small fold (few ASC cases) counts as much as a "
+    "large one and each fold's scores are ranked only among themselves; the two can therefore "
+    "differ, and even order the models differently."
+)
+
+
+def pooled_vs_folds(tables: pd.DataFrame, summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Per model and Table 1 metric (macro; accuracy overall): the pooled value beside the mean
+    and SD over folds, as text (blank where undefined)."""
+    pooled = table_one_rows(tables, average="macro")[["model", "metric", "value"]]
+    both = pooled.merge(summary, on=["model", "metric"], how="outer")
+
+    def fmt(v) -> str:
+        return "" if pd.isna(v) else f"{v:.{digits}f}"
+
+    return pd.DataFrame(
+        {
+            "model": both["model"],
+            "metric": both["metric"],
+            "pooled": [fmt(v) for v in both["value"]],
+            "per-fold mean ± SD": [
+                "" if pd.isna(m) else f"{m:.{digits}f} ± {fmt(s) or '–'}"
+                for m, s in zip(both["mean"], both["sd"], strict=True)
+            ],
+        }
+    )

@@ -1,15 +1,17 @@
 """Cross-validation results: metrics with 95% CIs, Table 1, ROC curves, confusion matrices, folds."""
 
+import pandas as pd
 import streamlit as st
 
 from core.statistics.metrics import ci_methods
-from dashboard import auth, loaders, widgets
+from dashboard import auth, case_focus, loaders, selection, widgets
 
 auth.require_role("admin")
 st.title("Cross-validation results")
 
 runs = widgets.finished_runs_or_stop()
 
+case_focus.remember_default_runs(runs, key="cv_runs")  # the newest comparison, until changed
 chosen = widgets.run_picker(runs, key="cv_runs")
 if not chosen:
     st.info("Choose one or more runs above.")
@@ -54,22 +56,32 @@ with st.expander("Every metric per class, macro and weighted"):
 st.subheader("ROC curves")
 if select:
     st.caption("Click a point (or box-select) to list the cases called positive at that threshold.")
-roc_event = st.plotly_chart(
-    figs["roc"], **select, selection_mode=("points", "box"), key="roc_chart"
-)
+predictions = loaders.load_predictions(key, version) if select else None
+roc_col, roc_cases = st.columns([3, 2]) if select else (st.container(), None)
+with roc_col:
+    roc_event = st.plotly_chart(
+        figs["roc"], **select, selection_mode=("points", "box"), key="roc_chart"
+    )
+if select:
+    with roc_cases:  # beside the chart, not below every other one
+        found = selection.cases_for_event(predictions, roc_event=roc_event)
+        case_focus.cases_panel(found, key="roc_cases", title="Cases called positive")
 
 st.subheader("Confusion matrices")
 if select:
     st.caption("Click a cell to list its cases.")
 cm_events = []
-for run_id in shown:
-    pairs = zip(st.columns(2), ("counts", "share"), figs["confusion"][run_id], strict=True)
-    for col, kind, fig in pairs:
-        with col:
-            cm_events.append(st.plotly_chart(fig, **select, key=f"cm_{kind}_{run_id}"))
-
+charts, cm_cases = st.columns([3, 2]) if select else (st.container(), None)
+with charts:
+    for run_id in shown:
+        pairs = zip(st.columns(2), ("counts", "share"), figs["confusion"][run_id], strict=True)
+        for col, kind, fig in pairs:
+            with col:
+                cm_events.append(st.plotly_chart(fig, **select, key=f"cm_{kind}_{run_id}"))
 if select:
-    widgets.selected_cases(loaders.load_predictions(key, version), cm_events, roc_event)
+    with cm_cases:
+        parts = [selection.cases_for_event(predictions, confusion_event=e) for e in cm_events]
+        case_focus.cases_panel(pd.concat(parts, ignore_index=True), key="selected_case")
 
 st.subheader("Per-fold metrics (macro; accuracy overall)")
 if level != "case":
@@ -81,3 +93,26 @@ st.dataframe(
     key="fold_summary",
 )
 st.plotly_chart(figs["folds"], key="fold_chart")
+if level == "case":
+    st.markdown("**Pooled versus per-fold (macro; accuracy overall)**")
+    pooled = loaders.pooled_vs_folds(tables, figs["fold_summary"])
+    st.dataframe(pooled, hide_index=True, key="pooled_vs_folds")
+    st.caption(loaders.POOLED_VS_FOLDS)
+
+st.subheader("Calibration: can the probabilities be read as probabilities?")
+calibration = loaders.load_calibration(tuple(sorted(shown)), shown, version, level=level)
+if "table" in calibration:
+    st.dataframe(calibration["table"], key="calibration_table")
+    st.caption(
+        "Brier score and expected calibration error (ECE, 10 equal-width bins), one class "
+        "against the rest, lower is better; 95% CIs from 1000 bootstrap resamples of patients."
+    )
+    st.plotly_chart(calibration["figure"], key="reliability_chart")
+
+st.subheader("Training curves")
+curves, curve_figure = loaders.load_training_curves(tuple(sorted(shown)), shown, version)
+if curve_figure is None:
+    st.info("No training curves: features-mode runs fit a logistic head, not epochs of a network.")
+else:
+    st.caption("Per fold: training loss (solid) and inner-validation loss (dashed) per epoch.")
+    st.plotly_chart(curve_figure, key="training_curves")
