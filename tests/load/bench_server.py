@@ -245,6 +245,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--reads", type=int, default=8, help="reads per reader and phase")
+    parser.add_argument(
+        "--control", action="store_true", help="no aided read or Run page between the phases"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -256,7 +259,11 @@ def main(argv=None) -> dict:
             pid = server.process.pid
             first, second = built["tokens"][: args.readers], built["tokens"][args.readers :]
             result = {"before": phase(server.url, first, args.reads, pid)}
-            result["between"] = aided_read_and_run_page(server.url, built["aided"], built["admin"])
+            result["between"] = (
+                {"control": "nothing between the phases"}
+                if args.control
+                else aided_read_and_run_page(server.url, built["aided"], built["admin"])
+            )
             result["between"]["waited_for_gradcam_worker_s"] = wait_for_workers(pid)
             result["between"]["torch_in_server"] = torch_loaded(pid)
             result["after"] = phase(server.url, second, args.reads, pid)
