@@ -84,7 +84,7 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Confusion matrices and metrics")
     st.caption("Rows: true type; columns: predicted type (the paper's layout). 95% CIs: bootstrap.")
     for name, rater in named.items():
-        st.subheader(f"{name} ({len(rater)} cases)")
+        st.subheader(analysis.rater_heading(name, len(rater)))
         table, metrics, wide, figure = _memo(
             f"rater {name}",
             getattr(named, "key", ""),
@@ -119,7 +119,8 @@ def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     if mcnemar.empty:
         st.info("The study has no model run, or no case read by both.")
     else:
-        st.dataframe(mcnemar, hide_index=True)
+        p_text = mcnemar["p-value"].map(analysis.format_p_value)  # never a cut-off 0.0000…
+        st.dataframe(mcnemar.assign(**{"p-value": p_text}), hide_index=True)
 
 
 def agreement_section(named: dict[str, pd.DataFrame], out: Exports) -> None:

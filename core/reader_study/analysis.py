@@ -220,7 +220,10 @@ def time_table(data: StudyData) -> pd.DataFrame:
             {
                 "rater": MODEL,
                 "arm": "standalone",
-                "cases": len(data.model) if data.model is not None else 0,
+                # the run predicted the whole cohort; the study is only the cases read here
+                "cases": int(data.model["case_id"].isin(set(data.reads["case_id"])).sum())
+                if data.model is not None
+                else 0,
                 "median s/case": data.model_seconds_per_case,
                 "mean s/case": data.model_seconds_per_case,
                 "simulated": False,
@@ -320,3 +323,19 @@ def intra_reader_agreement(reads: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=INTRA_COLUMNS)
+
+
+def format_p_value(p: float | None, *, digits: int = 4) -> str:
+    """A p-value as text: ``"0.0312"``, ``"< 0.0001"`` below the smallest shown, blank if none."""
+    if p is None or not np.isfinite(p):
+        return ""
+    floor = 10.0**-digits
+    return f"< {floor:.{digits}f}" if p < floor else f"{p:.{digits}f}"
+
+
+def rater_heading(name: str, n_cases: int) -> str:
+    """``"Reader A (641 cases)"``; a name already ending in parentheses gets the count inside
+    them: ``"Expert 1 (simulated, 641 cases)"``, never ``"Expert 1 (simulated) (641 cases)"``."""
+    if name.endswith(")") and "(" in name:
+        return f"{name[:-1]}, {n_cases} cases)"
+    return f"{name} ({n_cases} cases)"

@@ -288,3 +288,29 @@ def test_mrmc_reads_keep_only_fully_crossed_cases(data):
     assert sorted(set(long["case"])) == CASES[:5]
     assert len(long) == 2 * 5
     assert list(long.columns) == ["reader", "modality", "case", "truth", "label", *SCORE_COLUMNS]
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.03124, "0.0312"), (1e-12, "< 0.0001"), (0.0001, "0.0001"), (float("nan"), ""), (None, "")],
+    ids=["plain", "tiny", "at-floor", "nan", "none"],
+)
+def test_p_values_are_formatted_never_cut_off(p, text):
+    from core.reader_study.analysis import format_p_value
+
+    assert format_p_value(p) == text
+
+
+def test_rater_headings_never_double_parentheses():
+    from core.reader_study.analysis import rater_heading
+
+    assert rater_heading("Expert 1 (simulated)", 641) == "Expert 1 (simulated, 641 cases)"
+    assert rater_heading("Reader A", 6) == "Reader A (6 cases)"
+
+
+def test_time_table_counts_only_the_studys_cases_for_the_model(data):
+    """The run predicted the whole cohort; the study's time table is about its 6 cases."""
+    extra = data.model.iloc[[0]].assign(case_id="not-in-study")
+    data.model = pd.concat([data.model, extra], ignore_index=True)
+    table = analysis.time_table(data).set_index("rater")
+    assert table.loc[MODEL, "cases"] == 6
