@@ -93,6 +93,8 @@ def test_report_html_runs_csv_and_predictions_csv_carry_the_provenance(warned_en
     assert table.loc[resnet, "data"] == f"synthetic (all {n_cases} cases)"
     rows = pd.read_csv(io.StringIO(report.csvs["predictions.csv"]))
     assert rows["synthetic"].all()
-    assert rows.loc[rows["run_id"] == resnet, "run_warnings"].str.contains(OFFLINE, regex=False).all()
+    assert (
+        rows.loc[rows["run_id"] == resnet, "run_warnings"].str.contains(OFFLINE, regex=False).all()
+    )
     assert (rows.loc[rows["run_id"] == resnet, "weights_used"] == "random initialisation").all()
     assert set(rows["weights_used"]) == {"random initialisation", "none (trained from scratch)"}
