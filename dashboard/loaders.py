@@ -533,3 +533,28 @@ def pooled_vs_folds(tables: pd.DataFrame, summary: pd.DataFrame, digits: int = 3
             ],
         }
     )
+
+
+# ---------------------------------------------------------------- repeated cross-validation
+def repeat_runs(frame: pd.DataFrame, chosen) -> pd.DataFrame:
+    """The finished runs of every repeat group that one of the ``chosen`` runs belongs to."""
+    if "repeat_group" not in frame:
+        return frame.iloc[:0]
+    groups = frame.loc[frame["run_id"].isin(list(chosen)), "repeat_group"].dropna().unique()
+    return frame[frame["repeat_group"].isin(groups) & (frame["status"] == "done")]
+
+
+def compute_repeat_table(predictions: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Each repeat's pooled metrics and their mean and spread (``core.learning.repeats``)."""
+    from core.learning.repeats import repeat_metrics, repeat_table
+
+    return repeat_table(repeat_metrics(predictions, runs))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_repeat_table(run_ids: tuple[str, ...], version: str) -> pd.DataFrame:
+    """``compute_repeat_table`` for these runs (all repeats of their groups); ``version`` keys."""
+    with connection() as conn:
+        frame = db.runs_frame(conn)
+        predictions = db.predictions_frame(conn, list(run_ids))
+    return compute_repeat_table(predictions, frame[frame["run_id"].isin(list(run_ids))])

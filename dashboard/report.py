@@ -100,6 +100,10 @@ def build_report(
     sections += ["<h2>ROC curves</h2>", roc, "<h2>Confusion matrices</h2>"]
     sections += [f'<div class="fig">{h}</div>' for h in confusion_html]
     sections += ["<h2>Per-fold metrics (macro)</h2>", _table_html(summary), folds]
+    repeats = loaders.compute_repeat_table(predictions, runs)
+    if not repeats.empty:  # repeated CV: each repeat's pooled metrics, their mean and spread
+        sections += ["<h2>Repeated cross-validation: spread across repeats</h2>"]
+        sections += [_table_html(repeats)]
     sections += ["<h2>Metrics per model, class and average</h2>"]
     for name, part in tables.groupby("model", sort=False):
         sections += [

@@ -116,3 +116,20 @@ if curve_figure is None:
 else:
     st.caption("Per fold: training loss (solid) and inner-validation loss (dashed) per epoch.")
     st.plotly_chart(curve_figure, key="training_curves")
+
+repeats = loaders.repeat_runs(runs, chosen)
+if not repeats.empty:
+    st.subheader("Repeated cross-validation: spread across repeats")
+    st.caption(
+        "Each repeat is the whole k-fold again with the next fold seed; its metrics pool all its "
+        "out-of-fold predictions (per case, macro; accuracy overall). Mean, SD and range across "
+        "the repeats show how much of a result is the luck of one split."
+    )
+    ids = tuple(sorted(repeats["run_id"]))
+    table = loaders.load_repeat_table(ids, loaders.runs_version(runs, ids))
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[3:]},
+        key="repeat_table",
+    )

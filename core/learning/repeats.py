@@ -160,3 +160,32 @@ def repeat_spread(per_repeat: pd.DataFrame) -> pd.DataFrame:
             )
     columns = ["repeat_group", "model", "repeats", "metric", "mean", "sd", "min", "max"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def repeat_table(per_repeat: pd.DataFrame) -> pd.DataFrame:
+    """Each repeat's pooled metrics with the mean, SD and range across repeats beneath them.
+
+    Parameters
+    ----------
+    per_repeat : DataFrame
+        From :func:`repeat_metrics`.
+
+    Returns
+    -------
+    DataFrame
+        ``model, repeat, seed`` and one column per metric of ``REPEAT_METRICS``: per group its
+        repeats (``repeat`` 1, 2, ...), then rows ``mean``, ``SD``, ``min``, ``max``.
+    """
+    spread = repeat_spread(per_repeat)
+    parts = []
+    for group, part in per_repeat.groupby("repeat_group", sort=False):
+        rows = part.assign(repeat=[str(i + 1) for i in part["repeat_index"]])
+        rows = rows[["model", "repeat", "seed", *REPEAT_METRICS]].astype({"seed": object})
+        stats = spread[spread["repeat_group"] == group]
+        summary = []
+        for name, column in (("mean", "mean"), ("SD", "sd"), ("min", "min"), ("max", "max")):
+            values = dict(zip(stats["metric"], stats[column], strict=True))
+            summary.append({"model": part["model"].iloc[0], "repeat": name, "seed": "", **values})
+        parts += [rows, pd.DataFrame(summary)]
+    columns = ["model", "repeat", "seed", *REPEAT_METRICS]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
