@@ -17,7 +17,7 @@ MODELS = ("cnn", "resnet18")
 @dataclass(frozen=True)
 class EvalDB:
     path: Path
-    workdir: Path  # holds runs/<run_id>/ (final models); chdir here so core finds them
+    workdir: Path  # the project home: the database and runs/<run_id>/ (final and fold models)
     run_ids: tuple[str, ...]
     data_dir: Path
 
@@ -56,7 +56,7 @@ def eval_db(small_cohort_dir, tmp_path_factory) -> EvalDB:
 
 @pytest.fixture
 def eval_env(eval_db, monkeypatch) -> EvalDB:
-    """Point the app at the eval database and the run artifacts for one test."""
+    """Point the app at the eval database and its project home (the runs) for one test."""
     monkeypatch.setenv("CERVIXSCOPE_DB", str(eval_db.path))
-    monkeypatch.chdir(eval_db.workdir)
+    monkeypatch.setenv("CERVIXSCOPE_HOME", str(eval_db.workdir))
     return eval_db

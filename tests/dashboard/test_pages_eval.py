@@ -298,7 +298,8 @@ def test_case_browser_explains_missing_final_model(eval_env, tmp_path, monkeypat
     from core.home import cache_dir
     from core.learning import gradcam
 
-    monkeypatch.chdir(tmp_path)  # no runs/<run_id>/ here: as if the run was trained elsewhere
+    # a home without runs/<run_id>/: as if the run was trained elsewhere
+    monkeypatch.setenv("CERVIXSCOPE_HOME", str(tmp_path))
     gradcam._model.cache_clear()  # core keeps loaded models in memory; forget them
     shutil.rmtree(cache_dir("gradcam"), ignore_errors=True)  # and heat maps made earlier
     at = _open("case_browser")
