@@ -100,6 +100,8 @@ def build_report(
     sections += ["<h2>ROC curves</h2>", roc, "<h2>Confusion matrices</h2>"]
     sections += [f'<div class="fig">{h}</div>' for h in confusion_html]
     sections += ["<h2>Per-fold metrics (macro)</h2>", _table_html(summary), folds]
+    calibration_html, calibration = _calibration_html(predictions, labels, n_boot)
+    sections += calibration_html
     repeats = loaders.compute_repeat_table(predictions, runs)
     if not repeats.empty:  # repeated CV: each repeat's pooled metrics, their mean and spread
         sections += ["<h2>Repeated cross-validation: spread across repeats</h2>"]
@@ -117,9 +119,28 @@ def build_report(
         "confusion.csv": _confusion_frame(confusions, labels),
         "per_fold.csv": per_fold,
         "per_fold_summary.csv": summary,
+        "calibration.csv": calibration,
     }
     csvs = {name: escape_frame(frame).to_csv(index=False) for name, frame in frames.items()}
     return Report(html=_page(title, sections), csvs=csvs)
+
+
+def _calibration_html(predictions, labels, n_boot) -> tuple[list[str], pd.DataFrame]:
+    """The calibration section (Brier, ECE with patient-bootstrap CIs; reliability diagram)."""
+    calibration = loaders.compute_calibration(predictions, labels, n_boot=n_boot)
+    figure = pio.to_html(
+        figures.reliability_figure(calibration["reliability"]),
+        full_html=False,
+        include_plotlyjs=False,  # the first figure of the page already carries plotly.js
+    )
+    return [
+        "<h2>Calibration</h2>",
+        "<p>Can the probabilities be read as probabilities? Brier score and expected calibration "
+        "error (10 equal-width bins), one class against the rest; lower is better; 95% CIs by "
+        "percentile bootstrap over patients.</p>",
+        _table_html(loaders.calibration_table(calibration["scores"]), index=True),
+        figure,
+    ], calibration["scores"]
 
 
 def _run_table(runs: pd.DataFrame, predictions: pd.DataFrame, cases) -> pd.DataFrame:

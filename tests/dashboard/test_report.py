@@ -50,7 +50,8 @@ def test_html_is_self_contained_and_interactive(report):
     assert page.count("window.PlotlyConfig") == 1  # the plotly.js bundle, once
     assert len(page) > 1_000_000
     assert not re.search(r"<script[^>]+src=", page)
-    assert page.count('class="plotly-graph-div"') == 1 + 2 * 2 + 1  # ROC, 2 runs x 2 CMs, folds
+    # ROC, 2 runs x 2 confusion matrices, folds, reliability
+    assert page.count('class="plotly-graph-div"') == 1 + 2 * 2 + 1 + 1
     assert "Table 1 (macro average)" in page and "Table 1 (weighted average)" in page
 
 
@@ -83,3 +84,27 @@ def test_refuses_runs_without_predictions(frames):
         build_report(predictions.iloc[0:0], runs)
     with pytest.raises(ValueError, match="no runs chosen"):
         build_report(predictions, runs.iloc[0:0])
+
+
+def test_report_shows_calibration_equal_to_core(eval_env):
+    from core.statistics.calibration import calibration_summary
+
+    with db.connect(eval_env.path) as conn:
+        runs = db.runs_frame(conn)
+        runs = runs[runs["run_id"].isin(eval_env.run_ids)]
+        predictions = db.predictions_frame(conn, list(eval_env.run_ids))
+    report = build_report(predictions, runs, n_boot=200)
+    assert "<h2>Calibration</h2>" in report.html and "Reliability" in report.html
+    table = pd.read_csv(io.StringIO(report.csvs["calibration.csv"]))
+    run_id = eval_env.run_ids[0]
+    mine = predictions[predictions["run_id"] == run_id]
+    expected = calibration_summary(
+        mine["label"].map({"SCC": 0, "AC": 1, "ASC": 2}).to_numpy(),
+        mine[["p_SCC", "p_AC", "p_ASC"]].to_numpy(),
+        groups=mine["case_id"].to_numpy(),
+        n_boot=200,
+    )
+    name = runs.set_index("run_id").loc[run_id, "model"]
+    got = table[table["model"].str.startswith(name)]
+    assert list(got["scope"]) == list(expected["scope"])
+    np.testing.assert_allclose(got["value"].to_numpy(), expected["value"].to_numpy(), atol=1e-12)
