@@ -182,3 +182,23 @@ def filter_cases(
     if folds:
         keep &= rows["fold"].isin([int(f) for f in folds])
     return rows[keep].reset_index(drop=True)
+
+
+def default_runs(runs: pd.DataFrame) -> list[str]:
+    """The runs a results page opens on: every run of the newest complete comparison (all its
+    runs ``done``), else the newest finished run (``done`` or ``partial``), else none.
+
+    ``runs`` is ``db.runs_frame`` (newest first): ``run_id, status, comparison_id, created_at``.
+    A single run started later does not displace the comparison: comparing models is the point.
+    """
+    if runs.empty:
+        return []
+    ordered = runs.sort_values("created_at", ascending=False, kind="stable")
+    grouped = (
+        ordered.dropna(subset=["comparison_id"]) if "comparison_id" in ordered else ordered[:0]
+    )
+    for _, group in grouped.groupby("comparison_id", sort=False):
+        if len(group) > 1 and (group["status"] == "done").all():
+            return list(group["run_id"])
+    finished = ordered[ordered["status"].isin(["done", "partial"])]
+    return list(finished["run_id"][:1])

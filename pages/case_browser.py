@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.labels import CLASS_INDEX, CLASSES
-from dashboard import auth, loaders, widgets
+from dashboard import auth, case_focus, loaders, widgets
 
 auth.require_role("admin")
 st.title("Case browser")
@@ -17,7 +17,7 @@ labels, version = loaders.run_labels(done), loaders.runs_version(done)
 all_predictions = loaders.load_predictions(tuple(sorted(labels)), version)
 predictions = all_predictions[all_predictions["run_id"] == run_id]
 
-shown = widgets.case_filters(predictions)
+shown = case_focus.focused(widgets.case_filters(predictions))  # cases handed over by results
 st.caption(f"{len(shown)} of {len(predictions)} cases")
 st.dataframe(
     shown[["case_id", "fold", "label", "predicted", "confidence", "correct"]],

@@ -74,6 +74,16 @@ def _fit_head(model: Net, crops: CropSet, cfg: RunConfig, embeddings: np.ndarray
         model.head.bias.copy_(torch.from_numpy(b).float())
 
 
+def _why_missing(path: Path) -> str:
+    """The true reason a run's model file is absent, from what is on disk."""
+    if path.parent.is_dir():
+        return "its folder is there without one (a final model is saved once every fold is done)"
+    return (
+        f"there is no folder {path.parent} (the run was made under another project home, "
+        "see CERVIXSCOPE_HOME and --home, or its folder was moved)"
+    )
+
+
 def load_run_model(run_id: str, *, runs_dir: str | Path | None = None) -> tuple[Net, RunConfig]:
     """The final ``Net`` of a run (eval mode, CPU) and its ``RunConfig``.
 
@@ -84,9 +94,7 @@ def load_run_model(run_id: str, *, runs_dir: str | Path | None = None) -> tuple[
     """
     path = model_path(run_id, runs_dir)
     if not path.exists():
-        raise FileNotFoundError(
-            f"run {run_id} has no final model at {path}: it is saved when all folds are done"
-        )
+        raise FileNotFoundError(f"run {run_id} has no final model at {path}: {_why_missing(path)}")
     saved = torch.load(path, map_location="cpu", weights_only=True)
     cfg = RunConfig.from_dict(saved["config"]).replace(weights="none")  # the state has them
     model, _ = build_model(cfg)

@@ -142,3 +142,17 @@ def test_ray_is_imported_only_when_chosen(tmp_path):
         make_executor("dask")
     with pytest.raises(ValueError, match="--ray-address needs --executor ray"):
         make_executor("local", address="auto")
+
+
+def test_bench_reports_ray_overhead_and_speedup(ray_local):
+    from core.bench import bench_executors
+    from tests.core.cropsets import synthetic_crops
+
+    crops = synthetic_crops((12, 8, 6), images_per_case=2, size=32)
+    out = bench_executors(crops, n_folds=3, weights="none")
+    assert out["executor_tasks"] == 6
+    assert out["ray_equals_local"] is True  # the figures compare equal work
+    for key in ("local_comparison_s", "ray_comparison_s", "ray_speedup", "ray_start_s"):
+        assert out[key] > 0, key
+    assert np.isfinite(out["ray_overhead_per_task_s"])
+    assert ray_local.is_initialized()  # a Ray it did not start is left running
