@@ -115,8 +115,10 @@ def register(subparsers) -> None:
         help="class probabilities of a new case from a run's final model",
         description="Crop the lesion box of one DICOM slice exactly as ingestion does and "
         "classify it with the final model of a run (trained on all data after its folds).",
-        epilog="Example: cervixscope predict data/demo/P0001/slice_00.dcm --roi 80,90,140,150 "
-        "--run-id r20261125T193012-4f2a9c",
+        epilog="Example: cervixscope predict data/demo/DEMO-0001/IM0001.dcm --roi 58,68,78,86 "
+        "--run-id RUN_ID\n(after `make demo`: the file's lesion box is its row in "
+        "data/demo/manifest.csv; RUN_ID is a finished run's id, e.g. from the Overview page)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="DICOM file")
     p.add_argument("--roi", required=True, help="lesion box x0,y0,x1,y1 in pixels")
@@ -135,8 +137,12 @@ def register(subparsers) -> None:
         help="measure training-loop efficiency and CV speed against the obvious implementation",
         description="(a) images/s of the fine-tuning loop vs a bare forward/backward loop on "
         "random tensors of the same shape; (b) wall time of features-mode CV end to end vs a "
-        "DataLoader + PIL pipeline that re-extracts features every fold, with both AUCs.",
-        epilog="Example: cervixscope bench --data data/demo --json bench.json",
+        "DataLoader + PIL pipeline that re-extracts features every fold, with both AUCs and the "
+        "speed-up's ceiling; (c) features CV over one embedding pass (the limit, 1.0) at 1x, 2x "
+        "and 4x the demo cohort, with time and peak memory; (m) classification_table's memory "
+        "on 10,000 cases x 1,000 resamples; (p) every page's first render and the reader "
+        "analysis with 20 readers on the database (--db), when it exists.",
+        epilog="Example: cervixscope bench --data data/demo --skip b --json bench.json",
     )
     p.add_argument("--data", default="data/demo", help="ingested DICOM folder (default data/demo)")
     p.add_argument("--model", default="resnet18", help="backbone (default resnet18)")
@@ -145,8 +151,14 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=20, help="(a) training steps to time (20)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-images", type=int, help="use only the first N images (quick tries)")
-    p.add_argument("--skip", choices=("a", "b"), help="skip one part")
+    p.add_argument("--skip", default="", help="letters of the parts to skip, e.g. b or a,b,p")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="also (r): the Ray executor's overhead per fold task and its speed-up over the local "
+        "one on a features-mode CNN + ResNet-18 comparison (needs the ray extra)",
+    )
     p.set_defaults(handler=cmd_bench)
 
 
@@ -375,10 +387,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import db
     from core.bench import format_table, run_bench
     from core.data.ingest import ingest_folder
 
     crops = ingest_folder(args.data, progress=False).crops
+    db_path = db.resolve_db_path(args.db)
     if args.max_images:
         crops = crops.subset(slice(0, args.max_images))
     results = run_bench(
@@ -389,7 +403,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         skip=args.skip,
+        db_path=db_path if db_path.exists() else None,
     )
+    if args.ray:  # opt-in: Ray is imported only when asked for
+        from core.bench import bench_executors
+
+        results.update(bench_executors(crops, n_folds=args.folds))
     print(format_table(results))
     if args.json:
         import json
