@@ -70,7 +70,24 @@ from db.runs import (
     update_run,
 )
 from db.schema import SCHEMA_VERSION, migrate, schema_version
-from db.sessions import SessionInfo, create_session, resolve_session, revoke_session
+from db.security import (
+    SignInThrottled,
+    check_sign_in,
+    clean_name,
+    record_event,
+    record_sign_in,
+    security_audit_frame,
+)
+from db.sessions import (
+    SessionInfo,
+    concurrent_sessions_frame,
+    create_session,
+    other_live_sessions,
+    resolve_session,
+    revoke_other_sessions,
+    revoke_session,
+    session_id,
+)
 from db.studies import (
     Reader,
     add_reader,
@@ -91,6 +108,16 @@ __all__ = [
     "reads_version",
     "SCHEMA_VERSION",
     "SessionInfo",
+    "SignInThrottled",
+    "check_sign_in",
+    "clean_name",
+    "concurrent_sessions_frame",
+    "other_live_sessions",
+    "record_event",
+    "record_sign_in",
+    "revoke_other_sessions",
+    "security_audit_frame",
+    "session_id",
     "create_session",
     "readers_frame",
     "reissue_reader_code",

@@ -300,6 +300,34 @@ def _v7_repeated_cv(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v8_security_audit")
+def _v8_security_audit(conn: sqlite_utils.Database) -> None:
+    # v8 (issue 15): an append-only security audit (sign-ins ok and failed, lockouts, sign-outs,
+    # exports, imports, reader and code changes, concurrent sessions). Its rows also drive the
+    # sign-in limits (db.security), which read them through the two indexes below in one query.
+    conn.executescript(
+        """
+        CREATE TABLE security_audit (
+            event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            ok INTEGER CHECK (ok IS NULL OR ok IN (0, 1)),
+            role TEXT CHECK (role IS NULL OR role IN ('admin', 'reader')),
+            client TEXT NOT NULL DEFAULT '',
+            reader_id INTEGER, study_id INTEGER,
+            session TEXT, detail TEXT
+        );
+        CREATE INDEX security_audit_event ON security_audit(event, at);
+        CREATE INDEX security_audit_client ON security_audit(client, event, at);
+        CREATE INDEX security_audit_study ON security_audit(study_id, event_id);
+        CREATE TRIGGER security_audit_no_update BEFORE UPDATE ON security_audit
+        BEGIN SELECT RAISE(ABORT, 'security_audit is append-only'); END;
+        CREATE TRIGGER security_audit_no_delete BEFORE DELETE ON security_audit
+        BEGIN SELECT RAISE(ABORT, 'security_audit is append-only'); END;
+        """
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

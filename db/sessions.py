@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pandas as pd
 import sqlite_utils
 
 from db.clock import now_iso, utc_now
@@ -32,6 +33,13 @@ class SessionInfo:
     study_id: int | None
     display_name: str
     expires_at: str
+    session_id: str = ""  # :func:`session_id` of the token: safe to show and to audit
+
+
+def session_id(token: str) -> str:
+    """A short public name for a session (a prefix of its token's hash): shown to the admin and
+    written to the audit, it cannot be turned back into the token."""
+    return _hash(token)[:12]
 
 
 def _hash(token: str) -> str:
@@ -106,7 +114,7 @@ def resolve_session(conn: sqlite_utils.Database, token: str | None) -> SessionIn
     if row[3] <= utc_now().isoformat(timespec="microseconds"):
         return None
     name = "admin" if row[0] == "admin" else str(row[5])
-    return SessionInfo(row[0], row[1], row[2], name, row[3])
+    return SessionInfo(row[0], row[1], row[2], name, row[3], session_id(token))
 
 
 def revoke_session(conn: sqlite_utils.Database, token: str | None) -> None:
@@ -125,4 +133,54 @@ def revoke_reader_sessions(raw, reader_id: int) -> None:
     raw.execute(
         "UPDATE sessions SET revoked_at = ? WHERE reader_id = ? AND revoked_at IS NULL",
         (now_iso(), int(reader_id)),
+    )
+
+
+def other_live_sessions(
+    conn: sqlite_utils.Database, reader_id: int, token: str | None
+) -> list[tuple[str, str]]:
+    """The reader's other sessions that are neither expired nor revoked, oldest first.
+
+    One query over the ``sessions_reader`` index: cheap enough to run before every submit.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(session_id, created_at)`` of each session other than ``token``'s.
+    """
+    rows = conn.conn.execute(
+        "SELECT token_hash, created_at FROM sessions WHERE reader_id = ? AND revoked_at IS NULL"
+        " AND expires_at > ? AND token_hash != ? ORDER BY created_at",
+        (int(reader_id), utc_now().isoformat(timespec="microseconds"), _hash(token or "")),
+    ).fetchall()
+    return [(str(h)[:12], str(created)) for h, created in rows]
+
+
+def revoke_other_sessions(conn: sqlite_utils.Database, reader_id: int, token: str) -> int:
+    """End every session of the reader except ``token``'s; return how many ended."""
+    with write_transaction(conn) as raw:
+        cursor = raw.execute(
+            "UPDATE sessions SET revoked_at = ? WHERE reader_id = ? AND revoked_at IS NULL"
+            " AND token_hash != ?",
+            (now_iso(), int(reader_id), _hash(token)),
+        )
+        return int(cursor.rowcount)
+
+
+def concurrent_sessions_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame:
+    """Readers of a study with more than one open session (one code used in two places).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reader_id, display_name, open_sessions, first_signed_in, last_signed_in``.
+    """
+    return pd.read_sql_query(
+        "SELECT s.reader_id, r.display_name, COUNT(*) AS open_sessions,"
+        " MIN(s.created_at) AS first_signed_in, MAX(s.created_at) AS last_signed_in"
+        " FROM sessions s JOIN readers r ON r.reader_id = s.reader_id"
+        " WHERE s.study_id = ? AND s.role = 'reader' AND s.revoked_at IS NULL"
+        " AND s.expires_at > ? GROUP BY s.reader_id HAVING COUNT(*) > 1 ORDER BY s.reader_id",
+        conn.conn,
+        params=(int(study_id), utc_now().isoformat(timespec="microseconds")),
     )

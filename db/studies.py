@@ -30,6 +30,7 @@ from db.errors import (
     StudyClosed,
     StudyNotFound,
 )
+from db.security import clean_name
 from db.sessions import revoke_reader_sessions
 from db.transactions import write_transaction
 from db.values import from_json, to_json
@@ -40,7 +41,7 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud
 CODE_GROUPS = 3
 CODE_GROUP_LEN = 4
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~16 MiB, tens of ms: cheap per sign-in
-_CODE_RE = re.compile(r"^R(\d+)-([A-Z0-9]{4}(?:-[A-Z0-9]{4})*)$")
+_CODE_RE = re.compile(r"^R(\d{1,18})-([A-Z0-9]{4}(?:-[A-Z0-9]{4})*)$")  # fits SQLite's INTEGER
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,7 @@ def _check_new_study(
     name, case_ids: Iterable[str], arms: Sequence[str], model_run_id, washout_days
 ) -> tuple[str, list[str], tuple[str, ...]]:
     """The study's name, cases and arms, cleaned; ValueError on anything a study cannot hold."""
-    name = str(name).strip()
-    if not name:
-        raise ValueError("a study needs a non-empty name")
+    name = clean_name(name, what="study name")
     cases = [str(c) for c in case_ids]
     if not cases:
         raise ValueError(f"study {name!r} needs at least one case")
@@ -295,9 +294,7 @@ def add_reader(
     ValueError
         If ``display_name`` is empty or already used in this study.
     """
-    display_name = str(display_name).strip()
-    if not display_name:
-        raise ValueError("a reader needs a non-empty display name")
+    display_name = clean_name(display_name, what="reader display name")
     salt = secrets.token_bytes(16)
     with write_transaction(conn) as raw:
         study = _study_row(raw, study_id)

@@ -1,0 +1,328 @@
+"""Sign-in protection and the append-only security audit.
+
+Every sign-in attempt, lockout, sign-out, export, import and change to a reader or an access code
+is one row of ``security_audit``. Triggers refuse UPDATE and DELETE on that table, and this module
+offers no function that changes or removes a row: the audit can only grow.
+
+The same rows drive the sign-in limits, so there is no second counter to drift from the audit:
+
+* **per client** (an address, see ``dashboard.auth.client_id``): after ``FREE_FAILURES`` failed
+  sign-ins within ``CLIENT_WINDOW_S`` and since that client's last success, each further attempt
+  waits ``BASE_DELAY_S * 2**k`` seconds after the last failure (k = failures beyond the free
+  ones), capped at ``MAX_DELAY_S``;
+* **global**: at most ``GLOBAL_MAX_FAILURES`` failed sign-ins in any ``GLOBAL_WINDOW_S``, from all
+  clients together, so rotating addresses does not buy more guesses;
+* **admin lockout**: ``ADMIN_LOCKOUT_AFTER`` consecutive wrong admin secrets (from any client)
+  lock admin sign-in for ``ADMIN_LOCKOUT_S``, the right secret included.
+
+:func:`check_sign_in` answers with one indexed query and writes nothing, so a refused attempt
+costs no write lock and no scrypt hash: guessing cannot slow the readers' submits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import sqlite_utils
+
+from db import clock
+from db.errors import CervixScopeDBError
+from db.transactions import write_transaction
+
+FREE_FAILURES = 3  # a mistyped code or two costs nothing
+BASE_DELAY_S = 1.0
+MAX_DELAY_S = 300.0  # 5 minutes: the back-off never locks a real person out for long
+CLIENT_WINDOW_S = 60 * 60  # longer than MAX_DELAY_S: a patient guesser stays at the cap
+GLOBAL_WINDOW_S = 60.0
+GLOBAL_MAX_FAILURES = 30  # from all clients together, per minute: ~43,000 guesses a day at most
+ADMIN_LOCKOUT_AFTER = 20  # consecutive wrong admin secrets
+ADMIN_LOCKOUT_S = 15 * 60
+MAX_NAME_LENGTH = 120  # reader display names and study names
+MAX_CLIENT_LENGTH = 200
+KINDS = ("admin", "reader")
+EVENTS = (
+    "sign_in",  # ok
+    "sign_in_failed",
+    "admin_lockout",
+    "sign_out",
+    "concurrent_session",  # a reader signed in while another session of theirs is open
+    "read_submitted",  # recorded when the reader has more than one open session
+    "reads_exported",
+    "reads_imported",
+    "reads_import_refused",
+    "reader_added",
+    "code_revoked",
+    "code_reissued",
+    "sessions_ended",  # a reader ended their other sessions
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class SignInThrottled(CervixScopeDBError, PermissionError):
+    """A sign-in refused before checking the secret: too many failures, or admin lockout.
+
+    Attributes
+    ----------
+    retry_at : datetime
+        When the next attempt is allowed (UTC).
+    reason : str
+        ``"client"``, ``"global"`` or ``"lockout"``.
+    """
+
+    def __init__(self, message: str, *, retry_at: datetime, reason: str) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Counts:
+    client_failures: int
+    client_last_failure: str | None
+    global_nth_failure: str | None  # the GLOBAL_MAX_FAILURES-th most recent failure, if any
+    last_lockout: str | None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def clean_name(value, *, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """A display name as stored: stripped, one line, at most ``max_length`` characters.
+
+    Parameters
+    ----------
+    value : str
+        The name as typed.
+    what : str
+        What it names, for the message (``"reader display name"``).
+    max_length : int
+        The most characters allowed.
+
+    Raises
+    ------
+    ValueError
+        On an empty name, a control character (newline, tab, ...) or a name that is too long.
+    """
+    text = str(value if value is not None else "").strip()
+    if not text:
+        raise ValueError(f"a {what} cannot be empty: give a non-empty name")
+    if _CONTROL.search(text):
+        raise ValueError(f"a {what} must be one line of text without control characters")
+    if len(text) > max_length:
+        raise ValueError(f"a {what} is at most {max_length} characters; this one has {len(text)}")
+    return text
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    return None if text is None else str(text)[:limit]
+
+
+def record_event(
+    conn: sqlite_utils.Database,
+    event: str,
+    *,
+    ok: bool | None = None,
+    role: str | None = None,
+    client: str | None = None,
+    reader_id: int | None = None,
+    study_id: int | None = None,
+    session: str | None = None,
+    detail: str | None = None,
+) -> int:
+    """Append one row to the security audit; return its ``event_id``.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    event : str
+        One of :data:`EVENTS`.
+    ok : bool, optional
+        Whether the action succeeded (sign-ins).
+    role : str, optional
+        ``"admin"`` or ``"reader"``: who acted, or which kind of sign-in was tried.
+    client : str, optional
+        Where the request came from (an address; clipped to 200 characters).
+    reader_id, study_id : int, optional
+        The reader and study concerned.
+    session : str, optional
+        The session id (:func:`db.session_id`), never the token itself.
+    detail : str, optional
+        One line of context (clipped to 500 characters); never a secret.
+
+    Raises
+    ------
+    ValueError
+        On an unknown event.
+    """
+    with write_transaction(conn) as raw:
+        return _insert_event(raw, event, ok=ok, role=role, client=client, reader_id=reader_id,
+                             study_id=study_id, session=session, detail=detail)  # fmt: skip
+
+
+def _insert_event(raw, event: str, *, ok, role, client, reader_id, study_id, session, detail):
+    if event not in EVENTS:
+        raise ValueError(f"security event {event!r} is not one of {', '.join(EVENTS)}")
+    cursor = raw.execute(
+        "INSERT INTO security_audit (at, event, ok, role, client, reader_id, study_id, session,"
+        " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (_iso(clock.utc_now()), event, None if ok is None else int(bool(ok)), role,
+         _clip(client, MAX_CLIENT_LENGTH) or "", None if reader_id is None else int(reader_id),
+         None if study_id is None else int(study_id), session, _clip(detail, 500)),
+    )  # fmt: skip
+    return int(cursor.lastrowid)
+
+
+def _counts(raw, client: str, now: datetime) -> _Counts:
+    """Everything :func:`check_sign_in` needs, in one statement over indexed columns."""
+    row = raw.execute(
+        "SELECT"
+        " (SELECT COUNT(*) FROM security_audit WHERE client = ?1 AND event = 'sign_in_failed'"
+        "   AND at > ?2 AND at > COALESCE((SELECT MAX(at) FROM security_audit"
+        "   WHERE client = ?1 AND event = 'sign_in'), '')),"
+        " (SELECT MAX(at) FROM security_audit WHERE client = ?1 AND event = 'sign_in_failed'),"
+        " (SELECT at FROM security_audit WHERE event = 'sign_in_failed'"
+        "   ORDER BY at DESC LIMIT 1 OFFSET ?3),"
+        " (SELECT MAX(at) FROM security_audit WHERE event = 'admin_lockout')",
+        (client, _iso(now - timedelta(seconds=CLIENT_WINDOW_S)), GLOBAL_MAX_FAILURES - 1),
+    ).fetchone()
+    return _Counts(int(row[0]), row[1], row[2], row[3])
+
+
+def client_delay_s(failures: int) -> float:
+    """How long a client waits after its last failure, given its recent failures (0 = none)."""
+    beyond = int(failures) - FREE_FAILURES
+    if beyond < 0:
+        return 0.0
+    return min(BASE_DELAY_S * 2.0 ** min(beyond, 32), MAX_DELAY_S)
+
+
+def check_sign_in(conn: sqlite_utils.Database, *, client: str, kind: str) -> None:
+    """Refuse a sign-in attempt before its secret is checked, when a limit applies.
+
+    Parameters
+    ----------
+    conn : sqlite_utils.Database
+        From :func:`db.connect`.
+    client : str
+        Where the attempt comes from.
+    kind : str
+        ``"admin"`` (the admin secret, which can also be locked out) or ``"reader"``.
+
+    Raises
+    ------
+    SignInThrottled
+        With a message that says when to try again.
+    ValueError
+        On an unknown ``kind``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"sign-in kind {kind!r} is not one of {', '.join(KINDS)}")
+    now = clock.utc_now()
+    counts = _counts(conn.conn, _clip(client, MAX_CLIENT_LENGTH) or "", now)
+    blocks = []
+    if kind == "admin" and counts.last_lockout:
+        until = _parse(counts.last_lockout) + timedelta(seconds=ADMIN_LOCKOUT_S)
+        blocks.append((until, "lockout"))
+    if counts.global_nth_failure:
+        blocks.append((_parse(counts.global_nth_failure) + timedelta(seconds=GLOBAL_WINDOW_S),
+                       "global"))  # fmt: skip
+    if counts.client_last_failure and counts.client_failures:
+        wait = timedelta(seconds=client_delay_s(counts.client_failures))
+        blocks.append((_parse(counts.client_last_failure) + wait, "client"))
+    active = [(until, reason) for until, reason in blocks if until > now]
+    if active:
+        until, reason = max(active)
+        raise SignInThrottled(_throttle_message(reason, until, now), retry_at=until, reason=reason)
+
+
+def _throttle_message(reason: str, until: datetime, now: datetime) -> str:
+    seconds = max(1, int((until - now).total_seconds() + 0.999))
+    wait = f"{seconds} s" if seconds < 120 else f"{round(seconds / 60)} min"
+    when = f"try again at {until:%H:%M:%S} UTC (in {wait})"
+    if reason == "lockout":
+        return (
+            f"Admin sign-in is locked after {ADMIN_LOCKOUT_AFTER} wrong secrets in a row; {when}."
+        )
+    if reason == "global":
+        return f"Too many failed sign-ins on this server just now; {when}."
+    return f"Too many failed sign-ins from this address; {when}."
+
+
+def record_sign_in(
+    conn: sqlite_utils.Database,
+    *,
+    ok: bool,
+    kind: str,
+    client: str,
+    reader_id: int | None = None,
+    study_id: int | None = None,
+    session: str | None = None,
+    detail: str | None = None,
+) -> bool:
+    """Audit one sign-in attempt that was checked; on the admin secret's
+    ``ADMIN_LOCKOUT_AFTER``-th consecutive failure, also audit the lockout it starts.
+
+    Returns
+    -------
+    bool
+        True when this failure started an admin lockout.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"sign-in kind {kind!r} is not one of {', '.join(KINDS)}")
+    event = "sign_in" if ok else "sign_in_failed"
+    with write_transaction(conn) as raw:
+        _insert_event(raw, event, ok=ok, role=kind, client=client, reader_id=reader_id,
+                      study_id=study_id, session=session, detail=detail)  # fmt: skip
+        if ok or kind != "admin":
+            return False
+        (failures,) = raw.execute(
+            "SELECT COUNT(*) FROM security_audit WHERE event = 'sign_in_failed' AND role = 'admin'"
+            " AND at > COALESCE((SELECT MAX(at) FROM security_audit WHERE role = 'admin'"
+            " AND event IN ('sign_in', 'admin_lockout')), '')"
+        ).fetchone()
+        if failures < ADMIN_LOCKOUT_AFTER:
+            return False
+        _insert_event(raw, "admin_lockout", ok=None, role="admin", client=client, reader_id=None,
+                      study_id=None, session=None,
+                      detail=f"{failures} wrong admin secrets in a row; locked for "
+                      f"{ADMIN_LOCKOUT_S // 60} min")  # fmt: skip
+        return True
+
+
+def security_audit_frame(
+    conn: sqlite_utils.Database, *, study_id: int | None = None, limit: int = 1000
+) -> pd.DataFrame:
+    """The security audit, newest first.
+
+    Parameters
+    ----------
+    study_id : int, optional
+        Only this study's events and the events that concern no study (admin sign-ins,
+        lockouts); all events when omitted.
+    limit : int
+        The most rows returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``event_id, at, event, ok, role, client, reader_id, display_name, study_id,
+        session, detail``.
+    """
+    return pd.read_sql_query(
+        "SELECT a.event_id, a.at, a.event, a.ok, a.role, a.client, a.reader_id,"
+        " r.display_name, a.study_id, a.session, a.detail FROM security_audit a"
+        " LEFT JOIN readers r ON r.reader_id = a.reader_id"
+        " WHERE ?1 IS NULL OR a.study_id = ?1 OR a.study_id IS NULL"
+        " ORDER BY a.event_id DESC LIMIT ?2",
+        conn.conn,
+        params=(None if study_id is None else int(study_id), int(limit)),
+    )
