@@ -281,14 +281,35 @@ def worklist_entry(
     ).fetchone()
     if row is None:
         return None
+    n_cases, n_read = _counts(raw, key)
+    names = ("position", "case_id", "display_id", "label_read", "c_SCC", "c_AC", "c_ASC")
+    return {**dict(zip(names, row, strict=True)), "n_cases": n_cases, "n_read": n_read}
+
+
+def worklist_counts(
+    conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str
+) -> tuple[int, int]:
+    """``(n_cases, n_read)`` of a reader's worklist in ``arm`` (repeat reads not counted).
+
+    Raises
+    ------
+    StudyNotFound, ReaderNotFound
+        If the study is unknown or the reader is not part of it.
+    ValueError
+        If ``arm`` is not one of the study's arms.
+    """
+    _require_reader_arm(conn.conn, study_id, reader_id, arm)
+    return _counts(conn.conn, (int(study_id), int(reader_id), arm))
+
+
+def _counts(raw, key: tuple[int, int, str]) -> tuple[int, int]:
     n_cases, n_read = raw.execute(
         "SELECT COUNT(*), COUNT(r.read_id) FROM assignments a LEFT JOIN reads r"
         " ON r.study_id = a.study_id AND r.reader_id = a.reader_id AND r.case_id = a.case_id"
         "   AND r.arm = a.arm WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ?",
         key,
     ).fetchone()
-    names = ("position", "case_id", "display_id", "label_read", "c_SCC", "c_AC", "c_ASC")
-    return {**dict(zip(names, row, strict=True)), "n_cases": n_cases, "n_read": n_read}
+    return int(n_cases), int(n_read)
 
 
 def next_unread(conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str) -> int | None:
@@ -404,13 +425,18 @@ def reader_progress_frame(conn: sqlite_utils.Database, study_id: int) -> pd.Data
     pandas.DataFrame
         Columns ``reader_id, display_name, role, simulated, arm, n_cases, n_read, fraction,
         last_submitted_at``; one row per reader and arm, by ``reader_id`` then arm order.
+        ``n_cases`` and ``n_read`` count repeat reads too: the reader reads them like any case.
     """
     _study_row(conn.conn, study_id)
     frame = pd.read_sql_query(
         "SELECT p.reader_id, p.display_name, p.role, p.simulated, arm.value AS arm,"
         " (SELECT COUNT(*) FROM assignments a WHERE a.reader_id = p.reader_id"
+        "   AND a.arm = arm.value)"
+        " + (SELECT COUNT(*) FROM repeat_assignments a WHERE a.reader_id = p.reader_id"
         "   AND a.arm = arm.value) AS n_cases,"
         " (SELECT COUNT(*) FROM reads d WHERE d.reader_id = p.reader_id"
+        "   AND d.arm = arm.value)"
+        " + (SELECT COUNT(*) FROM repeat_reads d WHERE d.reader_id = p.reader_id"
         "   AND d.arm = arm.value) AS n_read,"
         " (SELECT MAX(submitted_at) FROM reads d WHERE d.reader_id = p.reader_id"
         "   AND d.arm = arm.value) AS last_submitted_at"

@@ -1,9 +1,10 @@
 """Repeat reads: a case shown to the same reader a second time, spaced apart, under its own
 display ID, answered into ``repeat_reads`` (never ``reads``), for intra-reader agreement.
 
-Which helpers reader pages may use: :func:`due_repeats` and :func:`submit_repeat_read` (they
-address a repeat by its display ID and never return the case ID or the truth). Researcher pages:
-:func:`repeat_reads_frame`.
+Which helpers reader pages may use: :func:`reader_repeats`, :func:`due_repeats` and
+:func:`submit_repeat_read` (they address a repeat by its display ID and never return the case ID
+or the truth). :func:`repeat_entry` is for the reading service, which needs the case ID to load
+the images and must not pass it on. Researcher pages: :func:`repeat_reads_frame`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from db.transactions import write_transaction
 MIN_GAP = 10  # positions between the first showing and the repeat, so it is not remembered
 
 
-def _new_display_id(raw) -> str:
-    """A fresh ``C-`` ID (the same look as a case's own), unused by any case or repeat."""
+def _new_display_id(raw, arm: str) -> str:
+    """A fresh ID with the look of the arm's own IDs (``C-`` and a case's code length in the
+    unaided arm, the arm's letter and 8 characters in a later one, as
+    :func:`core.reader_study.arms.arm_display_id` gives), unused by any case or repeat: a repeat
+    must not stand out in the reader's list."""
     while True:
-        candidate = f"C-{random_code()}"
+        candidate = (
+            f"C-{random_code()}" if arm == "unaided" else f"{arm[0].upper()}-{random_code(8)}"
+        )
         taken = raw.execute(
             "SELECT 1 FROM cases WHERE display_id = ? UNION ALL "
             "SELECT 1 FROM repeat_assignments WHERE display_id = ?",
@@ -51,8 +57,10 @@ def plan_repeats(
     """Choose ``n_cases`` of a reader's assigned cases in ``arm`` to show again.
 
     Each repeat is due once the reader has passed position ``first + min_gap`` of their worklist
-    (or the end of it, if that comes first); it gets a new display ID. Re-planning adds nothing
-    for a reader who already has repeats in that arm.
+    (or the end of it, if that comes first); it gets a new display ID. Cases that leave the full
+    gap before the end are drawn first, so a repeat does not follow its first showing at once
+    unless the worklist is too short. Re-planning adds nothing for a reader who already has
+    repeats in that arm.
 
     Returns
     -------
@@ -79,15 +87,60 @@ def plan_repeats(
                 f"{arm!r} of study {study['name']!r}"
             )
         last = len(rows)
-        chosen = random.Random(f"{seed}:{reader_id}:{arm}").sample(rows, n_cases)
+        spaced = [row for row in rows if row[1] + min_gap <= last]
+        pool = spaced if len(spaced) >= n_cases else rows
+        chosen = random.Random(f"{seed}:{reader_id}:{arm}").sample(pool, n_cases)
         for case_id, position in chosen:
             raw.execute(
                 "INSERT INTO repeat_assignments (study_id, reader_id, arm, case_id, display_id,"
                 " after_position) VALUES (?, ?, ?, ?, ?, ?)",
-                (study_id, reader_id, arm, case_id, _new_display_id(raw),
+                (study_id, reader_id, arm, case_id, _new_display_id(raw, arm),
                  min(position + min_gap, last)),
             )  # fmt: skip
     return n_cases
+
+
+def reader_repeats(
+    conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str
+) -> pd.DataFrame:
+    """All of the reader's repeats in ``arm``, due or not, in the order they are shown:
+    ``display_id, after_position, answered`` (no case ID, no truth: safe for readers)."""
+    require_reader(conn.conn, study_id, reader_id)
+    return pd.read_sql_query(
+        "SELECT a.display_id, a.after_position, (r.repeat_read_id IS NOT NULL) AS answered"
+        " FROM repeat_assignments a LEFT JOIN repeat_reads r ON r.reader_id = a.reader_id"
+        " AND r.arm = a.arm AND r.case_id = a.case_id"
+        " WHERE a.study_id = ? AND a.reader_id = ? AND a.arm = ?"
+        " ORDER BY a.after_position, a.display_id",
+        conn.conn,
+        params=(int(study_id), int(reader_id), arm),
+    )
+
+
+def repeat_entry(
+    conn: sqlite_utils.Database, study_id: int, reader_id: int, display_id: str
+) -> dict | None:
+    """One of the reader's repeats with the reader's own answer, for the reading service.
+
+    It carries the ``case_id`` (the service needs it to load the images) and must not pass it
+    on to a reader.
+
+    Returns
+    -------
+    dict or None
+        Keys ``case_id, arm, display_id, label_read, c_SCC, c_AC, c_ASC``; None if
+        ``display_id`` is not one of this reader's repeats.
+    """
+    require_reader(conn.conn, study_id, reader_id)
+    row = conn.conn.execute(
+        "SELECT a.case_id, a.arm, a.display_id, r.label, r.c_SCC, r.c_AC, r.c_ASC"
+        " FROM repeat_assignments a LEFT JOIN repeat_reads r ON r.reader_id = a.reader_id"
+        " AND r.arm = a.arm AND r.case_id = a.case_id"
+        " WHERE a.study_id = ? AND a.reader_id = ? AND a.display_id = ?",
+        (int(study_id), int(reader_id), str(display_id)),
+    ).fetchone()
+    names = ("case_id", "arm", "display_id", "label_read", "c_SCC", "c_AC", "c_ASC")
+    return None if row is None else dict(zip(names, row, strict=True))
 
 
 def due_repeats(
@@ -116,8 +169,9 @@ def submit_repeat_read(
     confidences: Sequence[float | None] | None = None,
     *,
     duration_ms: int | None = None,
-) -> None:
-    """Store (or correct) a reader's answer to a repeat, addressed by its display ID.
+) -> int:
+    """Store (or correct) a reader's answer to a repeat, addressed by its display ID; return
+    its ``repeat_read_id``.
 
     Raises
     ------
@@ -144,6 +198,13 @@ def submit_repeat_read(
             " c_SCC = excluded.c_SCC, c_AC = excluded.c_AC, c_ASC = excluded.c_ASC,"
             " submitted_at = excluded.submitted_at, duration_ms = excluded.duration_ms",
             (study_id, reader_id, row[0], row[1], label, *c, now_iso(), duration_ms),
+        )
+        return int(
+            raw.execute(
+                "SELECT repeat_read_id FROM repeat_reads WHERE reader_id = ? AND case_id = ?"
+                " AND arm = ?",
+                (reader_id, row[0], row[1]),
+            ).fetchone()[0]
         )
 
 
@@ -172,11 +233,34 @@ def repeat_reads_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFra
 
 
 def set_repeat_cases(conn: sqlite_utils.Database, study_id: int, n_cases: int) -> None:
-    """The study option: how many cases each reader sees a second time in each arm."""
+    """The study option: how many cases each reader sees a second time in each arm.
+
+    Raises
+    ------
+    ValueError
+        If ``n_cases`` is negative, more than the study's cases, or differs from the number
+        already planned for the study's readers (their repeats cannot be re-drawn).
+    """
     study = _study_row(conn.conn, study_id)
     _require_open(study)
     if not isinstance(n_cases, int) or n_cases < 0:
         raise ValueError(f"repeat cases {n_cases!r} is not allowed: use an integer >= 0")
+    (n_study_cases,) = conn.conn.execute(
+        "SELECT COUNT(*) FROM study_cases WHERE study_id = ?", (study_id,)
+    ).fetchone()
+    if n_cases > n_study_cases:
+        raise ValueError(
+            f"repeat cases {n_cases} is more than the {n_study_cases} cases of study "
+            f"{study['name']!r}: use at most {n_study_cases}"
+        )
+    planned = conn.conn.execute(
+        "SELECT 1 FROM repeat_assignments WHERE study_id = ? LIMIT 1", (study_id,)
+    ).fetchone()
+    if planned and n_cases != int(study["repeat_cases"]):
+        raise ValueError(
+            f"study {study['name']!r} already has {study['repeat_cases']} repeat cases planned "
+            "for its readers: the number cannot change now"
+        )
     with write_transaction(conn) as raw:
         raw.execute("UPDATE studies SET repeat_cases = ? WHERE study_id = ?", (n_cases, study_id))
 

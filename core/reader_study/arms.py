@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 import db
+import db.repeats
 from db.clock import utc_now
 from db.display_ids import code_from_digest
 
@@ -81,9 +82,11 @@ def arm_statuses(conn, study_id: int, reader_id: int, now: datetime) -> list[Arm
     unaided_done_at: datetime | None = None
     for arm in arms:
         work = db.worklist(conn, study_id, reader_id, arm)
-        n_read = int(work["label_read"].notna().sum())
-        status = ArmStatus(arm, len(work), n_read, True)
-        if arm == "unaided" and len(work) and n_read == len(work):
+        again = db.repeats.reader_repeats(conn, study_id, reader_id, arm)  # an arm ends after them
+        n_cases = len(work) + len(again)
+        n_read = int(work["label_read"].notna().sum()) + int(again["answered"].sum())
+        status = ArmStatus(arm, n_cases, n_read, True)
+        if arm == "unaided" and n_cases and n_read == n_cases:
             unaided_done_at = _last_submit(reads[reads["arm"] == "unaided"]) or now
         if arm == "aided" and "unaided" in arms:
             washout = timedelta(days=float(study["washout_days"] or 0))

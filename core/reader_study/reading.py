@@ -1,9 +1,16 @@
 """The reading service: what a reader may see and do. The reading page calls these, and the load
 test drives many concurrent readers through exactly the same calls.
 
-Blinding lives here, on the server: a reader addresses cases by their worklist *position*, and
-nothing returned to a reader carries a ``case_id``, a file name, the truth, another reader's answer
-or, outside the AI-aided arm, any model output. Each call opens its own short-lived connection.
+Blinding lives here, on the server: a reader addresses cases by their *position* in the reading
+order, and nothing returned to a reader carries a ``case_id``, a file name, the truth, another
+reader's answer or, outside the AI-aided arm, any model output. Each call opens its own
+short-lived connection.
+
+Repeat reads (issue 18): the reading order is the worklist with each of the reader's repeats
+slotted in after the position it is due at (:mod:`core.reader_study.reading_order`). A repeat is
+served, counted and answered like any case, under its own display ID, and stored apart
+(``repeat_reads``); nothing tells the reader it is a repeat. Without repeats a position is the
+worklist position.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ import numpy as np
 import pandas as pd
 
 import db
+import db.repeats
 from core.labels import CLASSES
 from core.reader_study.arms import arm_display_id, check_arm, require_open_arm
+from core.reader_study.reading_order import Slot, locate, position_step, repeat_step
 from core.reader_study.viewing import case_image, model_view
 from db.clock import now_iso
+from db.reads import worklist_counts
 
 CONFIDENCE_COLUMNS = tuple(f"c_{name}" for name in CLASSES)
 SHOWN_AT_KEY = "shown_at"  # session key: (arm, position, ISO time) of the case on screen
@@ -69,30 +79,61 @@ def forget_shown_at(state: MutableMapping) -> None:
 
 
 def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None) -> pd.DataFrame:
-    """The reader's own worklist in ``arm``.
+    """The reader's own worklist in ``arm``, in reading order (repeats slotted in).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``position, display_id`` (as this arm shows it), ``read`` (bool); no case ids,
-        no labels.
+        no labels, and nothing that tells a repeat from a first showing.
     """
     with db.connect(db_path) as conn:
         check_arm(db.get_study(conn, study_id), arm)
         work = db.worklist(conn, study_id, reader_id, arm)
-    out = work[["position", "display_id"]].copy()
-    out["display_id"] = [
-        arm_display_id(study_id, arm, case, shown)
-        for case, shown in zip(work["case_id"], work["display_id"], strict=True)
-    ]
-    out["read"] = work["label_read"].notna().to_numpy()
-    return out.reset_index(drop=True)
+        plan = db.repeats.reader_repeats(conn, study_id, reader_id, arm)
+    firsts = pd.DataFrame(
+        {
+            "after": work["position"].to_numpy(),
+            "again": 0,
+            "display_id": [
+                arm_display_id(study_id, arm, case, shown)
+                for case, shown in zip(work["case_id"], work["display_id"], strict=True)
+            ],
+            "read": work["label_read"].notna().to_numpy(),
+        }
+    )
+    repeats = pd.DataFrame(
+        {
+            "after": plan["after_position"].to_numpy(),
+            "again": 1,  # after the first showing at the same position
+            "display_id": plan["display_id"].to_numpy(),
+            "read": plan["answered"].astype(bool).to_numpy(),
+        }
+    )
+    frames = [f for f in (firsts, repeats) if len(f)]
+    out = pd.concat(frames) if frames else firsts
+    out = out.sort_values(["after", "again", "display_id"], kind="stable").reset_index(drop=True)
+    out.insert(0, "position", np.arange(1, len(out) + 1))
+    return out[["position", "display_id", "read"]].astype({"read": bool})
 
 
 def first_unread(study_id: int, reader_id: int, arm: str, *, db_path=None) -> int | None:
-    """The position of the reader's first unread case in ``arm``, or None when all are read."""
+    """The position of the reader's first unread case in ``arm``, or None when all are read.
+
+    A repeat comes first once it is due (every worklist case up to its due position is read)
+    and unanswered, so it follows its first showing by the planned gap.
+    """
     with db.connect(db_path) as conn:
-        return db.next_unread(conn, study_id, reader_id, arm)
+        nxt = db.next_unread(conn, study_id, reader_id, arm)
+        plan = db.repeats.reader_repeats(conn, study_id, reader_id, arm)
+        afters = plan["after_position"].tolist()
+        passed = nxt - 1 if nxt is not None else max(afters, default=0)
+        due = db.repeats.due_repeats(conn, study_id, reader_id, arm, passed=passed)
+    due = due[~due["answered"].astype(bool)]
+    if len(due):
+        index = plan["display_id"].tolist().index(due["display_id"].iloc[0])
+        return repeat_step(index, afters)
+    return None if nxt is None else position_step(nxt, afters)
 
 
 def case_for_reader(
@@ -114,7 +155,7 @@ def case_for_reader(
     arm : str
         One of the study's arms.
     position : int
-        1-based position in the reader's worklist of ``arm``.
+        1-based position in the reader's reading order of ``arm`` (see :func:`worklist_status`).
     db_path : path, optional
         The database (default: the configured one).
     with_images : bool
@@ -143,12 +184,16 @@ def case_for_reader(
 
 def _worklist_fields(study_id: int, arm: str, position: int, row: dict) -> dict:
     """Position, progress, the arm's display ID and the reader's own earlier answer, if any."""
+    shown = str(row["display_id"])
     fields: dict = {
         "arm": arm,
         "position": position,
         "n_cases": row["n_cases"],
         "n_read": row["n_read"],
-        "display_id": arm_display_id(study_id, arm, str(row["case_id"]), str(row["display_id"])),
+        # a repeat shows its own ID; a first showing the ID its case carries in this arm
+        "display_id": shown
+        if row["repeat"]
+        else arm_display_id(study_id, arm, row["case_id"], shown),
     }
     if row["label_read"] is not None:
         fields["answer_label"] = row["label_read"]
@@ -263,11 +308,22 @@ def submit_answer(
         On bad confidences, an arm outside the study or not open, or an unknown position.
     """
     normalised = normalise_confidences(label, confidences)
+    submitted_at = submitted_at or now_iso()
     with db.connect(db_path) as conn:
         study = db.get_study(conn, study_id)
         require_open_study(study)
         require_open_arm(conn, study, reader_id, arm)
         row = _entry(conn, study_id, reader_id, arm, position)
+        if row["repeat"]:  # stored apart, so the MRMC inputs never see it
+            return db.repeats.submit_repeat_read(
+                conn,
+                study_id,
+                reader_id,
+                str(row["display_id"]),
+                label,
+                normalised,
+                duration_ms=_duration_ms(shown_at, submitted_at),
+            )
         return db.submit_read(
             conn,
             study_id=study_id,
@@ -277,8 +333,17 @@ def submit_answer(
             label=label,
             confidences=normalised,
             shown_at=shown_at,
-            submitted_at=submitted_at or now_iso(),
+            submitted_at=submitted_at,
         )
+
+
+def _duration_ms(shown_at: str | None, submitted_at: str) -> int | None:
+    """Milliseconds from display to submit, as :func:`db.submit_read` computes for a read."""
+    if not shown_at:
+        return None
+    shown = pd.Timestamp(shown_at)
+    submitted = pd.Timestamp(submitted_at)
+    return max(round((submitted - shown).total_seconds() * 1000), 0)
 
 
 def require_open_study(study: Mapping) -> None:
@@ -302,8 +367,22 @@ def study_overview(study_id: int, *, db_path=None) -> dict:
 
 
 def _entry(conn, study_id: int, reader_id: int, arm: str, position: int) -> dict:
-    """The worklist row at ``position`` (no truth in it), or a clear error."""
-    row = db.worklist_entry(conn, study_id, reader_id, arm, position)
-    if row is None:
+    """The reading-order row at ``position`` (no truth in it), or a clear error: a worklist row
+    or a repeat, with ``repeat`` (bool) and progress counts that include the repeats."""
+    plan = db.repeats.reader_repeats(conn, study_id, reader_id, arm)
+    slot: Slot = locate(int(position), plan["after_position"].tolist(), plan["display_id"].tolist())
+    if slot.repeat_id is not None:
+        row = db.repeats.repeat_entry(conn, study_id, reader_id, slot.repeat_id)
+        n_cases, n_read = worklist_counts(conn, study_id, reader_id, arm)
+        row = {**row, "n_cases": n_cases, "n_read": n_read}
+    else:
+        row = db.worklist_entry(conn, study_id, reader_id, arm, slot.position)
+    if row is None or int(position) < 1:
         raise ValueError(f"position {position} is not in this reader's {arm} worklist")
-    return row
+    return {
+        **row,
+        "case_id": str(row["case_id"]),
+        "repeat": slot.repeat_id is not None,
+        "n_cases": row["n_cases"] + len(plan),
+        "n_read": row["n_read"] + int(plan["answered"].astype(bool).sum()),
+    }
