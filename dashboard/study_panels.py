@@ -20,6 +20,7 @@ def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
         f"**{study['name']}** · {status} · {study['n_cases']} cases · arms "
         f"{', '.join(study['arms'])} · washout {study['washout_days']} days · "
         f"{study['n_readers']} readers · model: {run_names.get(run, run) if run else 'none'}"
+        f" · {study.get('repeat_cases') or 0} repeat cases per reader"
     )
     revoked = dict(zip(readers["reader_id"], readers["code_revoked_at"].notna(), strict=True))
     progress = progress.assign(code=progress["reader_id"].map(revoked).map({True: "revoked"}))

@@ -7,9 +7,11 @@ from pathlib import Path
 import streamlit as st
 
 import db
+import db.repeats
 from core.reader_study.model_runs import run_choices
 from core.reader_study.sampling import stratified_sample
 from dashboard import auth, study_panels, widgets
+from dashboard.power_planner import power_planner
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 
 auth.require_role("admin")
@@ -32,6 +34,14 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
         format_func=lambda r: "none" if r is None else run_names[r],
     )
     washout = st.number_input("Washout days between the two reads", 0, 365, 28)
+    repeats = st.number_input(
+        "Repeat N cases per reader",
+        0,
+        max(len(cases), 0),
+        0,
+        help="Each reader sees N of their cases a second time, later and under another ID, "
+        "for intra-reader agreement; these reads stay out of the MRMC analysis.",
+    )
     if st.form_submit_button("Create study", type="primary"):
         try:
             if not name.strip():
@@ -43,6 +53,8 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                 if scope == "All cases"
                 else stratified_sample(cases, int(n), seed=int(seed))
             )
+            if repeats > len(ids):
+                raise ValueError(f"{repeats} repeat cases per reader, but the study has {len(ids)}")
             with connection() as conn:
                 study_id = db.create_study(
                     conn,
@@ -53,6 +65,8 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                     model_run_id=run_id,
                     washout_days=int(washout) if aided else 0,
                 )
+                if repeats:
+                    db.repeats.set_repeat_cases(conn, study_id, int(repeats))
         except LIBRARY_ERRORS as exc:
             st.error(str(exc))
         else:
@@ -76,6 +90,7 @@ with st.form("add_reader", clear_on_submit=True):
         try:
             with connection() as conn:
                 _, code = db.add_reader(conn, study_id, reader_name.strip())
+                db.repeats.plan_study_repeats(conn, study_id, seed=int(study["order_seed"]))
         except LIBRARY_ERRORS as exc:
             st.error(str(exc))
         else:
@@ -110,4 +125,4 @@ with import_col:
             else:
                 st.success(f"Imported {count} reads.")
 
-__import__("dashboard.power_planner").power_planner.power_planner(study_id)  # issue 18 planner
+power_planner(study_id)
