@@ -183,7 +183,8 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
         "jackknife covariances. Split-plot studies (reader groups with their own cases) use "
         "every group's reads."
     )
-    if mrmc_inputs.few_readers(data, arm):
+    few = _memo(f"few readers {arm}", data.version, lambda: mrmc_inputs.few_readers(data, arm))
+    if few:
         st.warning(
             f"Fewer than {mrmc_inputs.FEW_READERS} readers: an MRMC result that generalises to "
             "new readers rests on very few of them and is weak. Read the per-reader results first."
@@ -212,13 +213,19 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
         )
     for title, (arms, compute) in comparisons.items():
         st.markdown(f"**{title}**")
-        st.caption(mrmc_inputs.read_selection(data, arms).explanation)
+        st.caption(
+            _memo(
+                f"read selection {arms}",
+                data.version,
+                lambda arms=arms: mrmc_inputs.read_selection(data, arms).explanation,
+            )
+        )
         try:
             result = _memo(f"mrmc {title} {fom} {arm}", data.version, compute)
         except ValueError as exc:
             st.info(f"Not available yet: {exc}")
             continue
-        _mrmc_result(title, result, margin, mrmc_inputs.few_readers(data, arm), out)
+        _mrmc_result(title, result, margin, few, out)
 
 
 def _mrmc_result(title: str, result, margin: float, readers_first: bool, out: Exports) -> None:

@@ -1,0 +1,70 @@
+"""Page render times for ``cervixscope bench --part pages``, run in a fresh interpreter per
+measurement (so each page pays its own imports, as on a fresh server), through AppTest.
+
+Usage: python -m dashboard.bench_pages page NAME | analysis STUDY_ID
+(env: CERVIXSCOPE_DB, CERVIXSCOPE_ADMIN_SECRET). Prints one line: ``BENCH {json}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent / "app.py")
+
+
+def _signed_in() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    next(t for t in at.text_input if t.label == "Admin secret").input(
+        os.environ["CERVIXSCOPE_ADMIN_SECRET"]
+    )
+    next(b for b in at.button if b.label == "Sign in").click()
+    at.run()
+    return at
+
+
+def _timed(at: AppTest, page: str | None) -> float:
+    t0 = time.perf_counter()
+    (at.switch_page(f"../pages/{page}.py") if page else at).run()
+    return time.perf_counter() - t0
+
+
+def page_first_render(page: str) -> dict:
+    """Seconds of a page's first render after an admin signed in ("sign_in": the app's own)."""
+    if page == "sign_in":
+        at = AppTest.from_file(APP, default_timeout=600)
+        seconds = _timed(at, None)
+    else:
+        at = _signed_in()
+        seconds = _timed(at, page)
+    return {"page": page, "seconds": seconds, **_process(at)}
+
+
+def analysis_rerun(study_id: int) -> dict:
+    """The reader analysis of ``study_id``: first render, then a rerun with no read changed."""
+    at = _signed_in()
+    at.session_state["admin_study"] = study_id
+    first = _timed(at, "study_analysis")
+    rerun = _timed(at, None)
+    return {"first_seconds": first, "rerun_seconds": rerun, **_process(at)}
+
+
+def _process(at: AppTest) -> dict:
+    return {
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch": "torch" in sys.modules,
+        "errors": [str(e.value) for e in at.exception] + [str(e.value) for e in at.error],
+    }
+
+
+if __name__ == "__main__":
+    what, arg = sys.argv[1:3]
+    result = page_first_render(arg) if what == "page" else analysis_rerun(int(arg))
+    print("BENCH " + json.dumps(result))

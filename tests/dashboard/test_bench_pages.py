@@ -1,0 +1,45 @@
+"""`cervixscope bench` part p on the dashboard tests' database: simulated readers read every case,
+and the reader analysis renders through AppTest in a child process without errors or torch."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import db
+from core import bench_pages
+
+
+def test_simulated_readers_read_every_case_of_the_study(tmp_path, eval_db):
+    path = tmp_path / "copy.db"
+    shutil.copy(eval_db.path, path)
+    conn = db.connect(path)
+    try:
+        cases = db.cases_frame(conn)["case_id"].tolist()
+        study_id = db.create_study(conn, name="bench", case_ids=cases, arms=("unaided",))
+        assert bench_pages.add_simulated_readers(conn, study_id, 3) == 3
+        reads = db.reads_frame(conn, study_id)
+        assert len(reads) == 3 * len(cases)
+        assert reads.groupby("reader_id")["case_id"].nunique().eq(len(cases)).all()
+        assert bench_pages.add_simulated_readers(conn, study_id, 3) == 3  # already there
+        assert len(db.reads_frame(conn, study_id)) == 3 * len(cases)
+    finally:
+        conn.close()
+
+
+@pytest.mark.timeout(600)
+def test_the_reader_analysis_part_renders_the_page_without_errors(tmp_path, eval_db):
+    path = tmp_path / "copy.db"
+    shutil.copy(eval_db.path, path)
+    conn = db.connect(path)
+    try:
+        cases = db.cases_frame(conn)["case_id"].tolist()
+        db.create_study(conn, name="bench", case_ids=cases, arms=("unaided",),
+                        model_run_id=eval_db.run_ids[0])  # fmt: skip
+    finally:
+        conn.close()
+    out = bench_pages.reader_analysis(path, n_readers=3)
+    assert out["readers"] == 3 and out["reads"] == 3 * len(cases)
+    assert out["errors"] == [] and out["torch"] is False
+    assert out["first_seconds"] > 0 and out["rerun_seconds"] > 0
