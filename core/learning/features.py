@@ -53,7 +53,7 @@ def embed_array(
     model: Net, crops: np.ndarray, *, device: torch.device, batch_size: int = 128, progress=None
 ) -> np.ndarray:
     """Run ``model.embed`` over (n, h, w) crops in batches; returns (n, feature_dim) float32."""
-    # channels_last speeds up convolutions on CPU too (~1.4x for ResNet-18 on 2 cores, measured).
+    # channels_last: 1.0-1.13x for ResNet-18 on 2 CPU cores (measured for issue 14), never slower.
     model = model.to(device).eval().to(memory_format=torch.channels_last)
     cuda = device.type == "cuda"
     out = []
