@@ -196,12 +196,17 @@ def case_viewer(case_id: str, *, key: str) -> np.ndarray | None:
     return shown["crop"]
 
 
-def gradcam_panel(run_id: str, crop: np.ndarray, class_index: int, *, caption: str) -> None:
+def gradcam_panel(
+    run_id: str, crop: np.ndarray, class_index: int, *, caption: str, case_id: str | None = None
+) -> None:
     """Grad-CAM over the crop for one class (made by a worker process, cached on disk: torch
-    never loads into the server), or a clear message when it cannot be computed."""
+    never loads into the server), or a clear message when it cannot be computed. With
+    ``case_id``, from the fold model that never saw the case, like its out-of-fold probabilities."""
     try:
         with st.spinner("Grad-CAM…"):
-            overlay = heatmaps.gradcam_overlay(run_id, np.ascontiguousarray(crop), int(class_index))
+            overlay = heatmaps.gradcam_overlay(
+                run_id, np.ascontiguousarray(crop), int(class_index), case_id=case_id
+            )
     except Exception as exc:  # the worker's own one-line reason, not a traceback
         st.info(f"No Grad-CAM for this run: {exc}")
         return

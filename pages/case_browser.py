@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.labels import CLASS_INDEX, CLASSES
-from dashboard import auth, case_focus, loaders, widgets
+from dashboard import auth, case_focus, loaders, safe_text, widgets
 
 auth.require_role("admin")
 st.title("Case browser")
@@ -33,7 +33,7 @@ wanted = st.session_state.pop("browse_case", None)
 index = cases.index(wanted) if wanted in cases else 0
 case_id = st.selectbox("Case", cases, index=index, key="case_pick")
 row = shown[shown["case_id"] == case_id].iloc[0]
-st.subheader(f"Case {case_id}: true {row['label']}, predicted {row['predicted']}")
+st.subheader(f"Case {safe_text.plain(case_id)}: true {row['label']}, predicted {row['predicted']}")
 
 left, right = st.columns([3, 2])
 with left:
@@ -46,4 +46,10 @@ with right:
     cam_class = st.selectbox(
         "Grad-CAM for class", CLASSES, index=CLASS_INDEX[row["predicted"]], key="cam_class"
     )
-    widgets.gradcam_panel(run_id, crop, CLASS_INDEX[cam_class], caption=f"Grad-CAM: {cam_class}")
+    widgets.gradcam_panel(
+        run_id,
+        crop,
+        CLASS_INDEX[cam_class],
+        caption=f"Grad-CAM: {cam_class} (fold model that never saw this case)",
+        case_id=case_id,
+    )

@@ -92,8 +92,15 @@ def fold_of_case(run_id: str, case_id: str, runs_dir: str | Path | None = None) 
     for fold, record in fold_cases(run_id, runs_dir).items():
         if str(case_id) in record["test_cases"]:
             return fold
+    folder = fold_model_dir(run_id, runs_dir)
+    if not folder.parent.is_dir():
+        raise FileNotFoundError(
+            f"run {run_id} has no fold models: there is no folder {folder.parent} (the run was "
+            "made under another project home, see CERVIXSCOPE_HOME and --home, or its folder was "
+            "moved)"
+        )
     raise FileNotFoundError(
-        f"run {run_id} kept no fold model that predicted case {case_id}: "
+        f"run {run_id} kept no fold model that predicted case {case_id} in {folder}: "
         "run the cross-validation again to keep its fold models"
     )
 
