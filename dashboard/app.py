@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on sys.pat
 
 import streamlit as st  # noqa: E402
 
-from dashboard import auth  # noqa: E402
+from dashboard import auth, store  # noqa: E402
 
 PAGES = ROOT / "pages"
 
@@ -49,11 +49,27 @@ def pages_for(role: str | None) -> dict[str, list]:
     return {"": [_page("sign_in.py", "Sign in", ":material/login:", default=True)]}
 
 
+def _code_in_use_elsewhere() -> None:
+    """Tell a reader their access code is signed in somewhere else too, and let them end it."""
+    others = auth.other_sessions()
+    since = min(created for _, created in others)[:16].replace("T", " ")
+    st.sidebar.warning(
+        f"Your access code is also in use in {len(others)} other session(s) (the first signed in "
+        f"at {since} UTC). If that is not you, end them and tell your study admin."
+    )
+    if st.sidebar.button("End my other sessions", key="end_other_sessions"):
+        auth.end_other_sessions()
+        st.rerun()
+
+
 def main() -> None:
     st.set_page_config(
         page_title="CervixScope", page_icon=str(ROOT / "dashboard" / "favicon.png"), layout="wide"
     )  # local: a :material: favicon is fetched from the internet
+    store.refuse_global_cache_clear()  # one browser must not clear every session's cache
     auth.restore()  # a reload signs in again from the session token; a revoked one signs out
+    if auth.other_sessions():
+        _code_in_use_elsewhere()
     navigation = st.navigation(pages_for(auth.current_role()))
     navigation.run()
 

@@ -12,6 +12,7 @@ code is ever put in the URL.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from dashboard.store import connection
 _SESSION_KEY = "auth"
 _TOKEN_KEY = "auth_token"
 QUERY_PARAM = "session"
+MAX_CODE_LENGTH = 64  # an access code is ~20 characters; longer input is cut before hashing
+_OTHERS_KEY = "auth_other_sessions"
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,100 @@ def current_role() -> str | None:
     return identity.role if identity else None
 
 
-def sign_in(identity: Identity) -> None:
-    """Start a server-side session for ``identity`` and keep its token in the URL."""
+def client_id() -> str:
+    """Where this browser session connects from, for the sign-in limits and the audit.
+
+    The first ``X-Forwarded-For`` hop when a proxy sets one (behind a proxy every connection comes
+    from the proxy), else the connection's address, else ``localhost``. Both can be forged, which
+    is why ``db.security`` also caps failures from all clients together.
+    """
+    try:
+        forwarded = st.context.headers.get("X-Forwarded-For")
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - outside a browser session (a bare script): no client
+        forwarded, address = None, None
+    forwarded = forwarded.split(",")[0].strip() if isinstance(forwarded, str) else ""
+    address = address if isinstance(address, str) else ""  # None on localhost (and in AppTest)
+    return (forwarded or address or "localhost")[:100]
+
+
+def _session_ref() -> str | None:
+    token = st.session_state.get(_TOKEN_KEY) or st.query_params.get(QUERY_PARAM)
+    return db.session_id(token) if token else None
+
+
+def audit(event: str, **fields) -> None:
+    """Append one row to the security audit, with this session's client and session id."""
+    identity = current()
+    fields.setdefault("role", identity.role if identity else None)
+    fields.setdefault("session", _session_ref())
+    if identity is not None and identity.reader_id is not None:
+        fields.setdefault("reader_id", identity.reader_id)
+        fields.setdefault("study_id", identity.study_id)
+    with connection() as conn:
+        db.record_event(conn, event, client=client_id(), **fields)
+
+
+def sign_in_admin(secret: str) -> None:
+    """Sign in with the admin secret, within the sign-in limits; every attempt is audited.
+
+    Raises
+    ------
+    db.SignInThrottled
+        When a limit or the lockout applies (the secret is not even checked).
+    PermissionError
+        When the secret is wrong.
+    """
+    client = client_id()
+    with connection() as conn:
+        db.check_sign_in(conn, client=client, kind="admin")
+        ok = check_admin_secret(secret)
+        if not ok:
+            locked = db.record_sign_in(conn, ok=False, kind="admin", client=client)
+            raise PermissionError(
+                "That admin secret is not correct."
+                + (" Admin sign-in is now locked for a while." if locked else "")
+            )
+    token = sign_in(Identity(role="admin", name="admin"))
+    with connection() as conn:
+        db.record_sign_in(conn, ok=True, kind="admin", client=client, session=db.session_id(token))
+
+
+def sign_in_reader(code: str) -> None:
+    """Sign in with a reader's access code, within the sign-in limits; audited like the admin's.
+
+    Raises
+    ------
+    db.SignInThrottled
+        When a limit applies (the code is not hashed: guessing costs the server nothing).
+    db.InvalidAccessCode
+        When the code matches no reader.
+    """
+    client = client_id()
+    code = str(code or "").strip()[:MAX_CODE_LENGTH]  # real codes are ~20 characters
+    with connection() as conn:
+        db.check_sign_in(conn, client=client, kind="reader")
+        try:
+            reader = db.authenticate_reader(conn, code)
+        except db.InvalidAccessCode:
+            db.record_sign_in(conn, ok=False, kind="reader", client=client)
+            raise
+    identity = Identity(role="reader", name=reader.display_name, reader_id=reader.reader_id,
+                        study_id=reader.study_id)  # fmt: skip
+    token = sign_in(identity)
+    with connection() as conn:
+        others = db.other_live_sessions(conn, reader.reader_id, token)
+        db.record_sign_in(conn, ok=True, kind="reader", client=client, reader_id=reader.reader_id,
+                          study_id=reader.study_id, session=db.session_id(token))  # fmt: skip
+        if others:
+            db.record_event(conn, "concurrent_session", role="reader", client=client,
+                            reader_id=reader.reader_id, study_id=reader.study_id,
+                            session=db.session_id(token),
+                            detail="other open sessions: " + ", ".join(s for s, _ in others))  # fmt: skip
+
+
+def sign_in(identity: Identity) -> str:
+    """Start a server-side session for ``identity``, keep its token in the URL; return it."""
     with connection() as conn:
         token = db.create_session(
             conn, identity.role, reader_id=identity.reader_id, study_id=identity.study_id
@@ -75,6 +170,7 @@ def sign_in(identity: Identity) -> None:
     st.session_state[_SESSION_KEY] = identity
     st.session_state[_TOKEN_KEY] = token
     st.query_params[QUERY_PARAM] = token
+    return token
 
 
 def restore() -> None:
@@ -95,6 +191,8 @@ def restore() -> None:
         role=info.role, name=info.display_name, reader_id=info.reader_id, study_id=info.study_id
     )
     st.session_state[_TOKEN_KEY] = token
+    with contextlib.suppress(OSError, ValueError, db.CervixScopeDBError):
+        _check_others(info)
     if st.query_params.get(QUERY_PARAM) != token:  # a page switch drops query parameters
         st.query_params[QUERY_PARAM] = token
 
@@ -110,9 +208,53 @@ def sign_out() -> None:
     """End the server-side session and forget everything this browser session held."""
     token = st.session_state.get(_TOKEN_KEY) or st.query_params.get(QUERY_PARAM)
     if token:
+        if current() is not None:
+            audit("sign_out")
         with connection() as conn:
             db.revoke_session(conn, token)
     _forget()
+
+
+def other_sessions() -> list[tuple[str, str]]:
+    """The signed-in reader's other open sessions, as :func:`restore` last found them."""
+    return list(st.session_state.get(_OTHERS_KEY) or [])
+
+
+def _check_others(info) -> None:
+    """Readers only: note their other open sessions (one indexed query per full run)."""
+    if info.role != "reader":
+        return
+    token = st.session_state.get(_TOKEN_KEY)
+    with connection() as conn:
+        st.session_state[_OTHERS_KEY] = db.other_live_sessions(conn, info.reader_id, token)
+
+
+def end_other_sessions() -> int:
+    """End the signed-in reader's other sessions (their code was in use elsewhere)."""
+    identity = current()
+    token = st.session_state.get(_TOKEN_KEY)
+    if identity is None or identity.reader_id is None or not token:
+        return 0
+    with connection() as conn:
+        ended = db.revoke_other_sessions(conn, identity.reader_id, token)
+    audit("sessions_ended", detail=f"{ended} other session(s) ended by the reader")
+    st.session_state[_OTHERS_KEY] = []
+    return ended
+
+
+def note_submit(read_id: int, arm: str, position: int) -> None:
+    """After a reader's submit: when their code is open in another session too, audit the submit
+    with this session's id, so two people answering on one code leave a trace of both."""
+    identity = current()
+    token = st.session_state.get(_TOKEN_KEY)
+    if identity is None or identity.reader_id is None or not token:
+        return
+    with connection() as conn:
+        others = db.other_live_sessions(conn, identity.reader_id, token)
+    st.session_state[_OTHERS_KEY] = others
+    if others:
+        audit("read_submitted", detail=f"read {read_id} ({arm}, position {position}); other open "
+              "sessions: " + ", ".join(sid for sid, _ in others))  # fmt: skip
 
 
 def require_role(*roles: str) -> Identity:

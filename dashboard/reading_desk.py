@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.labels import CLASSES
 from core.reader_study import answers, reading, viewer_data
-from dashboard import store
+from dashboard import auth, safe_text, store
 from dashboard.viewer import KEY_LEGEND, image_viewer
 
 ANSWER_LEGEND = "1/2/3 type · 4/5/6 certainty · Enter store and next · ←/→ case"
@@ -75,7 +75,7 @@ def _submit(study_id: int, reader_id: int, arm: str, position: int, revisit: boo
         return
     shown = reading.shown_at(st.session_state, arm, position)
     try:
-        reading.submit_answer(
+        read_id = reading.submit_answer(
             study_id, reader_id, arm, position, chosen["label"], chosen["percent"], shown
         )
         nxt = None if revisit else reading.first_unread(study_id, reader_id, arm)
@@ -83,6 +83,8 @@ def _submit(study_id: int, reader_id: int, arm: str, position: int, revisit: boo
         st.session_state[_ERROR_KEY] = str(exc)
         return
     st.session_state.pop(_answer_key(arm, position), None)  # the database holds it now
+    with contextlib.suppress(*store.LIBRARY_ERRORS):  # the read is stored; the trace is extra
+        auth.note_submit(read_id, arm, position)  # audited when the code is open elsewhere too
     if revisit:
         st.session_state[_NOTE_KEY] = "Answer updated."
         reading.forget_shown_at(st.session_state)  # a next change here is a new read
@@ -141,7 +143,7 @@ def reading_desk(study_id: int, reader_id: int, arm: str) -> None:
 
 def _header(arm: str, case, work) -> None:
     title, back, jump, forward = st.columns([3.2, 1, 2.2, 1], vertical_alignment="bottom")
-    title.subheader(f"Case {case.display_id} ({case.position} of {case.n_cases})")
+    title.subheader(f"Case {safe_text.plain(case.display_id)} ({case.position} of {case.n_cases})")
     title.caption(f"{case.n_read} of {case.n_cases} read")
     back.button(
         "Previous",

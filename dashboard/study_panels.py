@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import db
+from dashboard import auth, safe_text
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 
 
@@ -17,7 +18,7 @@ def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
     status = "open" if study["status"] == "open" else "closed"
     run = study["model_run_id"]
     st.markdown(
-        f"**{study['name']}** · {status} · {study['n_cases']} cases · arms "
+        f"**{safe_text.plain(study['name'])}** · {status} · {study['n_cases']} cases · arms "
         f"{', '.join(study['arms'])} · washout {study['washout_days']} days · "
         f"{study['n_readers']} readers · model: {run_names.get(run, run) if run else 'none'}"
         f" · {study.get('repeat_cases') or 0} repeat cases per reader"
@@ -66,7 +67,7 @@ def instructions_editor(study: dict) -> None:
                 st.success("Instructions saved.")
     if study.get("instructions"):
         with st.expander("Preview as readers see it"):
-            st.markdown(str(study["instructions"]))  # Markdown only: no HTML is rendered
+            st.markdown(safe_text.instructions(study["instructions"]))  # as readers see it
 
 
 def code_controls(study_id: int) -> None:
@@ -80,19 +81,49 @@ def code_controls(study_id: int) -> None:
     pick, revoke, reissue = st.columns([2, 1, 1], vertical_alignment="bottom")
     reader_id = pick.selectbox("Reader", list(names), format_func=names.get, key="code_reader")
     if revoke.button("Revoke code", width="stretch"):
-        _code_action(db.revoke_reader_code, reader_id, f"{names[reader_id]}'s code is revoked.")
+        _code_action(
+            db.revoke_reader_code,
+            study_id,
+            reader_id,
+            f"{safe_text.plain(names[reader_id])}'s code is revoked.",
+        )
     if reissue.button("Issue a new code", width="stretch"):
-        _code_action(db.reissue_reader_code, reader_id, f"New code for {names[reader_id]}:")
+        _code_action(
+            db.reissue_reader_code,
+            study_id,
+            reader_id,
+            f"New code for {safe_text.plain(names[reader_id])}:",
+        )
 
 
-def _code_action(action, reader_id: int, message: str) -> None:
+def _code_action(action, study_id: int, reader_id: int, message: str) -> None:
     try:
         with connection() as conn:
             code = action(conn, int(reader_id))
     except LIBRARY_ERRORS as exc:
         st.error(str(exc))
         return
+    event = "code_reissued" if code else "code_revoked"
+    auth.audit(event, study_id=int(study_id), reader_id=int(reader_id))
     st.success(message)
     if code:
         st.code(code, language=None)
         st.caption("Shown only now; the old code and its sessions no longer work.")
+
+
+def security_panel(study_id: int) -> None:
+    """Readers whose code is open in more than one session, and the security audit (sign-ins,
+    lockouts, exports, imports, reader and code changes) of this study and of admin sign-in."""
+    with errors_shown(), connection() as conn:
+        shared = db.concurrent_sessions_frame(conn, study_id)
+        audit = db.security_audit_frame(conn, study_id=study_id, limit=500)
+    if not shared.empty:
+        st.warning(
+            f"{len(shared)} reader(s) have their access code open in more than one session at "
+            "once: one code may be shared. Each submit of theirs is in the audit with its "
+            "session; revoke or reissue the code if that is not the reader."
+        )
+        st.dataframe(shared, hide_index=True)
+    failures = int((audit["event"] == "sign_in_failed").sum())
+    with st.expander(f"Security audit ({len(audit)} events, {failures} failed sign-ins)"):
+        st.dataframe(audit, hide_index=True, height=260)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.reader_study import reading
 from core.reader_study.arms import reader_arms
-from dashboard import auth, store
+from dashboard import auth, safe_text, store
 from dashboard.reading_desk import compact_page, reading_desk
 
 me = auth.require_role("reader")
@@ -20,13 +20,16 @@ with store.errors_shown():  # e.g. the study or this reader was deleted meanwhil
     study = reading.study_overview(me.study_id)
     arms = reader_arms(me.study_id, me.reader_id)
 if not study["open"]:
-    st.info(f"The study {study['name']} is closed. Your answers are kept; ask the study admin.")
+    st.info(
+        f"The study {safe_text.plain(study['name'])} is closed. Your answers are kept; ask "
+        "the study admin."
+    )
     st.stop()
 if study["instructions"]:
     with st.sidebar.expander("Reader instructions"):
-        st.markdown(study["instructions"])  # Markdown only: HTML in it is shown as text
+        st.markdown(safe_text.instructions(study["instructions"]))  # no images, links, HTML
     if not st.session_state.get("instructions_seen") and not any(a.n_read for a in arms):
-        st.markdown(study["instructions"])
+        st.markdown(safe_text.instructions(study["instructions"]))
         if st.button("Start reading", type="primary", shortcut="enter"):
             st.session_state["instructions_seen"] = True
             st.rerun()

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-import db
 from dashboard import auth
-from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
+from dashboard.store import LIBRARY_ERRORS
 
 st.title("CervixScope")
 st.caption(
@@ -17,17 +16,8 @@ with reader_tab, st.form("reader_sign_in"):
     code = st.text_input("Access code", type="password", help="The code your study admin gave you.")
     if st.form_submit_button("Start reading", type="primary"):
         try:
-            with connection() as conn:
-                reader = db.authenticate_reader(conn, code.strip())
-            auth.sign_in(
-                auth.Identity(
-                    role="reader",
-                    name=reader.display_name,
-                    reader_id=reader.reader_id,
-                    study_id=reader.study_id,
-                )
-            )
-        except LIBRARY_ERRORS as exc:  # a wrong or revoked code, or a broken database path
+            auth.sign_in_reader(code)
+        except LIBRARY_ERRORS as exc:  # a wrong code, throttled, or a broken database path
             st.error(str(exc))
         else:
             st.rerun()
@@ -42,9 +32,9 @@ with admin_tab:
         with st.form("admin_sign_in"):
             secret = st.text_input("Admin secret", type="password")
             if st.form_submit_button("Sign in", type="primary"):
-                if auth.check_admin_secret(secret):
-                    with errors_shown():
-                        auth.sign_in(auth.Identity(role="admin", name="admin"))
-                    st.rerun()
+                try:
+                    auth.sign_in_admin(secret)
+                except LIBRARY_ERRORS as exc:  # wrong, throttled or locked out
+                    st.error(str(exc))
                 else:
-                    st.error("That admin secret is not correct.")
+                    st.rerun()

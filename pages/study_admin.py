@@ -10,7 +10,7 @@ import db
 import db.repeats
 from core.reader_study.model_runs import run_choices
 from core.reader_study.sampling import stratified_sample
-from dashboard import auth, study_panels, widgets
+from dashboard import auth, safe_text, study_panels, widgets
 from dashboard.power_planner import power_planner
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
 
@@ -89,17 +89,20 @@ with st.form("add_reader", clear_on_submit=True):
     if st.form_submit_button("Add reader"):
         try:
             with connection() as conn:
-                _, code = db.add_reader(conn, study_id, reader_name.strip())
+                new_reader, code = db.add_reader(conn, study_id, reader_name.strip())
                 db.repeats.plan_study_repeats(conn, study_id, seed=int(study["order_seed"]))
         except LIBRARY_ERRORS as exc:
             st.error(str(exc))
         else:
-            st.success(f"Reader {reader_name.strip()} added. Their access code, shown only now:")
+            auth.audit("reader_added", study_id=study_id, reader_id=new_reader)
+            shown = safe_text.plain(reader_name.strip())
+            st.success(f"Reader {shown} added. Their access code, shown only now:")
             st.code(code, language=None)
             st.caption("Only a hash is stored: copy the code and give it to the reader now.")
 
 study_panels.code_controls(study_id)
 study_panels.instructions_editor(study)
+study_panels.security_panel(study_id)
 
 st.subheader("Reads as CSV")
 export_col, import_col = st.columns(2)
@@ -107,7 +110,15 @@ with export_col, tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / f"study-{study_id}-reads.csv"
     with errors_shown(), connection() as conn:
         db.export_reads_csv(conn, study_id, path)
-    st.download_button("Download reads CSV", path.read_bytes(), path.name, "text/csv")
+    st.download_button(
+        "Download reads CSV",
+        path.read_bytes(),
+        path.name,
+        "text/csv",
+        on_click=auth.audit,
+        args=("reads_exported",),
+        kwargs={"study_id": study_id},
+    )
 with import_col:
     upload = st.file_uploader("Import reads CSV (same columns as the export)", type="csv")
     if upload is not None and st.button("Import"):
@@ -118,11 +129,14 @@ with import_col:
                 with connection() as conn:
                     count = db.import_reads_csv(conn, study_id, path)
             except db.ImportValidationError as exc:
+                auth.audit("reads_import_refused", study_id=study_id,
+                           detail=f"{len(exc.problems)} problem(s)")  # fmt: skip
                 st.error(f"Nothing was imported: {len(exc.problems)} problem(s).")
                 st.code("\n".join(exc.problems[:50]), language=None)
             except LIBRARY_ERRORS as exc:
                 st.error(str(exc))
             else:
+                auth.audit("reads_imported", study_id=study_id, detail=f"{count} reads")
                 st.success(f"Imported {count} reads.")
 
 power_planner(study_id)
