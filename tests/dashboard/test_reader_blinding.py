@@ -126,7 +126,8 @@ def test_unaided_reader_session_renders_no_truth_model_or_other_reader(env):
     assert current_position(at) == 1
     _assert_blind(at, env)
     # only display ids name the cases
-    assert any(d in h.value for h in at.subheader for d in env["display_ids"])
+    headings = [h.value.replace("\\", "") for h in at.subheader]  # Markdown escapes, if any
+    assert any(d in h for h in headings for d in env["display_ids"])
     # every case of the worklist, unread and after answering, and after going back
     answer(at, "SCC", "certain")
     _assert_blind(at, env)
@@ -432,3 +433,74 @@ def test_the_viewer_sends_only_pixels_and_its_own_fields_in_both_arms(env):
     assert len(sent) == 1
     arm = "aided" if any(m.value == "**AI model**" for m in at.markdown) else "unaided"
     _assert_viewer_blind(sent[0], env, arm=arm)
+
+
+def _everything_sent(at: AppTest) -> str:
+    """The protobuf text of every element the page sent (widget ids and options included)."""
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "proto", None) is not None:
+            out.append(str(node.proto))
+        stack.extend(getattr(node, "children", {}).values())
+    return "\n".join(out)
+
+
+def test_a_repeat_case_looks_like_any_case_and_sends_nothing_more(env):
+    """A repeat read (issue 18) is served like a first showing: the same fields and look, its own
+    display ID, no word of 'repeat', no case id, and the same viewer whitelist, in both arms."""
+    import db.repeats
+    from core.reader_study.viewer_data import reader_view
+
+    conn = db.connect()
+    try:
+        study = db.create_study(
+            conn, name="Blinded repeats", case_ids=env["chosen"], arms=("unaided", "aided"),
+            model_run_id=env["run_id"],
+        )  # fmt: skip
+        db.repeats.set_repeat_cases(conn, study, 1)
+        me, _ = db.add_reader(conn, study, "Repeat Reader")
+        assert db.repeats.plan_study_repeats(conn, study) == 2  # one per arm
+    finally:
+        conn.close()
+    answer = ("AC", {"SCC": 0, "AC": 1, "ASC": 0})
+    for position in (1, 2, 3):
+        reading.submit_answer(study, me, "unaided", position, *answer, now_iso())
+    statuses = {a.arm: a for a in reader_arms(study, me)}
+    assert not statuses["aided"].open, "the arm is not finished before its repeat is read"
+    assert (statuses["unaided"].n_cases, statuses["unaided"].n_read) == (4, 3)
+    assert reading.first_unread(study, me, "unaided") == 4
+    first = reading.case_for_reader(study, me, "unaided", 1, with_gradcam=False)
+    again = reading.case_for_reader(study, me, "unaided", 4, with_gradcam=False)
+    assert type(again) is type(first) and not hasattr(again, "case_id")
+    assert again.display_id not in env["display_ids"]
+    assert re.fullmatch(r"C-[A-Z0-9]+", again.display_id)
+    assert len(again.display_id) == len(first.display_id)
+    assert (again.n_cases, again.n_read, again.answer_label) == (4, 3, None)
+    assert again.model_probabilities is None and again.gradcam is None
+    _assert_viewer_blind({**reader_view(again), "size": 1, "side_size": 1}, env, arm="unaided")
+
+    # what the reading page renders and sends for the repeat on screen
+    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
+    at.session_state["auth"] = Identity(role="reader", name="x", reader_id=me, study_id=study)
+    at.run()
+    assert current_position(at) == 4
+    _assert_blind(at, env)
+    sent = _everything_sent(at)
+    assert again.display_id.replace("-", "") in sent.replace("\\", "").replace("-", "")
+    for secret in (*env["case_ids"], "repeat", "Repeat", "again"):
+        assert secret not in sent, f"the page sends {secret!r}"
+    (viewer,) = viewer_data_sent(at)
+    _assert_viewer_blind(viewer, env, arm="unaided")
+
+    # the aided arm's repeat looks like an aided ID, not like a case's own
+    reading.submit_answer(study, me, "unaided", 4, *answer, now_iso())
+    aided = reading.worklist_status(study, me, "aided")
+    assert len(aided) == 4 and not set(aided["display_id"]) & set(env["display_ids"])
+    assert all(re.fullmatch(r"A-[A-Z0-9]{8}", d) for d in aided["display_id"])
+    step = reading.first_unread(study, me, "aided")
+    for position in range(1, 5):
+        shown = reading.case_for_reader(study, me, "aided", position, with_gradcam=False)
+        assert shown.model_probabilities == pytest.approx(PROBS)
+        _assert_viewer_blind({**reader_view(shown), "size": 1, "side_size": 1}, env, arm="aided")
+    assert step == 1
