@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 import sys
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import db
+from core import home
 from core.commands import app, data, study, train
 from core.data.dicom_io import DicomReadError
 
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with _paths_in_environment(args):
+            _log_to_home()
             return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -95,6 +98,23 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"cervixscope {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _log_to_home() -> None:
+    """Library warnings (e.g. pydicom's, per ingested file) go to ``<home>/cervixscope.log``, not
+    through the progress bars; they are also in the ingestion report."""
+    root = logging.getLogger()
+    if root.handlers:  # configured by the caller (a test, an embedding program)
+        return
+    try:
+        path = home.project_home() / "cervixscope.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:  # a read-only home: drop them rather than break the command
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 @contextmanager

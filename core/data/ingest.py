@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from db.spreadsheet import escape_cell
 
 __all__ = ["IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
 
+log = logging.getLogger(__name__)
 MAX_CROP_SIZE = 1024  # pixels a side; the paper's crops are 100
 PIPELINE_VERSION = "2"  # bump when the crop pipeline changes, so old caches are not reused
 REPORT_COLUMNS = ("row", "path", "level", "problem")
@@ -248,7 +251,13 @@ def _ingest_rows(data_dir, rows, crop_size, margin, progress):
     make_crop = lesion_crop(crop_size=crop_size, margin=margin)
     first_seen: dict[str, ManifestRow] = {}
     for row in tqdm(rows, desc="ingest", unit="file", disable=not progress, leave=False):
-        read = _read_row(data_dir, row, make_crop)
+        # pydicom's warnings go to the report (and the log), not through the progress bar
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            read = _read_row(data_dir, row, make_crop)
+        for text in dict.fromkeys(str(w.message) for w in caught):
+            log.warning("row %s (%s): %s", row.row, row.path, text)
+            issues.append(IngestIssue(row.row, row.path, f"pydicom: {text}", level="warning"))
         if not isinstance(read, str):
             read = _duplicate_of(first_seen, row, read[1]) or read
         if isinstance(read, str):

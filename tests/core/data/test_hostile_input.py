@@ -189,3 +189,41 @@ def test_an_impossible_crop_size_is_one_clear_error(folder, size):
     (folder / "manifest.csv").write_text(HEADER + "P1,clean/a.dcm,SCC,10,10,50,50,\n")
     with pytest.raises(ValueError, match=r"crop_size must be a whole number of pixels from 8 to"):
         ingest_folder(folder, crop_size=size, progress=False)
+
+
+def test_a_decoder_warning_becomes_a_report_line_not_console_noise(folder, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(folder / "clean" / "a.dcm")
+        ds.SeriesDescription = "T2 SAG " + "x" * 80  # longer than VR LO allows: pydicom warns
+        ds.save_as(folder / "clean" / "a.dcm")
+    (folder / "manifest.csv").write_text(HEADER + "P1,clean/a.dcm,SCC,10,10,50,50,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning escaping ingestion would fail the test
+        result = ingest_folder(folder, progress=True, use_cache=False)
+    assert result.crops.n_images == 1 and result.errors == []
+    [warned] = [i for i in result.warnings if i.problem.startswith("pydicom:")]
+    assert "exceeds the maximum length of 64 allowed for VR LO" in warned.problem
+    assert "exceeds the maximum length" not in capsys.readouterr().err
+
+
+def test_the_cli_sends_decoder_warnings_to_the_log_not_the_terminal(folder, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(folder / "clean" / "a.dcm")
+        ds.SeriesDescription = "T2 SAG " + "x" * 80
+        ds.save_as(folder / "clean" / "a.dcm")
+    (folder / "manifest.csv").write_text(HEADER + "P1,clean/a.dcm,SCC,10,10,50,50,\n")
+    home = tmp_path / "home"
+    out = subprocess.run(
+        [sys.executable, "-m", "core.cli", "ingest", str(folder), "--home", str(home),
+         "--db", str(tmp_path / "x.db")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "exceeds the maximum length" not in out.stderr
+    assert "exceeds the maximum length of 64" in (home / "cervixscope.log").read_text()
