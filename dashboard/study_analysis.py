@@ -234,7 +234,7 @@ def _mrmc_result(title: str, result, margin: float, readers_first: bool, out: Ex
         st.dataframe(per_reader, key=f"mrmc_readers_first_{title}")
     table = result.to_frame()  # the model comparison's table already lists each reader's FOM
     out[f"mrmc {title}"] = table
-    st.dataframe(table, hide_index=True, key=f"mrmc_{title}")
+    st.dataframe(analysis.display_table(table), hide_index=True, key=f"mrmc_{title}")
     if per_reader is not None:
         out[f"mrmc per-reader {title}"] = per_reader
         if not readers_first:

@@ -333,6 +333,23 @@ def format_p_value(p: float | None, *, digits: int = 4) -> str:
     return f"< {floor:.{digits}f}" if p < floor else f"{p:.{digits}f}"
 
 
+def display_table(frame: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """A table as shown: numbers to ``digits`` places, p-values by :func:`format_p_value`, and
+    undefined cells blank (never ``None`` or ``nan``). Text columns are kept as they are."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if str(column).replace("-", "_").lower() in ("p_value", "p"):
+            out[column] = [format_p_value(None if pd.isna(v) else float(v)) for v in values]
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            out[column] = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
+        else:
+            out[column] = [
+                "" if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values
+            ]
+    return out
+
+
 def rater_heading(name: str, n_cases: int) -> str:
     """``"Reader A (641 cases)"``; a name already ending in parentheses gets the count inside
     them: ``"Expert 1 (simulated, 641 cases)"``, never ``"Expert 1 (simulated) (641 cases)"``."""

@@ -314,3 +314,24 @@ def test_time_table_counts_only_the_studys_cases_for_the_model(data):
     data.model = pd.concat([data.model, extra], ignore_index=True)
     table = analysis.time_table(data).set_index("rater")
     assert table.loc[MODEL, "cases"] == 6
+
+
+def test_display_table_leaves_undefined_cells_blank_and_formats_p_values():
+    import numpy as np
+    import pandas as pd
+
+    from core.reader_study.analysis import display_table
+
+    table = pd.DataFrame(
+        {
+            "row": ["aided", "aided - unaided", None],
+            "estimate": [0.91234, -0.04, np.nan],
+            "p_value": [np.nan, 3e-9, 0.0312],
+        }
+    )
+    shown = display_table(table)
+    assert shown.to_dict("list") == {
+        "row": ["aided", "aided - unaided", ""],
+        "estimate": ["0.912", "-0.040", ""],
+        "p_value": ["", "< 0.0001", "0.0312"],
+    }
