@@ -58,7 +58,9 @@ EVENTS = (
     "code_reissued",
     "sessions_ended",  # a reader ended their other sessions
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# control characters, line separators, zero-width and bidirectional overrides (a name must not
+# reorder or hide the text around it)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 class SignInThrottled(CervixScopeDBError, PermissionError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -152,19 +151,7 @@ def _run_worker(args: list[str]) -> None:
     )
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise RuntimeError(
-            public_reason(lines[-1]) if lines else f"worker exited with {done.returncode}"
-        )
-
-
-_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:,;]+)+[\\/]?")
-
-
-def public_reason(line: str) -> str:
-    """The worker's last line fit for a page: every file path cut to its last part (a page must
-    never show where the server keeps its files), at most 300 characters."""
-    cut = _PATH.sub(lambda m: re.split(r"[\\/]", m.group(0).rstrip("\\/"))[-1] or "/", line)
-    return cut.strip()[:300]
+        raise RuntimeError(lines[-1] if lines else f"worker exited with {done.returncode}")
 
 
 def _worker_main(argv: list[str]) -> int:
