@@ -22,7 +22,14 @@ import db
 from core.labels import CLASS_INDEX, CLASSES
 from core.reader_study import analysis, exports, mrmc_inputs
 from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData, load_study_data, raters
-from dashboard.figures import PALETTE, confusion_figure, roc_curves_for_run, roc_figure
+from dashboard import loaders
+from dashboard.figures import (
+    PALETTE,
+    confusion_figure,
+    reliability_figure,
+    roc_curves_for_run,
+    roc_figure,
+)
 from dashboard.store import connection
 
 # the bootstrap is the slow part: recompute only when a rater's reads changed
@@ -104,6 +111,26 @@ def _rater(rater: pd.DataFrame, name: str) -> tuple:
     metrics = cached_metrics_table(rater)
     figure = confusion_figure(table.to_numpy(), title=name)
     return table, metrics, analysis.metrics_wide(metrics), figure
+
+
+def calibration_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
+    """Brier and ECE (patient-bootstrap CIs) and the reliability diagram per rater."""
+    st.header("Calibration")
+    st.caption(
+        "Can the scores be read as probabilities? Readers' confidences are normalised to sum to 1 "
+        "per case. Brier score and expected calibration error (10 bins), one class against the "
+        "rest; lower is better; 95% CIs by percentile bootstrap over patients."
+    )
+    scores, points = _memo(
+        "calibration", getattr(named, "key", ""), lambda: analysis.rater_calibration(named)
+    )
+    if scores.empty:
+        st.info("No rater has confidences for every case yet.")
+        return
+    out["calibration"] = scores
+    by_rater = scores.rename(columns={"rater": "model"})  # value (95% CI) per metric and class
+    st.dataframe(loaders.calibration_table(by_rater), key="calibration_table")
+    st.plotly_chart(reliability_figure(points), key="reliability")
 
 
 def roc_section(named: dict[str, pd.DataFrame]) -> None:

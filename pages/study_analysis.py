@@ -33,6 +33,7 @@ def analysis() -> None:
     tables: dict = {}  # title -> table, filled by each section for the CSV export
     sections.confusion_and_metrics(named, tables)
     sections.roc_section(named)
+    sections.calibration_section(named, tables)
     sections.mcnemar_section(named, tables)
     sections.agreement_section(named, tables)
     sections.repeat_section(data, tables)

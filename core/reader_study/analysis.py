@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASSES
+from core.labels import CLASS_INDEX, CLASSES
 from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData
 from core.statistics import metrics, stats
 
@@ -331,6 +331,40 @@ def format_p_value(p: float | None, *, digits: int = 4) -> str:
         return ""
     floor = 10.0**-digits
     return f"< {floor:.{digits}f}" if p < floor else f"{p:.{digits}f}"
+
+
+def rater_calibration(
+    named: dict[str, pd.DataFrame], *, n_boot: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Calibration of each rater's scores: the model's probabilities, and each reader's
+    confidences normalised to sum to 1 per case (a reader's 70/20/10 reads as 0.7/0.2/0.1).
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        ``rater, scope, metric, value, ci_low, ci_high`` (Brier and ECE, patient bootstrap CIs;
+        see :func:`core.statistics.calibration.calibration_summary`).
+    points : pandas.DataFrame
+        Reliability points ``model, class, bin, mean_predicted, observed, count`` (``model`` is
+        the rater's name, as :func:`dashboard.figures.reliability_figure` expects).
+    Raters whose scores are missing or all zero for some case are left out.
+    """
+    from core.statistics import calibration
+
+    scores, points = [], []
+    for name, rater in named.items():
+        raw = rater[SCORE_COLUMNS].to_numpy(dtype=float)
+        totals = raw.sum(axis=1, keepdims=True)
+        if not len(rater) or not np.isfinite(raw).all() or (totals <= 0).any():
+            continue
+        y_true = rater["truth"].map(CLASS_INDEX).to_numpy(dtype=np.int64)
+        y_score = raw / totals
+        summary = calibration.calibration_summary(y_true, y_score, n_boot=n_boot, seed=seed)
+        scores.append(summary.assign(rater=name))
+        points.append(calibration.reliability_table(y_true, y_score).assign(model=name))
+    if not scores:
+        return pd.DataFrame(), pd.DataFrame()
+    return pd.concat(scores, ignore_index=True), pd.concat(points, ignore_index=True)
 
 
 def display_table(frame: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:

@@ -7,6 +7,7 @@ the analysis page shows confusion matrices equal to the reads in the database.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -245,6 +246,7 @@ def demo_study_db(tmp_path_factory):
 
 
 def test_analysis_page_on_demo_study_matches_independent_computations(demo_study_db, monkeypatch):
+    from core.reader_study.analysis import display_table
     from core.statistics.mrmc import standalone_vs_readers
 
     monkeypatch.setenv("CERVIXSCOPE_DB", str(demo_study_db["path"]))
@@ -254,7 +256,12 @@ def test_analysis_page_on_demo_study_matches_independent_computations(demo_study
     assert not at.exception, at.exception
     assert any("SIMULATED DATA" in w.value for w in at.warning)
 
-    headings = [h.value.rsplit(" (", 1)[0] for h in at.subheader if h.value.endswith(" cases)")]
+    # "Model (641 cases)" -> "Model"; "Expert 1 (simulated, 641 cases)" -> "Expert 1 (simulated)"
+    headings = [
+        re.sub(r", \d+ cases\)$", ")", re.sub(r" \(\d+ cases\)$", "", h.value))
+        for h in at.subheader
+        if h.value.endswith(" cases)")
+    ]
     tables = [
         d.value
         for d in at.dataframe
@@ -293,8 +300,18 @@ def test_analysis_page_on_demo_study_matches_independent_computations(demo_study
     )
     expected = standalone_vs_readers(long, model, fom="auc_macro").to_frame()
     mrmc = next(d.value for d in at.dataframe if "readers - model" in set(d.value.get("row", [])))
-    pd.testing.assert_frame_equal(mrmc.reset_index(drop=True), expected, check_dtype=False)
+    # shown to 3 places, p-values as text, undefined cells blank
+    pd.testing.assert_frame_equal(mrmc.reset_index(drop=True), display_table(expected))
+    assert not mrmc.isin(["None", "nan"]).any().any()
     assert any("Mean reader auc_macro" in m.value for m in at.markdown)
+
+    # calibration of every rater, equal to core.statistics.calibration on normalised scores
+    calibration = next(d.value for d in at.dataframe if "brier macro" in d.value.columns)
+    assert set(calibration.index) == {"Model", "Expert 1 (simulated)", "Expert 2 (simulated)"}
+    from core.statistics.calibration import calibration_scores
+
+    brier = calibration_scores(y, probs)["brier"].mean()
+    assert calibration.loc["Model", "brier macro"].startswith(f"{brier:.3f} (")
 
     times = next(d.value for d in at.dataframe if "median s/case" in d.value.columns)
     for row in times.itertuples(index=False):
