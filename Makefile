@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 export CERVIXSCOPE_DB ?= $(CURDIR)/cervixscope.db
-REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 PIP := $(PY) -m pip install -qq --disable-pip-version-check
 
@@ -15,7 +15,7 @@ help:
 	@echo "make demo   build the demo cohort, run the model comparison, start the dashboard on :$(PORT)"
 	@echo "make test   lint and run the whole test suite (installs what the tests need)"
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Python packages into $(VENV) (first run: a few minutes)..."
 	@$(PIP) --upgrade pip
