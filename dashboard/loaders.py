@@ -297,6 +297,29 @@ def cohort_counts(cases: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, total], ignore_index=True)
 
 
+def cohort_site_counts(cases: pd.DataFrame) -> pd.DataFrame:
+    """Patients per cohort and site (``-`` where the manifest named no site), per class too."""
+    if cases.empty:
+        return pd.DataFrame(columns=["cohort", "site", "patients", *CLASSES])
+    frame = cases.assign(
+        cohort=cases.get("cohort", pd.Series("internal", index=cases.index)).fillna("internal"),
+        site=cases.get("site", pd.Series(None, index=cases.index)).fillna("-"),
+    )
+    table = pd.crosstab([frame["cohort"], frame["site"]], frame["label"])
+    table = table.reindex(columns=list(CLASSES), fill_value=0)
+    table.insert(0, "patients", table.sum(axis=1))
+    return table.reset_index()
+
+
+def case_cohort(case_id: str) -> dict:
+    """``cohort`` and ``site`` of one case (``site`` None when the manifest named none)."""
+    cases = load_cohort(cohort_version())["cases"].set_index("case_id")
+    if case_id not in cases.index or "cohort" not in cases.columns:
+        return {"cohort": None, "site": None}
+    row = cases.loc[case_id]
+    return {"cohort": row["cohort"], "site": None if pd.isna(row["site"]) else row["site"]}
+
+
 def case_counts() -> pd.DataFrame:
     """Per run: cases predicted and how many are synthetic (``db.run_case_counts``)."""
     with connection() as conn:

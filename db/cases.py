@@ -16,7 +16,11 @@ from db.errors import CaseNotFound
 
 CLASSES = ("SCC", "AC", "ASC")  # same order as core.labels.CLASSES; db/ does not import core/
 
-CASE_FIELDS = ("case_id", "label", "synthetic", "series_description", "orientation", "ingestion_id")
+CASE_FIELDS = (
+    "case_id", "label", "synthetic", "series_description", "orientation", "ingestion_id",
+    "cohort", "site",
+)  # fmt: skip
+DEFAULT_COHORT = "internal"
 IMAGE_FIELDS = (
     "image_id", "case_id", "source_path", "frame", "roi_x0", "roi_y0", "roi_x1", "roi_y1",
     "crop_cache", "crop_index", "rows", "cols",
@@ -161,7 +165,8 @@ def upsert_cases(
         From :func:`db.connect`.
     rows : iterable of dict or DataFrame
         Fields ``case_id`` (required), ``label`` (class name or index), ``synthetic``,
-        ``series_description``, ``orientation``, ``ingestion_id``.
+        ``series_description``, ``orientation``, ``ingestion_id``, ``cohort`` (default
+        ``internal``) and ``site`` (optional).
     ingestion_id : int, optional
         Default ``ingestion_id`` for rows without one.
 
@@ -181,6 +186,8 @@ def upsert_cases(
                 "series_description": row.get("series_description"),
                 "orientation": None if row.get("orientation") is None else str(row["orientation"]),
                 "ingestion_id": _plain(row.get("ingestion_id") or ingestion_id),
+                "cohort": str(row.get("cohort") or DEFAULT_COHORT),
+                "site": None if row.get("site") in (None, "") else str(row["site"]),
             }
         )
     now = now_iso()
@@ -192,18 +199,20 @@ def upsert_cases(
             if exists:
                 raw.execute(
                     "UPDATE cases SET label = ?, synthetic = ?, series_description = ?,"
-                    " orientation = ?, ingestion_id = COALESCE(?, ingestion_id), updated_at = ?"
-                    " WHERE case_id = ?",
+                    " orientation = ?, ingestion_id = COALESCE(?, ingestion_id), cohort = ?,"
+                    " site = ?, updated_at = ? WHERE case_id = ?",
                     (rec["label"], rec["synthetic"], rec["series_description"],
-                     rec["orientation"], rec["ingestion_id"], now, rec["case_id"]),
+                     rec["orientation"], rec["ingestion_id"], rec["cohort"], rec["site"], now,
+                     rec["case_id"]),
                 )  # fmt: skip
             else:
                 raw.execute(
                     "INSERT INTO cases (case_id, display_id, label, synthetic, series_description,"
-                    " orientation, ingestion_id, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " orientation, ingestion_id, cohort, site, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (rec["case_id"], _new_display_id(raw), rec["label"], rec["synthetic"],
-                     rec["series_description"], rec["orientation"], rec["ingestion_id"], now, now),
+                     rec["series_description"], rec["orientation"], rec["ingestion_id"],
+                     rec["cohort"], rec["site"], now, now),
                 )  # fmt: skip
     return len(records)
 
@@ -260,11 +269,11 @@ def cases_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``case_id, display_id, label, synthetic, series_description, orientation,
-        ingestion_id, n_images, created_at, updated_at``, ordered by ``case_id``.
+        ingestion_id, cohort, site, n_images, created_at, updated_at``, ordered by ``case_id``.
     """
     return pd.read_sql_query(
         "SELECT c.case_id, c.display_id, c.label, c.synthetic, c.series_description,"
-        " c.orientation, c.ingestion_id, COUNT(i.image_id) AS n_images, c.created_at, c.updated_at"
+        " c.orientation, c.ingestion_id, c.cohort, c.site, COUNT(i.image_id) AS n_images, c.created_at, c.updated_at"
         " FROM cases c LEFT JOIN images i ON i.case_id = c.case_id"
         " GROUP BY c.case_id ORDER BY c.case_id",
         conn.conn,

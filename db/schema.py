@@ -328,6 +328,43 @@ def _v8_security_audit(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v9_cohorts_validations")
+def _v9_cohorts_validations(conn: sqlite_utils.Database) -> None:
+    # v9 (issue 19): every case belongs to a cohort ('internal' unless ingested as another)
+    # and may name its site; an external validation applies one run's frozen models to a cohort
+    # and keeps one prediction per case, so its metrics can be recomputed from the rows.
+    conn.executescript(
+        """
+        ALTER TABLE cases ADD COLUMN cohort TEXT NOT NULL DEFAULT 'internal';
+        ALTER TABLE cases ADD COLUMN site TEXT;
+        CREATE INDEX cases_cohort ON cases(cohort);
+        CREATE TABLE validations (
+            validation_id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            cohort TEXT NOT NULL,
+            model TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            n_cases INTEGER NOT NULL,
+            metrics TEXT,
+            provenance TEXT,
+            shift TEXT
+        );
+        CREATE INDEX validations_run ON validations(run_id, cohort);
+        CREATE TABLE validation_predictions (
+            validation_id INTEGER NOT NULL REFERENCES validations(validation_id),
+            case_id TEXT NOT NULL,
+            label INTEGER NOT NULL,
+            predicted INTEGER NOT NULL,
+            p_scc REAL NOT NULL,
+            p_ac REAL NOT NULL,
+            p_asc REAL NOT NULL,
+            site TEXT,
+            PRIMARY KEY (validation_id, case_id)
+        );
+        """
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

@@ -34,6 +34,12 @@ index = cases.index(wanted) if wanted in cases else 0
 case_id = st.selectbox("Case", cases, index=index, key="case_pick")
 row = shown[shown["case_id"] == case_id].iloc[0]
 st.subheader(f"Case {safe_text.plain(case_id)}: true {row['label']}, predicted {row['predicted']}")
+origin = loaders.case_cohort(case_id)
+if origin["cohort"] is not None:
+    st.caption(
+        f"Cohort {safe_text.plain(origin['cohort'])}"
+        + (f", site {safe_text.plain(origin['site'])}" if origin["site"] else "")
+    )
 
 left, right = st.columns([3, 2])
 with left:

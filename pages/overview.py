@@ -31,6 +31,10 @@ else:
     if cases["synthetic"].any():
         st.warning("This cohort is synthetic (generated demo data), not patient images.")
     st.dataframe(counts, hide_index=True, key="class_counts")
+    sites = loaders.cohort_site_counts(cases)
+    if len(sites) > 1 or (sites["site"] != "-").any():
+        st.markdown("**Cohorts and sites**")
+        st.dataframe(sites, hide_index=True, key="cohort_sites")
     if not cohort["issues"].empty:
         with st.expander(f"Ingestion warnings ({len(cohort['issues'])})"):
             st.dataframe(cohort["issues"], hide_index=True)

@@ -44,6 +44,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--report", help="also write the ingestion report CSV here")
     p.add_argument(
+        "--cohort",
+        default="internal",
+        help="cohort the cases belong to (default: internal; name an external test set)",
+    )
+    p.add_argument(
         "--no-db", action="store_true", help="do not record the ingestion in the database"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,6 +90,7 @@ def ingest(args: argparse.Namespace) -> int:
             conn=conn,
             progress=not args.quiet,
             report_csv=args.report,
+            cohort=args.cohort,
         )
     finally:
         if conn is not None:

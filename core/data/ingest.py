@@ -133,6 +133,8 @@ def _cache_key(data_dir: Path, manifest: Path, rows: list[ManifestRow], crop_siz
                 digests[rel] = _file_digest(contained(data_dir, rel))
     for rel in sorted(digests):
         h.update(f"|{rel}={digests[rel]}".encode())
+    if any(row.site for row in rows):  # only then, so caches of site-less manifests stay valid
+        h.update(b"|sites")
     return h.hexdigest()[:20]
 
 
@@ -225,6 +227,7 @@ def _case_record(row: ManifestRow, image) -> dict:
         "series_description": image.series_description,
         "orientation": image.orientation_label,
         "ingestion_id": None,
+        "site": row.site,
     }
 
 
@@ -292,6 +295,7 @@ def ingest_folder(
     report_csv: str | Path | None = None,
     use_cache: bool = True,
     cache_dir: str | Path | None = None,
+    cohort: str = "internal",
 ) -> IngestResult:
     """Ingest every image a manifest lists into lesion crops.
 
@@ -316,6 +320,9 @@ def ingest_folder(
         Reuse crops cached for identical inputs.
     cache_dir : str or Path, optional
         Crop cache; default ``core.home.cache_dir("crops")``, never the (maybe read-only) data.
+    cohort : str, default "internal"
+        The cohort every case is recorded under (an external test set gets its own name; the
+        manifest's optional ``site`` column is kept per case as well).
 
     Returns
     -------
@@ -330,6 +337,7 @@ def ingest_folder(
         If the manifest lacks required columns, or crop parameters are out of range.
     """
     data_dir, manifest, crop_size = _checked_inputs(data_dir, manifest, crop_size, margin)
+    cohort = _checked_cohort(cohort)
     rows, manifest_issues = read_manifest(manifest)
     cache = _CacheFiles.for_key(
         Path(cache_dir) if cache_dir else home.cache_dir("crops"),
@@ -351,7 +359,7 @@ def ingest_folder(
         crops=crops,
         issues=issues,
         report_csv=report,
-        cases=[dict(c) for c in cases],
+        cases=[{"site": None, **c, "cohort": cohort} for c in cases],
         images=[dict(i) for i in images],
         crop_cache=cache.npz,
         cache_key=cache.key,
@@ -361,6 +369,14 @@ def ingest_folder(
     if conn is not None:
         _record(conn, result, data_dir, manifest, crop_size)
     return result
+
+
+def _checked_cohort(cohort: str) -> str:
+    """The cohort name, stripped; one short line of text (it is shown on every page)."""
+    name = str(cohort or "").strip()
+    if not name or len(name) > 64 or not name.isprintable():
+        raise ValueError(f"cohort name {cohort!r} must be 1 to 64 printable characters")
+    return name
 
 
 def _checked_inputs(data_dir, manifest, crop_size, margin) -> tuple[Path, Path, int]:

@@ -3,7 +3,8 @@
 Columns: ``patient_id``, ``path`` (relative to the data folder), ``label`` (SCC, AC or ASC), the
 lesion box ``x0, y0, x1, y1`` in pixel coordinates (x along columns, x1/y1 exclusive) or a
 ``mask`` path (a DICOM, PNG or .npy file whose non-zero pixels mark the lesion), and an optional
-``frame`` for multi-frame files. Rows are numbered by their line in the file (the header is
+``frame`` for multi-frame files, and an optional ``site`` (the hospital or scanner the image came
+from; used by site-grouped cross-validation and per-site results). Rows are numbered by their line in the file (the header is
 line 1), the way a spreadsheet shows them.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from core.labels import CLASSES, parse_label
 
 REQUIRED = ("patient_id", "path", "label")
-MAX_LENGTH = {"patient_id": 128, "path": 1024, "mask": 1024}  # characters
+MAX_LENGTH = {"patient_id": 128, "path": 1024, "mask": 1024, "site": 128}  # characters
 BOX = ("x0", "y0", "x1", "y1")
 
 
@@ -50,6 +51,7 @@ class ManifestRow:
     box: tuple[float, float, float, float] | None
     mask: str | None
     frame: int
+    site: str | None = None
 
     @property
     def label_name(self) -> str:
@@ -163,6 +165,7 @@ def _row(line: int, values: dict, rel: str) -> ManifestRow:
         box=box,
         mask=_norm_path(values["mask"]) if not box and values.get("mask") else None,
         frame=int(values.get("frame") or 0),
+        site=values.get("site") or None,
     )
 
 
