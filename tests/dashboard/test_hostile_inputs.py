@@ -192,3 +192,28 @@ def test_instructions_keep_their_formatting_but_fetch_nothing(instructions):
     )
     assert tags == {"h1", "ul", "li", "strong"}, tags
     assert BEACON in text or "www" in text or "[b]" in text
+
+
+def test_the_aided_arm_never_shows_a_reader_the_grad_cam_failure(eval_db, tmp_path, monkeypatch):
+    """A run whose models are not under this home: the worker fails with a path in its reason;
+    the reader is told only that there is no Grad-CAM (no run id, no server path)."""
+    import numpy as np
+
+    from core.reader_study import heatmaps
+    from core.reader_study.viewing import model_view
+
+    monkeypatch.setenv("CERVIXSCOPE_HOME", str(tmp_path))  # no runs/<run_id>/ here
+    monkeypatch.setattr(heatmaps, "_FAILED", {})
+    run_id = eval_db.run_ids[0]
+    conn = db.connect(eval_db.path)
+    try:
+        case_id = str(db.predictions_frame(conn, run_id)["case_id"].iloc[0])
+        view = model_view(conn, run_id, case_id, np.full((32, 32), 0.5, np.float32), True)
+    finally:
+        conn.close()
+    with pytest.raises(RuntimeError) as failed:  # what the worker really said, for the admin
+        heatmaps.gradcam_overlay(run_id, np.full((32, 32), 0.5, np.float32), 0, case_id)
+    assert str(tmp_path) in str(failed.value)
+    problem = view["gradcam_problem"]
+    assert problem == "Grad-CAM is not available for this model run."
+    assert run_id not in problem and "/" not in problem and "gradcam" not in view
