@@ -102,10 +102,20 @@ from db.studies import (
     set_study_status,
     studies_frame,
 )
+from db.validations import (
+    ValidationNotFound,
+    record_validation,
+    validation_predictions,
+    validations_frame,
+)
 from db.versions import reads_version
 
 __all__ = [
     "reads_version",
+    "ValidationNotFound",
+    "record_validation",
+    "validation_predictions",
+    "validations_frame",
     "SCHEMA_VERSION",
     "SessionInfo",
     "SignInThrottled",

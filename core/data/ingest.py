@@ -321,8 +321,7 @@ def ingest_folder(
     cache_dir : str or Path, optional
         Crop cache; default ``core.home.cache_dir("crops")``, never the (maybe read-only) data.
     cohort : str, default "internal"
-        The cohort every case is recorded under (an external test set gets its own name; the
-        manifest's optional ``site`` column is kept per case as well).
+        The cohort every case is recorded under (name an external test set; sites: manifest).
 
     Returns
     -------
@@ -343,18 +342,14 @@ def ingest_folder(
         Path(cache_dir) if cache_dir else home.cache_dir("crops"),
         _cache_key(data_dir, manifest, rows, crop_size, margin),
     )
-    if use_cache and cache.complete():
-        crops, issues, cases, images = cache.load()
-        from_cache = True
-    else:
-        crops, row_issues, cases, images = _ingest_rows(data_dir, rows, crop_size, margin, progress)
-        issues = sorted(manifest_issues + row_issues, key=lambda i: (i.row, i.level))
-        cache.save(crops, issues, cases, images)
-        from_cache = False
-    report = cache.report
-    if report_csv is not None and Path(report_csv).resolve() != report.resolve():
-        shutil.copyfile(report, report_csv)
-        report = Path(report_csv)
+    from_cache = use_cache and cache.complete()
+    options = (crop_size, margin, progress)
+    crops, issues, cases, images = (
+        cache.load()
+        if from_cache
+        else _ingest_and_cache(cache, data_dir, rows, manifest_issues, options)
+    )
+    report = _report_copy(cache.report, report_csv)
     result = IngestResult(
         crops=crops,
         issues=issues,
@@ -369,6 +364,22 @@ def ingest_folder(
     if conn is not None:
         _record(conn, result, data_dir, manifest, crop_size)
     return result
+
+
+def _report_copy(report: Path, report_csv) -> Path:
+    """The report, copied to ``report_csv`` when asked (and that is another file)."""
+    if report_csv is None or Path(report_csv).resolve() == report.resolve():
+        return report
+    shutil.copyfile(report, report_csv)
+    return Path(report_csv)
+
+
+def _ingest_and_cache(cache, data_dir, rows, manifest_issues, options):
+    """Ingest the rows afresh (``options`` = crop size, margin, progress) and cache the result."""
+    crops, row_issues, cases, images = _ingest_rows(data_dir, rows, *options)
+    issues = sorted(manifest_issues + row_issues, key=lambda i: (i.row, i.level))
+    cache.save(crops, issues, cases, images)
+    return crops, issues, cases, images
 
 
 def _checked_cohort(cohort: str) -> str:

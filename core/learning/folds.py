@@ -94,3 +94,61 @@ def inner_split(case_ids: np.ndarray, labels: np.ndarray, *, fraction: float, se
     mask = np.zeros(len(case_ids), dtype=bool)
     mask[val] = True
     return mask
+
+
+def make_site_folds(case_ids, sites, labels, *, n_splits: int, seed: int) -> np.ndarray:
+    """Assign each entry to a fold so that every site lies wholly in one fold.
+
+    Leave-one-site-out when there are at most ``n_splits`` sites (then there is one fold per
+    site, numbered in sorted site order); otherwise sites are grouped into ``n_splits`` folds by
+    ``GroupKFold`` (shuffled with ``seed``), so a test fold holds whole sites the model never saw.
+
+    Parameters
+    ----------
+    case_ids : array-like of str, shape (n,)
+        Case (patient) of each entry.
+    sites : array-like of str, shape (n,)
+        Site of each entry; constant within a case, never empty.
+    labels : array-like of int, shape (n,)
+        Class index of each entry (checked constant within a case; not stratified: whole sites
+        cannot be balanced by class).
+    n_splits : int
+        The most folds wanted; fewer sites mean fewer folds.
+    seed : int
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+        Fold number of each entry, in ``0..n_folds-1`` with ``n_folds = min(n_splits, n_sites)``.
+
+    Raises
+    ------
+    ValueError
+        If a site is missing, a case spans two sites, there are fewer than 2 sites, or
+        ``n_splits`` < 2.
+    """
+    case_ids = np.asarray(case_ids).astype(str)
+    labels = np.asarray(labels, dtype=np.int64)
+    site_values = np.asarray(sites, dtype=object)
+    if not len(case_ids) == len(labels) == len(site_values):
+        raise ValueError("case_ids, sites and labels must have one entry each per image")
+    if any(s is None or (isinstance(s, float) and s != s) or str(s).strip() == "" for s in sites):
+        raise ValueError("every case needs a site for site-grouped folds (manifest column site)")
+    site_values = site_values.astype(str)
+    cases, first, inverse = np.unique(case_ids, return_index=True, return_inverse=True)
+    if not np.array_equal(site_values[first][inverse], site_values):
+        raise ValueError("a case lies in two sites; each case must come from one site")
+    if not np.array_equal(labels[first][inverse], labels):
+        raise ValueError("labels must be constant within each case")
+    names, site_of_case = np.unique(site_values[first], return_inverse=True)
+    if n_splits < 2:
+        raise ValueError(f"n_splits={n_splits}: need at least 2 folds")
+    if len(names) < 2:
+        raise ValueError(f"only one site ({names[0]}): site-grouped folds need at least 2 sites")
+    if len(names) <= n_splits:
+        return site_of_case[inverse].astype(np.int64)  # leave one site out
+    splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    case_fold = np.empty(len(cases), dtype=np.int64)
+    for fold, (_, test) in enumerate(splitter.split(cases, groups=site_of_case)):
+        case_fold[test] = fold
+    return case_fold[inverse]
