@@ -6,6 +6,7 @@ function takes it as its first argument, e.g. ``db.submit_read(conn, ...)``.
 
 from db.cases import (
     cases_frame,
+    get_ingestion,
     images_frame,
     ingestion_issues_frame,
     latest_ingestion,
@@ -112,6 +113,7 @@ from db.versions import reads_version
 
 __all__ = [
     "reads_version",
+    "get_ingestion",
     "ValidationNotFound",
     "record_validation",
     "validation_predictions",

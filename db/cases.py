@@ -324,3 +324,14 @@ def ingestion_issues_frame(conn: sqlite_utils.Database, ingestion_id: int) -> pd
         conn.conn,
         params=(int(ingestion_id),),
     )
+
+
+def get_ingestion(conn: sqlite_utils.Database, ingestion_id: int) -> dict | None:
+    """One ingestion as a dict (``ingestion_id, created_at, data_dir, manifest, ...``), or None."""
+    cursor = conn.conn.execute(
+        "SELECT * FROM ingestions WHERE ingestion_id = ?", (int(ingestion_id),)
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))

@@ -24,6 +24,12 @@ def register(subparsers) -> None:
         action="store_true",
         help=f"a small cohort of {sum(SMALL_COUNTS)} patients {SMALL_COUNTS} for quick tries",
     )
+    p.add_argument(
+        "--external",
+        action="store_true",
+        help="instead, a small external cohort from a second synthetic scanner (40 patients, "
+        "two sites, another contrast, noise and class mix) for `cervixscope validate`",
+    )
     p.set_defaults(handler=demo_data)
 
     p = subparsers.add_parser(
@@ -58,6 +64,12 @@ def register(subparsers) -> None:
 def demo_data(args: argparse.Namespace) -> int:
     from core.data.demo_data import PAPER_COUNTS, generate_demo_cohort
 
+    if args.external:
+        from core.data.demo_data import EXTERNAL_COUNTS, generate_external_cohort
+
+        manifest = generate_external_cohort(args.out, seed=args.seed + 1)
+        print(f"wrote a synthetic external cohort {EXTERNAL_COUNTS} to {args.out}: {manifest}")
+        return 0
     counts = SMALL_COUNTS if args.small else PAPER_COUNTS
     start = time.perf_counter()
     manifest = generate_demo_cohort(args.out, seed=args.seed, counts=counts)

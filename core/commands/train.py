@@ -160,6 +160,44 @@ def register(subparsers) -> None:
         "one on a features-mode CNN + ResNet-18 comparison (needs the ray extra)",
     )
     p.set_defaults(handler=cmd_bench)
+    _register_validate(subparsers)
+
+
+def _register_validate(subparsers) -> None:
+    from core.learning.validation import VALIDATION_MODELS
+
+    p = subparsers.add_parser(
+        "validate",
+        help="apply a run's frozen models to an external cohort and store the result",
+        description="External validation: ingest DATA as its own cohort, compare its acquisition "
+        "with the run's cohort (pixel spacing, orientation, series, crop intensity, class mix), "
+        "apply the run's frozen models (by default the ensemble of its fold models, or its final "
+        "model) and store one prediction per case with metrics and patient-level 95%% CIs.",
+        epilog="Example: cervixscope demo-data --external --out data/demo_external && "
+        "cervixscope validate --run RUN --data data/demo_external",
+    )
+    p.add_argument("--run", required=True, help="the run whose models are applied")
+    p.add_argument("--data", required=True, help="the external cohort's DICOM folder")
+    p.add_argument("--manifest", help="manifest CSV (default: DATA/manifest.csv)")
+    p.add_argument("--cohort", default="external", help="cohort name (default: external)")
+    p.add_argument("--model", choices=VALIDATION_MODELS, default="ensemble")
+    p.set_defaults(handler=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import db
+    from core.learning.validation import validate_folder, validation_text
+
+    conn = db.connect(args.db)
+    try:
+        result, checks = validate_folder(
+            args.run, args.data, conn=conn, cohort=args.cohort, model=args.model,
+            manifest=args.manifest, progress=not args.quiet,
+        )  # fmt: skip
+    finally:
+        conn.close()
+    print(validation_text(result, checks))
+    return 0
 
 
 def _load_crops(args, conn=None):

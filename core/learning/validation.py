@@ -235,3 +235,109 @@ def _store(conn, result: ValidationResult) -> int:
         provenance=result.provenance,
         shift=result.shift,
     )
+
+
+def validate_folder(
+    run_id: str,
+    data_dir,
+    *,
+    conn,
+    cohort: str = "external",
+    model: str = "ensemble",
+    manifest=None,
+    runs_dir=None,
+    progress: bool = False,
+) -> tuple[ValidationResult, list]:
+    """Ingest an external DICOM folder as ``cohort``, check it for shift against the run's own
+    cohort, apply the run's frozen models and store the validation.
+
+    The folder is read once without touching the database, so a cohort that overlaps the run is
+    refused before any of its cases is recorded.
+
+    Returns
+    -------
+    (ValidationResult, list of core.data.shift.ShiftCheck)
+        The stored validation, and every shift check (flagged or not; empty when the run's cohort
+        folder can no longer be read).
+    """
+    from core.data.ingest import ingest_folder
+    from core.data.shift import compare_cohorts, profile_ingestion
+
+    db_run = _checked_run(conn, run_id)
+    options = {"progress": progress, "cohort": cohort}
+    external = ingest_folder(data_dir, manifest, crop_size=db_run["crop_size"], **options)
+    seen = set(external.crops.case_ids.astype(str)) & run_cases(
+        run_id, runs_dir=runs_dir, conn=conn
+    )
+    if seen:
+        raise ValueError(
+            f"{len(seen)} case(s) of {data_dir} were part of run {run_id} ({', '.join(sorted(seen)[:5])}); "
+            "an external cohort must be new to the run"
+        )
+    external = ingest_folder(
+        data_dir, manifest, crop_size=db_run["crop_size"], conn=conn, **options
+    )
+    reference = _run_cohort(conn, run_id)
+    checks = (
+        compare_cohorts(
+            profile_ingestion(reference, "internal"), profile_ingestion(external, cohort)
+        )
+        if reference is not None
+        else []
+    )
+    sites = {case["case_id"]: case.get("site") for case in external.cases}
+    result = validate_run(
+        run_id, external.crops, cohort=cohort, model=model, sites=sites, conn=conn,
+        runs_dir=runs_dir, shift=checks,
+    )  # fmt: skip
+    return result, checks
+
+
+def _checked_run(conn, run_id: str) -> dict:
+    import db
+
+    run = db.get_run(conn, run_id)
+    config = run.get("config") or {}
+    return {"crop_size": int(config.get("crop_size", 100))}
+
+
+def _run_cohort(conn, run_id: str):
+    """The run's own cohort re-read from the folder it was ingested from (crops come from the
+    cache), or None when that folder is gone."""
+    import db
+    from core.data.ingest import ingest_folder
+
+    cases = set(db.predictions_frame(conn, [run_id])["case_id"].astype(str))
+    frame = db.cases_frame(conn)
+    ids = frame.loc[frame["case_id"].isin(cases), "ingestion_id"].dropna()
+    if ids.empty:
+        return None
+    ingestion = db.get_ingestion(conn, int(ids.mode().iloc[0]))
+    try:
+        return ingest_folder(
+            ingestion["data_dir"], ingestion["manifest"], crop_size=ingestion["crop_size"] or 100,
+            progress=False,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def validation_text(result: ValidationResult, checks: list) -> str:
+    """A few lines for a terminal: the model used, headline metrics with CIs, shift flags."""
+    table = result.metrics.set_index(["scope", "metric"])
+    lines = [
+        f"validation {result.validation_id}: run {result.run_id} on cohort {result.cohort} "
+        f"({len(result.predictions)} cases)",
+        f"model: {result.source}",
+    ]
+    for key, name in ((("macro", "auc"), "macro AUC"), (("overall", "accuracy"), "accuracy")):
+        if key in table.index:
+            value, low, high = table.loc[key, ["value", "ci_low", "ci_high"]]
+            lines.append(f"  {name}: {value:.3f} (95% CI {low:.3f}-{high:.3f}, patients resampled)")
+    flagged = [check for check in checks if check.flagged]
+    if not checks:
+        lines.append("shift checks: not run (the run's own cohort folder could not be read)")
+    else:
+        lines.append(f"shift checks: {len(flagged)} of {len(checks)} differ")
+        lines += [f"  DIFFERS {check.check}: {check.detail}" for check in flagged]
+    return "\n".join(lines)

@@ -94,3 +94,36 @@ def test_the_second_scanner_is_flagged_before_trusting_the_numbers(validated):
     flagged = {check["check"] for check in shift}
     assert "series description" in flagged
     assert any(name.startswith("intensity") for name in flagged)
+
+
+def test_validate_command_prints_the_model_metrics_and_shift(validated, tmp_path, capsys):
+    from core.cli import main
+
+    conn, run_id, _, _, work = validated
+    generate_external_cohort(tmp_path / "other", seed=5, counts=(3, 3, 3))
+    argv = ["validate", "--run", run_id, "--data", str(tmp_path / "other"), "--cohort", "site-c"]
+    assert main(["--db", str(work / "cs.db"), "--home", str(work), "-q", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of the 3 fold models" in out and "macro AUC" in out
+    assert "DIFFERS series description" in out
+    stored = db.validations_frame(conn, run_id)
+    newest = stored.iloc[0]
+    assert (newest["cohort"], newest["n_cases"]) == ("site-c", 9)
+    assert len(db.validation_predictions(conn, newest["validation_id"])) == 9
+    cases = db.cases_frame(conn).set_index("case_id")
+    assert (
+        cases.loc[db.validation_predictions(conn, newest["validation_id"])["case_id"], "cohort"]
+        == "site-c"
+    ).all()
+
+
+def test_validate_command_refuses_the_runs_own_cohort_in_one_line(
+    validated, small_cohort_dir, capsys
+):
+    from core.cli import main
+
+    _, run_id, _, _, work = validated
+    argv = ["validate", "--run", run_id, "--data", str(small_cohort_dir), "--cohort", "again"]
+    assert main(["--db", str(work / "cs.db"), "--home", str(work), "-q", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "must be new to the run" in err
