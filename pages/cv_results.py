@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.statistics.metrics import ci_methods
-from dashboard import auth, case_focus, loaders, selection, widgets
+from dashboard import auth, case_focus, external, loaders, selection, widgets
 
 auth.require_role("admin")
 st.title("Cross-validation results")
@@ -133,3 +133,64 @@ if not repeats.empty:
         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[3:]},
         key="repeat_table",
     )
+
+st.subheader("Internal cross-validation versus external validation")
+ext_run = st.selectbox(
+    "Run", external.validated_first(chosen), format_func=lambda r: labels.get(r, r), key="ext_run"
+)
+with st.expander("Validate this run on an external cohort"):
+    st.caption(
+        "Ingests the folder (DICOM + manifest.csv) as its own cohort, compares its acquisition "
+        "with the run's cohort, and applies the run's frozen models: the ensemble of its fold "
+        "models (mean probability) or its final model. Cases the run saw are refused."
+    )
+    folder = st.text_input("External cohort folder", key="ext_folder")
+    cohort = st.text_input("Cohort name", value="external", key="ext_cohort")
+    model = st.radio("Model", external.VALIDATION_MODELS, horizontal=True, key="ext_model")
+    if st.button("Run external validation", key="ext_validate"):
+        with st.spinner("Validating on the external cohort…"):
+            ok, text = external.run_validation(ext_run, folder, cohort, model)
+        if ok:
+            st.success(text.splitlines()[0])
+        else:
+            st.error(text)
+try:
+    done = external.validations(ext_run)
+except Exception as exc:
+    st.error(str(exc))
+    st.stop()
+if done.empty:
+    st.info("No external validation of this run yet: `cervixscope validate --run RUN --data DIR`.")
+    st.stop()
+validation_id = st.selectbox(
+    "Validation",
+    done["validation_id"].tolist(),
+    format_func=lambda v: external.validation_label(done, v),
+    key="ext_validation",
+)
+try:
+    side = external.load_side_by_side(ext_run, int(validation_id), str(validation_id))
+except Exception as exc:
+    st.error(str(exc))
+    st.stop()
+st.caption(f"External predictions by the {side['source']}.")
+flagged = side["shift"][side["shift"]["differs"] == "yes"]
+if not flagged.empty:
+    st.warning(
+        f"The external cohort differs in {len(flagged)} acquisition check(s): "
+        + ", ".join(flagged["check"])
+        + ". Read the external numbers with that in mind."
+    )
+st.dataframe(side["table_one"], key="ext_table_one")
+st.caption(ci_methods(grouped=False, n_boot=loaders.N_BOOT))
+st.plotly_chart(side["roc"], key="ext_roc")
+for col, key in zip(st.columns(2), side["confusion"], strict=True):
+    with col:
+        st.plotly_chart(side["confusion"][key], key=f"ext_cm_{key}")
+st.markdown("**Calibration (Brier, ECE; 95% CI)**")
+st.dataframe(side["calibration"], key="ext_calibration")
+st.plotly_chart(side["reliability"], key="ext_reliability")
+st.markdown("**External cohort per site (95% CI)**")
+st.dataframe(side["sites"], hide_index=True, key="ext_sites")
+st.markdown("**Shift checks: external against the run's cohort**")
+st.dataframe(side["shift"], hide_index=True, key="ext_shift")
