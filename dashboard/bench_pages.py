@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from core.bench_scale import peak_mb
 
 APP = str(Path(__file__).resolve().parent / "app.py")
 
@@ -58,7 +59,7 @@ def analysis_rerun(study_id: int) -> dict:
 
 def _process(at: AppTest) -> dict:
     return {
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": peak_mb(),
         "torch": "torch" in sys.modules,
         "errors": [str(e.value) for e in at.exception] + [str(e.value) for e in at.error],
     }
