@@ -165,3 +165,27 @@ def validated_first(run_ids) -> list[str]:
         stored = db.validations_frame(conn)
     order = list(dict.fromkeys(r for r in stored["run_id"] if r in set(run_ids)))
     return order + [r for r in run_ids if r not in order]
+
+
+def latest_validations(run_ids) -> list[dict]:
+    """The newest validation of each run that has one, with its predictions, for the report:
+    dicts of ``run_id, cohort, model, source, shift, predictions``."""
+    found = []
+    with connection() as conn:
+        stored = db.validations_frame(conn)
+        for run_id in run_ids:
+            mine = stored[stored["run_id"] == run_id]
+            if mine.empty:
+                continue
+            row = mine.iloc[0]  # newest first
+            found.append(
+                {
+                    "run_id": run_id,
+                    "cohort": row["cohort"],
+                    "model": row["model"],
+                    "source": (row["provenance"] or {}).get("source", row["model"]),
+                    "shift": row["shift"],
+                    "predictions": db.validation_predictions(conn, int(row["validation_id"])),
+                }
+            )
+    return found

@@ -55,6 +55,7 @@ def build_report(
     cases: pd.DataFrame | None = None,
     title: str = "CervixScope cross-validation report",
     n_boot: int = loaders.N_BOOT,
+    validations: list[dict] | None = None,
 ) -> Report:
     """Build the report for the runs in ``runs`` from their out-of-fold ``predictions``.
 
@@ -68,6 +69,8 @@ def build_report(
         ``case_id, synthetic`` of the cases: synthetic data is then labelled everywhere.
     n_boot : int
         Bootstrap resamples for the 95% confidence intervals.
+    validations : list of dict, optional
+        External validations to set beside internal CV (``dashboard.external.latest_validations``).
     """
     if runs.empty:
         raise ValueError("no runs chosen: pick at least one finished run to report on")
@@ -121,8 +124,34 @@ def build_report(
         "per_fold_summary.csv": summary,
         "calibration.csv": calibration,
     }
+    external_html, external_rows = _external(predictions, validations, n_boot)
+    frames.update({"external_predictions.csv": external_rows} if validations else {})
     csvs = {name: escape_frame(frame).to_csv(index=False) for name, frame in frames.items()}
-    return Report(html=_page(title, sections), csvs=csvs)
+    return Report(html=_page(title, sections + external_html), csvs=csvs)
+
+
+def _external(predictions, validations, n_boot) -> tuple[list[str], pd.DataFrame]:
+    """Internal CV beside each external validation, and the external predictions behind it."""
+    from dashboard import external
+
+    sections, frames = [], []
+    for found in validations or []:
+        internal = predictions[predictions["run_id"] == found["run_id"]]
+        side = external.compute_side_by_side(
+            internal, found["predictions"], found["cohort"], n_boot=n_boot
+        )
+        sections += [
+            f"<h2>External validation: run {html.escape(found['run_id'])} on cohort "
+            f"{html.escape(found['cohort'])}</h2>",
+            f"<p>{html.escape(found['source'])}; one prediction per patient.</p>",
+            _table_html(side["table_one"], index=True),
+            pio.to_html(side["roc"], full_html=False, include_plotlyjs=False),
+            "<h3>Calibration</h3>", _table_html(side["calibration"], index=True),
+            "<h3>External cohort per site</h3>", _table_html(side["sites"]),
+            "<h3>Shift checks</h3>", _table_html(external.shift_table(found["shift"])),
+        ]  # fmt: skip
+        frames.append(found["predictions"].assign(run_id=found["run_id"], cohort=found["cohort"]))
+    return sections, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _calibration_html(predictions, labels, n_boot) -> tuple[list[str], pd.DataFrame]:

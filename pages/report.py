@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import auth, loaders, widgets
+from dashboard import auth, external, loaders, widgets
 from dashboard.report import build_report
 from db.clock import utc_now
 
@@ -30,7 +30,10 @@ if missing:
 
 
 def make_zip() -> bytes:
-    return build_report(predictions, chosen_runs, cases=loaders.case_flags()).to_zip()
+    validations = external.latest_validations(chosen)  # external validation beside internal CV
+    return build_report(
+        predictions, chosen_runs, cases=loaders.case_flags(), validations=validations
+    ).to_zip()
 
 
 stamp = utc_now().strftime("%Y%m%d-%H%M")

@@ -111,3 +111,31 @@ def test_the_button_runs_a_validation_and_refuses_a_bad_folder(page_env, tmp_pat
     finally:
         conn.close()
     assert np.isfinite(len(at.selectbox(key="ext_validation").options))
+
+
+def test_the_report_includes_the_external_validation(page_env, eval_db):
+    import io
+
+    from dashboard import external
+    from dashboard.report import build_report
+
+    path, _, _ = page_env
+    run_id = eval_db.run_ids[0]
+    conn = db.connect(path)
+    try:
+        predictions = db.predictions_frame(conn, [run_id])
+        runs = db.runs_frame(conn)
+    finally:
+        conn.close()
+    validations = external.latest_validations([run_id])
+    report = build_report(
+        predictions, runs[runs["run_id"] == run_id], n_boot=50, validations=validations
+    )
+    newest = validations[0]  # the newest validation of the run (the button may have added one)
+    assert [v["run_id"] for v in validations] == [run_id]
+    assert f"External validation: run {run_id} on cohort {newest['cohort']}" in report.html
+    assert "B-north" in report.html and "series description" in report.html
+    rows = pd.read_csv(io.StringIO(report.csvs["external_predictions.csv"]))
+    assert sorted(rows["case_id"]) == sorted(newest["predictions"]["case_id"])
+    assert len(rows) == len(set(rows["case_id"])) == newest["predictions"]["case_id"].nunique()
+    assert report.html.count("window.PlotlyConfig") == 1  # plotly.js still inlined once
