@@ -70,6 +70,13 @@ def register(subparsers) -> None:
     p.add_argument("--model", choices=MODELS, default="resnet18")
     p.add_argument("--mode", choices=("features", "finetune"), default="features")
     p.add_argument(
+        "--group-by",
+        choices=("patient", "site"),
+        default="patient",
+        help="patient: stratified patient-grouped folds (default); site: leave one site out "
+        "(when sites <= --folds) or whole sites per fold, from the manifest's site column",
+    )
+    p.add_argument(
         "--only-folds",
         help="run only these folds, e.g. 0,3 (numbered from 0; --folds is the number of folds); "
         "jobs with the same --run-id merge into one run",
@@ -312,12 +319,31 @@ def _cv(args: argparse.Namespace, conn, *, runs_dir=None, summary: bool = True):
         compile=args.compile,
     )
     conn, crops = _load_crops(args, conn)
+    cfg = _site_grouping(conn, crops, cfg) if getattr(args, "group_by", "") == "site" else cfg
     run_ids = _run_cv_job(args, conn, crops, cfg, runs_dir=runs_dir)
     if not summary:
         return run_ids
     _print_summary(conn, run_ids)
     print(f"run id: {', '.join(run_ids)}")
     return 0
+
+
+def _site_grouping(conn, crops, cfg):
+    """``cfg`` for site-grouped folds: the sites of the cases (recorded at ingestion) in
+    ``extra`` and one fold per site when there are no more sites than folds."""
+    import db
+
+    cases = db.cases_frame(conn).set_index("case_id")["site"]
+    wanted = sorted(set(crops.case_ids.astype(str)))
+    sites = {case: cases.get(case) for case in wanted}
+    missing = [case for case, site in sites.items() if not isinstance(site, str) or not site]
+    if missing:
+        raise ValueError(
+            f"--group-by site: {len(missing)} case(s) have no site ({', '.join(missing[:5])}); "
+            "add a site column to the manifest and ingest again"
+        )
+    n_folds = min(cfg.n_folds, len(set(sites.values())))
+    return cfg.replace(n_folds=n_folds, extra={**cfg.extra, "group_by": "site", "sites": sites})
 
 
 def _run_cv_job(args, conn, crops, cfg, *, runs_dir=None) -> list[str]:

@@ -30,7 +30,7 @@ from core.learning.artifacts import run_dir
 from core.learning.config import PER_JOB_FIELDS, RunConfig
 from core.learning.executors import FoldData, FoldOutcome, FoldTask, LocalExecutor
 from core.learning.fold_fit import FoldRecords
-from core.learning.folds import make_folds
+from core.learning.folds import assign_folds
 from core.learning.liveness import Heartbeat
 from core.learning.provenance import code_version, package_versions
 from core.learning.summary import run_summary
@@ -254,7 +254,7 @@ def _prepare(crops: CropSet, cfg: RunConfig, conn, run_id, progress) -> _Job:
     from core.learning.training import resolve_device, seed_everything
 
     try:
-        fold_of = make_folds(crops.case_ids, crops.labels, n_splits=cfg.n_folds, seed=cfg.seed)
+        fold_of = assign_folds(crops.case_ids, crops.labels, cfg)  # by patient, or by site
         data_hash = crops.data_hash()
         device = resolve_device(cfg.device)
         # Built first so what the model really is (weights used, channel policy) goes in the record.

@@ -152,3 +152,27 @@ def make_site_folds(case_ids, sites, labels, *, n_splits: int, seed: int) -> np.
     for fold, (_, test) in enumerate(splitter.split(cases, groups=site_of_case)):
         case_fold[test] = fold
     return case_fold[inverse]
+
+
+def assign_folds(case_ids, labels, cfg) -> np.ndarray:
+    """The outer folds a run's config asks for: patient-grouped and stratified (the default), or
+    site-grouped when ``cfg.extra["group_by"] == "site"`` with ``cfg.extra["sites"]`` mapping each
+    case to its site (see :func:`make_site_folds`; ``cfg.n_folds`` must then equal
+    ``min(folds wanted, number of sites)``, which ``cervixscope cv --group-by site`` sets).
+
+    Raises
+    ------
+    ValueError
+        When site grouping gives another number of folds than ``cfg.n_folds``.
+    """
+    if cfg.extra.get("group_by", "patient") != "site":
+        return make_folds(case_ids, labels, n_splits=cfg.n_folds, seed=cfg.seed)
+    sites = cfg.extra.get("sites") or {}
+    site_of = [sites.get(str(case)) for case in np.asarray(case_ids).astype(str)]
+    folds = make_site_folds(case_ids, site_of, labels, n_splits=cfg.n_folds, seed=cfg.seed)
+    if folds.max() + 1 != cfg.n_folds:
+        raise ValueError(
+            f"{len(set(site_of))} sites give {folds.max() + 1} site-grouped folds, not "
+            f"n_folds={cfg.n_folds}; use --folds {folds.max() + 1}"
+        )
+    return folds

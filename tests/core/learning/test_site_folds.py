@@ -78,3 +78,44 @@ def test_per_site_tables_sum_to_the_pooled_confusion_matrix():
             .loc[("overall", "accuracy"), ["ci_low", "ci_high"]]
         )
         assert lo <= expected <= hi
+
+
+def test_cv_group_by_site_keeps_each_site_on_one_side(small_cohort_dir, tmp_path):
+    """``cervixscope cv --group-by site`` on a real ingested cohort with three sites and five
+    folds asked for: leave one site out, so three folds, each one whole site."""
+    import csv
+    import shutil
+
+    import db
+    from core.cli import main
+    from core.learning.fold_models import fold_cases
+
+    data = tmp_path / "data"
+    shutil.copytree(small_cohort_dir, data)
+    manifest = data / "manifest.csv"
+    rows = list(csv.DictReader(manifest.open(encoding="utf-8")))
+    site_of = {}
+    for row in rows:
+        site_of.setdefault(row["patient_id"], ("north", "south", "east")[len(site_of) % 3])
+    with manifest.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*rows[0], "site"])
+        writer.writeheader()
+        writer.writerows({**row, "site": site_of[row["patient_id"]]} for row in rows)
+    argv = ["--db", str(tmp_path / "cs.db"), "--home", str(tmp_path), "-q", "cv"]
+    argv += ["--data", str(data), "--model", "cnn", "--weights", "none", "--folds", "5"]
+    assert main([*argv, "--group-by", "site"]) == 0
+    conn = db.connect(tmp_path / "cs.db")
+    try:
+        run = db.runs_frame(conn).iloc[0]
+        predictions = db.predictions_frame(conn, [run["run_id"]])
+    finally:
+        conn.close()
+    assert run["config"]["n_folds"] == 3 and run["config"]["extra"]["group_by"] == "site"
+    assert len(predictions) == len(site_of)  # one out-of-fold prediction per case
+    by_fold = predictions.assign(site=predictions["case_id"].map(site_of)).groupby("fold")["site"]
+    assert sorted(by_fold.nunique()) == [1, 1, 1]
+    assert sorted(by_fold.first()) == ["east", "north", "south"]
+    for record in fold_cases(run["run_id"], tmp_path / "runs").values():
+        train = {site_of[c] for c in record["train_cases"]}
+        test = {site_of[c] for c in record["test_cases"]}
+        assert len(test) == 1 and not train & test
