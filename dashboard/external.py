@@ -189,3 +189,20 @@ def latest_validations(run_ids) -> list[dict]:
                 }
             )
     return found
+
+
+def internal_site_table(run_id: str, *, n_boot: int = loaders.N_BOOT) -> pd.DataFrame:
+    """Per site of the run's own cases (sites recorded at ingestion): cases, accuracy and macro
+    AUC of its out-of-fold predictions with patient-level 95% CIs; empty when no case has a site."""
+    with connection() as conn:
+        oof = db.predictions_frame(conn, [run_id])
+        sites = db.cases_frame(conn).set_index("case_id")["site"]
+    site = oof["case_id"].map(sites)
+    if site.isna().all():
+        return pd.DataFrame(columns=["site", "cases", "accuracy", "macro AUC"])
+    frame = pd.DataFrame({"case_id": oof["case_id"], "site": site})
+    frame["label"] = oof["label"].map({name: i for i, name in enumerate(CLASSES)})
+    for name, column in zip(PROB_COLUMNS, PROBABILITY_COLUMNS, strict=True):
+        frame[column] = oof[name].to_numpy(dtype=float)
+    frame["predicted"] = frame[list(PROBABILITY_COLUMNS)].to_numpy().argmax(1)
+    return site_table(frame, n_boot=n_boot)

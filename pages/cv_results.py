@@ -138,6 +138,10 @@ st.subheader("Internal cross-validation versus external validation")
 ext_run = st.selectbox(
     "Run", external.validated_first(chosen), format_func=lambda r: labels.get(r, r), key="ext_run"
 )
+own_sites = external.internal_site_table(ext_run)
+if not own_sites.empty:
+    st.markdown("**Internal CV per site (out-of-fold, 95% CI resampling patients)**")
+    st.dataframe(own_sites, hide_index=True, key="cv_sites")
 with st.expander("Validate this run on an external cohort"):
     st.caption(
         "Ingests the folder (DICOM + manifest.csv) as its own cohort, compares its acquisition "

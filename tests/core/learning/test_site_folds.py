@@ -80,7 +80,7 @@ def test_per_site_tables_sum_to_the_pooled_confusion_matrix():
         assert lo <= expected <= hi
 
 
-def test_cv_group_by_site_keeps_each_site_on_one_side(small_cohort_dir, tmp_path):
+def test_cv_group_by_site_keeps_each_site_on_one_side(small_cohort_dir, tmp_path, monkeypatch):
     """``cervixscope cv --group-by site`` on a real ingested cohort with three sites and five
     folds asked for: leave one site out, so three folds, each one whole site."""
     import csv
@@ -119,3 +119,14 @@ def test_cv_group_by_site_keeps_each_site_on_one_side(small_cohort_dir, tmp_path
         train = {site_of[c] for c in record["train_cases"]}
         test = {site_of[c] for c in record["test_cases"]}
         assert len(test) == 1 and not train & test
+    # The results page's per-site table of this run: every case once, each site's accuracy its own
+    from dashboard import external
+
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(tmp_path / "cs.db"))
+    table = external.internal_site_table(run["run_id"], n_boot=50).set_index("site")
+    assert sorted(table.index) == ["east", "north", "south"]
+    assert table["cases"].sum() == len(site_of)
+    for site, part in predictions.groupby(predictions["case_id"].map(site_of)):
+        truth = part["label"].map({"SCC": 0, "AC": 1, "ASC": 2})
+        acc = float((part[["p_SCC", "p_AC", "p_ASC"]].to_numpy().argmax(1) == truth).mean())
+        assert table.loc[site, "accuracy"].startswith(f"{acc:.3f} (")
