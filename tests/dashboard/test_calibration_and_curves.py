@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def finetuned(eval_db, small_crops, tmp_path_factory):
-    """The evaluation database copied, plus a short real fine-tuning run (newest: shown first)."""
+    """The evaluation database copied, plus a short real fine-tuning run."""
     torch.set_num_threads(1)
     work = tmp_path_factory.mktemp("curves")
     shutil.copytree(eval_db.workdir, work / "w", ignore=shutil.ignore_patterns("*.pt"))
@@ -63,7 +63,9 @@ def test_each_fold_stores_its_per_epoch_losses(finetuned):
 def test_results_page_shows_calibration_and_training_curves(finetuned, monkeypatch):
     work, run_id, folds, predictions = finetuned
     at = _open(work, monkeypatch)
-    assert at.multiselect(key="cv_runs").value == [run_id]
+    # the page opens on the newest complete comparison; choose the fine-tuning run
+    at.multiselect(key="cv_runs").set_value([run_id]).run()
+    assert not at.exception, [e.value for e in at.exception]
     table = next(d.value for d in at.dataframe if "brier macro" in d.value.columns)
     y_true = predictions["label"].map(CLASS_INDEX).to_numpy()
     y_score = predictions[["p_SCC", "p_AC", "p_ASC"]].to_numpy()
