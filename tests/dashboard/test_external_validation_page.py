@@ -139,3 +139,24 @@ def test_the_report_includes_the_external_validation(page_env, eval_db):
     assert sorted(rows["case_id"]) == sorted(newest["predictions"]["case_id"])
     assert len(rows) == len(set(rows["case_id"])) == newest["predictions"]["case_id"].nunique()
     assert report.html.count("window.PlotlyConfig") == 1  # plotly.js still inlined once
+
+
+def test_overview_lists_patients_per_cohort_and_site(page_env):
+    path, _, _ = page_env
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["auth"] = Identity(role="admin", name="admin")
+    at.run()
+    at.switch_page("../pages/overview.py")
+    at.run()
+    assert not at.exception and not at.error
+    conn = db.connect(path)
+    try:
+        cases = db.cases_frame(conn)
+    finally:
+        conn.close()
+    shown = _frames(at, ["cohort", "site", "patients"])[0]
+    by_key = shown.set_index(["cohort", "site"])["patients"]
+    expected = cases.fillna({"site": "-"}).groupby(["cohort", "site"])["case_id"].count()
+    assert by_key.sort_index().to_dict() == expected.sort_index().to_dict()
+    assert {"internal", "external"} <= set(shown["cohort"])
+    assert {"B-north", "B-south"} <= set(shown["site"])  # the external cohort's sites
