@@ -21,13 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
+from core import home
 from core.home import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_TIMEOUT_S = 300  # a cold torch import and model load on 2 busy cores
 RETRY_AFTER_S = 300  # after a failed worker, the same run is not tried again for this long
-_FAILED: dict[str, tuple[float, str]] = {}  # run id -> (when, why) of the last failure
-_BATCHES: dict[str, subprocess.Popen] = {}  # run id -> its background worker, if one was started
+# Keyed by project home and run id: the same run id under another home is another model.
+_FAILED: dict[str, tuple[float, str]] = {}  # run -> (when, why) of the last failure
+_BATCHES: dict[str, subprocess.Popen] = {}  # run -> its background worker, if one was started
+
+
+def _run_key(run_id: str) -> str:
+    return f"{home.runs_dir()}|{run_id}"
 
 
 def _cache_path(run_id: str, crop: np.ndarray, class_index: int, case_id=None) -> Path:
@@ -69,11 +75,11 @@ def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int, case_id=Non
     found = cached_overlay(run_id, crop, class_index, case_id)
     if found is not None:
         return found
-    failed = _FAILED.get(str(run_id))
+    failed = _FAILED.get(_run_key(run_id))
     if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
         raise RuntimeError(failed[1])
     target = _cache_path(run_id, crop, class_index, case_id)
-    batch = _BATCHES.get(str(run_id))
+    batch = _BATCHES.get(_run_key(run_id))
     while batch is not None and batch.poll() is None and not target.exists():
         time.sleep(0.05)  # a batch worker is making it: one torch process at a time, not two
     if target.exists():
@@ -81,7 +87,7 @@ def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int, case_id=Non
     try:
         make_overlays(run_id, [(crop, class_index, case_id)])
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        _FAILED[str(run_id)] = (time.monotonic(), str(exc))
+        _FAILED[_run_key(run_id)] = (time.monotonic(), str(exc))
         raise RuntimeError(str(exc)) from exc
     return np.load(target)
 
@@ -101,7 +107,7 @@ def make_overlays(run_id: str, jobs: list[tuple[np.ndarray, int]], *, wait: bool
     """
     jobs = [(c, k, *rest, None)[:3] for c, k, *rest in jobs]
     todo = [(c, k, case) for c, k, case in jobs if not _cache_path(run_id, c, k, case).exists()]
-    running = _BATCHES.get(str(run_id))
+    running = _BATCHES.get(_run_key(run_id))
     if not todo or (not wait and running is not None and running.poll() is None):
         return None
     folder = Path(tempfile.mkdtemp(prefix="gradcam-"))
@@ -114,8 +120,8 @@ def make_overlays(run_id: str, jobs: list[tuple[np.ndarray, int]], *, wait: bool
     (folder / "jobs.tsv").write_text("\n".join(lines), encoding="utf-8")
     args = [str(run_id), str(folder / "jobs.tsv")]
     if not wait:
-        _BATCHES[str(run_id)] = _start_worker(args)
-        return _BATCHES[str(run_id)]
+        _BATCHES[_run_key(run_id)] = _start_worker(args)
+        return _BATCHES[_run_key(run_id)]
     try:
         _run_worker(args)
     finally:
