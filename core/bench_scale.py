@@ -78,15 +78,15 @@ def _case_auc(crops: CropSet, proba: np.ndarray) -> float:
 def features_cv_ours(
     crops: CropSet, cfg: RunConfig, *, device=None, timings: dict | None = None
 ) -> tuple[np.ndarray, float]:
-    """Features-mode CV as ``core.learning.cv`` does it, without the database: embed once, a head
-    per fold.
+    """Features-mode CV as ``core.learning.cv`` does it, without the database: embed once, then a
+    head per fold through the local executor.
 
     Returns the image-level out-of-fold probabilities and the wall time (no embedding cache);
     ``timings``, when given, receives ``embed_seconds`` and ``heads_seconds``.
     """
+    from core.learning.executors import FoldData, FoldTask, LocalExecutor
     from core.learning.features import embed_array
     from core.learning.folds import make_folds
-    from core.learning.heads import LinearHead
     from core.learning.models import build_model
     from core.learning.training import resolve_device, seed_everything
 
@@ -99,10 +99,11 @@ def features_cv_ours(
     t_heads = time.perf_counter()
     folds = make_folds(crops.case_ids, crops.labels, n_splits=cfg.n_folds, seed=cfg.seed)
     proba = np.zeros((crops.n_images, 3))
-    for fold in range(cfg.n_folds):
-        test = folds == fold
-        head = LinearHead(cfg, seed=cfg.seed * 1000 + fold).fit(emb[~test], crops.labels[~test])
-        proba[test] = head.predict_proba(emb[test])
+    # the heads through the executor `run_cv` uses (several threads where the cores allow)
+    data = FoldData(crops=crops, embeddings=emb, fold_of=folds, embed_seconds=0.0)
+    tasks = [FoldTask(tag=0, data=data, cfg=cfg, fold=fold) for fold in range(cfg.n_folds)]
+    for task, outcome in LocalExecutor().map(tasks):
+        proba[folds == task.fold] = outcome.fit.proba
     end = time.perf_counter()
     if timings is not None:
         timings.update(embed_seconds=t_heads - t_embed, heads_seconds=end - t_heads)

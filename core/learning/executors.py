@@ -23,9 +23,11 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.data.dataset import CropSet
 from core.learning.config import RunConfig
@@ -110,8 +112,17 @@ def compute_fold(data: FoldData, cfg: RunConfig, fold: int, device=None) -> Fold
 Started = Callable[[FoldTask], None]
 
 
+MAX_HEAD_THREADS = 4  # features-mode heads fitted at once on this machine's cores
+
+
 class LocalExecutor:
-    """The tasks one after the other in this process, in the order given (the default)."""
+    """The tasks in this process, results in the order given (the default).
+
+    Features-mode folds (a head on frozen embeddings) are fitted on a few threads at once when
+    the machine has the cores: each fit is single-threaded BLAS under one process-wide limit, so
+    the results are those of fitting them one after the other. Fine-tuning folds run one at a
+    time (each already uses every core, or the GPU).
+    """
 
     name = "local"
     concurrent = False  # a batch of runs is run one run at a time
@@ -122,11 +133,20 @@ class LocalExecutor:
     def map(
         self, tasks: Sequence[FoldTask], *, started: Started | None = None
     ) -> Iterator[tuple[FoldTask, FoldOutcome]]:
-        """Yield ``(task, outcome)`` per task, in order; ``started(task)`` just before each."""
-        for task in tasks:
-            if started is not None:
-                started(task)
-            yield task, compute_fold(task.data, task.cfg, task.fold, task.device)
+        """Yield ``(task, outcome)`` per task, in order; ``started(task)`` before each is yielded."""
+        workers = min(os.cpu_count() or 1, MAX_HEAD_THREADS, len(tasks))
+        if workers < 2 or any(task.cfg.mode != "features" for task in tasks):
+            for task in tasks:
+                if started is not None:
+                    started(task)
+                yield task, compute_fold(task.data, task.cfg, task.fold, task.device)
+            return
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(compute_fold, t.data, t.cfg, t.fold, t.device) for t in tasks]
+            for task, future in zip(tasks, futures, strict=True):
+                if started is not None:
+                    started(task)
+                yield task, future.result()
 
     def close(self) -> None:
         """Nothing to release."""

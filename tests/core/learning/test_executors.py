@@ -156,3 +156,27 @@ def test_bench_reports_ray_overhead_and_speedup(ray_local):
         assert out[key] > 0, key
     assert np.isfinite(out["ray_overhead_per_task_s"])
     assert ray_local.is_initialized()  # a Ray it did not start is left running
+
+
+def test_local_heads_on_threads_equal_heads_one_after_the_other(tmp_path, monkeypatch):
+    """Features-mode folds fitted at once on several threads give bit-identical predictions."""
+    from core.learning import executors
+    from core.learning.cv import run_cv
+    from tests.core.cropsets import synthetic_crops
+
+    crops = synthetic_crops((12, 8, 6), images_per_case=2, size=32)
+    cfg = RunConfig(weights="none", n_folds=3, crop_size=32, balance="smote")
+    frames = []
+    for threads in (1, 3):
+        monkeypatch.setattr(executors, "MAX_HEAD_THREADS", threads)
+        monkeypatch.setattr(executors.os, "cpu_count", lambda: 4)
+        conn = database_with_cases(tmp_path / f"t{threads}.db", crops)
+        run_id = run_cv(
+            crops, cfg, conn=conn, runs_dir=tmp_path / f"runs{threads}", cache_dir=False
+        )
+        frames.append(  # display IDs are random per database
+            db.image_predictions_frame(conn, [run_id]).drop(columns=["run_id", "display_id"])
+        )
+        conn.close()
+    one, many = (f.sort_values("image_id").reset_index(drop=True) for f in frames)
+    assert one.equals(many)

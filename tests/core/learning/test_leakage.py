@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 import db
 from core.labels import CLASS_INDEX
+from core.learning import executors
 from core.learning.config import RunConfig
 from core.learning.cv import run_cv
 from core.learning.features import embed_cropset
@@ -69,6 +70,8 @@ def test_smote_sees_only_the_training_fold_and_synthetic_samples_are_never_evalu
     monkeypatch.setattr(SMOTE, "fit_resample", spy_fit_resample)
     monkeypatch.setattr(LogisticRegression, "predict_proba", spy_predict)
     monkeypatch.setattr(PCA, "fit_transform", spy_pca)
+    # one fold after the other, so the spies' calls come in fold order
+    monkeypatch.setattr(executors, "MAX_HEAD_THREADS", 1)
     run_cv(crops, cfg, conn=conn, runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache")
 
     emb = independent_embeddings(crops, cfg)
