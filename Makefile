@@ -60,4 +60,4 @@ bench-reading: venv browser
 	$(PY) -m tests.load.bench_server
 
 clean:
-	rm -rf data runs cache cervixscope.db cervixscope.db-wal cervixscope.db-shm
+	rm -rf data runs cache cervixscope.db cervixscope.db-wal cervixscope.db-shm cervixscope.log
