@@ -60,3 +60,28 @@ def eval_env(eval_db, monkeypatch) -> EvalDB:
     monkeypatch.setenv("CERVIXSCOPE_DB", str(eval_db.path))
     monkeypatch.setenv("CERVIXSCOPE_HOME", str(eval_db.workdir))
     return eval_db
+
+
+@pytest.fixture(scope="module")
+def cohort_db(small_cohort_dir, tmp_path_factory) -> Path:
+    """A fresh database file per test module with the small cohort ingested (no study yet)."""
+    import db
+    from core.data.ingest import ingest_folder
+
+    path = tmp_path_factory.mktemp("cohort_db") / "study.db"
+    conn = db.connect(path)
+    try:
+        ingest_folder(small_cohort_dir, conn=conn, progress=False)
+    finally:
+        conn.close()
+    return path
+
+
+@pytest.fixture
+def app_env(cohort_db, monkeypatch) -> Path:
+    """The app pointed at this module's cohort database, with the reader-study admin secret."""
+    from tests.dashboard.reader_study_helpers import ADMIN_SECRET
+
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(cohort_db))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    return cohort_db

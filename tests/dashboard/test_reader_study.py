@@ -16,7 +16,6 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 import db
-from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 from core.reader_study import reading
 from tests.dashboard.reader_study_helpers import (
@@ -31,25 +30,6 @@ from tests.dashboard.reader_study_helpers import (
 
 pytestmark = pytest.mark.timeout(600)
 N_CASES = 6  # stratified sample: small enough to read in a test
-
-
-@pytest.fixture(scope="module")
-def cohort_db(small_cohort_dir, tmp_path_factory):
-    """A fresh database file with the small cohort ingested (no study yet)."""
-    path = tmp_path_factory.mktemp("reader_study") / "study.db"
-    conn = db.connect(path)
-    try:
-        ingest_folder(small_cohort_dir, conn=conn, progress=False)
-    finally:
-        conn.close()
-    return path
-
-
-@pytest.fixture
-def app_env(cohort_db, monkeypatch):
-    monkeypatch.setenv("CERVIXSCOPE_DB", str(cohort_db))
-    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
-    return cohort_db
 
 
 def _create_study_and_readers(name: str) -> tuple[int, dict[str, str]]:

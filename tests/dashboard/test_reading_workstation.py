@@ -10,13 +10,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
-from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 from core.reader_study import answers, reading
 from core.statistics.metrics import roc_curve_ovr
 from db.clock import now_iso
 from tests.dashboard.reader_study_helpers import (
-    ADMIN_SECRET,
     APP,
     answer,
     by_label,
@@ -29,22 +27,9 @@ from tests.dashboard.reader_study_helpers import (
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="module")
-def cohort_db(small_cohort_dir, tmp_path_factory):
-    path = tmp_path_factory.mktemp("workstation") / "ws.db"
-    conn = db.connect(path)
-    try:
-        ingest_folder(small_cohort_dir, conn=conn, progress=False)
-    finally:
-        conn.close()
-    return path
-
-
 @pytest.fixture
-def env(cohort_db, monkeypatch):
-    monkeypatch.setenv("CERVIXSCOPE_DB", str(cohort_db))
-    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
-    return cohort_db
+def env(app_env):
+    return app_env
 
 
 def _study(name: str, n: int = 5, **options) -> tuple[int, int, str]:

@@ -15,12 +15,10 @@ from sklearn.metrics import cohen_kappa_score
 
 import db
 import db.repeats
-from core.data.ingest import ingest_folder
 from core.labels import CLASSES
 from core.reader_study import mrmc_inputs
 from core.reader_study.study_data import load_study_data
 from tests.dashboard.reader_study_helpers import (
-    ADMIN_SECRET,
     answer,
     by_label,
     current_position,
@@ -34,22 +32,9 @@ N_CASES, N_REPEATS = 14, 3
 HEADING = re.compile(r"^Case (C-[A-Z0-9]+) \((\d+) of (\d+)\)$")
 
 
-@pytest.fixture(scope="module")
-def cohort_db(small_cohort_dir, tmp_path_factory):
-    path = tmp_path_factory.mktemp("repeat_flow") / "repeats.db"
-    conn = db.connect(path)
-    try:
-        ingest_folder(small_cohort_dir, conn=conn, progress=False)
-    finally:
-        conn.close()
-    return path
-
-
 @pytest.fixture
-def env(cohort_db, monkeypatch):
-    monkeypatch.setenv("CERVIXSCOPE_DB", str(cohort_db))
-    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
-    return cohort_db
+def env(app_env):
+    return app_env
 
 
 def _create_study_with_repeats(name: str) -> tuple[int, str]:
