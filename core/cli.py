@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import db
-from core import home
 from core.commands import app, data, study, train
 from core.data.dicom_io import DicomReadError
+from core.project import home
 
 COMMAND_MODULES = (
     data,  # demo-data, ingest

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 import db
-from core.secrets_file import ADMIN_SECRET_ENV
+from core.project.admin_secret import ADMIN_SECRET_ENV
 from dashboard.store import connection
 
 _SESSION_KEY = "auth"
@@ -41,7 +41,7 @@ class Identity:
 def admin_secret() -> str | None:
     """The configured admin secret (the environment first, then Streamlit secrets), or None.
 
-    The same order as ``core.secrets_file.read_admin_secret``, so the secret ``make demo`` prints
+    The same order as ``core.project.admin_secret.read_admin_secret``, so the secret ``make demo`` prints
     is the one this app accepts."""
     if os.environ.get(ADMIN_SECRET_ENV):
         return os.environ[ADMIN_SECRET_ENV]

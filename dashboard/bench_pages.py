@@ -15,7 +15,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.bench_scale import peak_mb
+from core.bench.children import peak_mb
 
 APP = str(Path(__file__).resolve().parent / "app.py")
 

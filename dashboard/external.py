@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.learning.validation import PROBABILITY_COLUMNS, VALIDATION_MODELS, per_site_tables
 from dashboard import figures, loaders
 from dashboard.figures import PROB_COLUMNS

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 import db
-from core.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES
 from core.learning.provenance import (
     RANDOM_WEIGHTS,
     synthetic_text,

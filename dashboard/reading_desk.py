@@ -13,7 +13,7 @@ import contextlib
 
 import streamlit as st
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import answers, reading, viewer_data
 from dashboard import auth, safe_text, store
 from dashboard.viewer import KEY_LEGEND, image_viewer

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import plotly.io as pio
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.statistics.metrics import ci_methods
 from dashboard import figures, loaders
 from db.clock import utc_now

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{name}" for name in CLASSES)
 

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import db
-from core.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES
 from core.reader_study import analysis, exports, mrmc_inputs
 from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData, load_study_data, raters
 from dashboard import loaders

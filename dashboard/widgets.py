@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import heatmaps, viewer_data, viewing
 from dashboard import loaders, selection, store
 from dashboard.viewer import KEY_LEGEND, image_viewer

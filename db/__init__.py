@@ -32,6 +32,18 @@ from db.errors import (
     StudyClosed,
     StudyNotFound,
 )
+from db.folds import (
+    folds_frame,
+    save_fold,
+)
+from db.predictions import (
+    case_probabilities,
+    image_predictions_frame,
+    predictions_frame,
+    run_case_counts,
+    save_image_predictions,
+    save_predictions,
+)
 from db.reads import (
     audit_frame,
     next_unread,
@@ -42,31 +54,25 @@ from db.reads import (
     worklist,
     worklist_entry,
 )
-from db.runs import (
+from db.run_status import (
     RunCancelled,
+    heartbeat,
+    reap_stale_runs,
+)
+from db.runs import (
     add_run_warning,
     cancel_run,
-    case_probabilities,
     check_run_id,
     check_run_merge,
     create_run,
     fail_queued_run,
     fail_run,
     finish_run,
-    folds_frame,
     get_run,
-    heartbeat,
-    image_predictions_frame,
     new_run_id,
-    predictions_frame,
-    reap_stale_runs,
     record_provenance,
     report_progress,
-    run_case_counts,
     runs_frame,
-    save_fold,
-    save_image_predictions,
-    save_predictions,
     start_run,
     update_run,
 )

@@ -14,7 +14,7 @@ from db.connection import write_transaction
 from db.display_ids import random_code
 from db.errors import CaseNotFound
 
-CLASSES = ("SCC", "AC", "ASC")  # same order as core.labels.CLASSES; db/ does not import core/
+CLASSES = ("SCC", "AC", "ASC")  # same order as core.data.labels.CLASSES; db/ does not import core/
 
 CASE_FIELDS = (
     "case_id", "label", "synthetic", "series_description", "orientation", "ingestion_id",

@@ -19,8 +19,8 @@ import pandas as pd
 import sqlite_utils
 
 from db.errors import ImportValidationError
+from db.predictions import PROB_COLUMNS, _prediction_record, predictions_frame
 from db.reads import _upsert_read, build_read, reads_frame
-from db.runs import PROB_COLUMNS, _prediction_record, predictions_frame
 from db.spreadsheet import escape_cell, unescape_cell
 from db.studies import _require_open, _study_row
 from db.transactions import write_transaction

@@ -1,8 +1,11 @@
-"""Cross-validation runs, their folds, warnings and out-of-fold predictions."""
+"""Cross-validation runs: their record, provenance, lifecycle and warnings.
+
+Their state and liveness are ``db.run_status``; their folds ``db.folds``; their out-of-fold
+predictions ``db.predictions``.
+"""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import socket
@@ -12,24 +15,20 @@ from typing import Any
 import pandas as pd
 import sqlite_utils
 
-from db import clock
-from db.cases import _as_dicts, _plain
 from db.clock import now_iso, stamped_id
-from db.errors import CaseNotFound, CervixScopeDBError, RunNotFound
+from db.errors import RunNotFound
+from db.run_status import (
+    ACTIVE_STATUSES,
+    RUN_STATUSES,
+    TERMINAL_STATUSES,
+    RunCancelled,
+    reap_stale_runs,
+)
 from db.transactions import write_transaction
 from db.values import from_json, to_iso, to_json
 
-RUN_STATUSES = ("queued", "running", "done", "failed", "partial", "cancelled")
-TERMINAL_STATUSES = ("done", "failed", "partial", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
 # A run id names a folder under <home>/runs: letters, digits, dot, dash, underscore, no "..".
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
-HEARTBEAT_S = 10.0  # how often a run's process says it is alive (core.learning.liveness)
-# A queued or running run with no sign of life for this long is failed by the next look. Generous:
-# a slow fold on busy cores must never be taken for a dead process (a dead process on this host
-# is caught at once by its pid).
-STALE_AFTER_S = 180.0
-PROB_COLUMNS = ("p_SCC", "p_AC", "p_ASC")
 _UPDATABLE = (
     "status", "progress", "message", "started_at", "ended_at", "timings", "heartbeat_at", "pid",
     "host",
@@ -42,10 +41,6 @@ _UPDATE_SQL = {
     column: "UPDATE runs SET " + column + " = ? WHERE run_id = ?"  # noqa: S608 - fixed names
     for column in _UPDATABLE + _PROVENANCE
 }
-
-
-class RunCancelled(CervixScopeDBError):
-    """The run was cancelled: its process must stop and write nothing more as progress or result."""
 
 
 def new_run_id() -> str:
@@ -286,30 +281,6 @@ def report_progress(
     update_run(conn, run_id, progress=fraction, message=message, heartbeat_at=now_iso())
 
 
-def heartbeat(conn: sqlite_utils.Database, run_id: str, *, pid: int | None = None) -> str:
-    """Say that a queued or running run's process is alive; return the run's status.
-
-    A run that is no longer queued or running is left as it is (a heartbeat never revives a
-    failed or cancelled run); its status tells the caller to stop.
-
-    Parameters
-    ----------
-    pid : int, optional
-        The process to record with the heartbeat (with this host), e.g. a job's worker.
-    """
-    with write_transaction(conn) as raw:
-        row = raw.execute("SELECT status FROM runs WHERE run_id = ?", (str(run_id),)).fetchone()
-        if row is None:
-            raise RunNotFound(f"run {run_id!r} is not in the database")
-        if row[0] not in ACTIVE_STATUSES:
-            return str(row[0])
-        raw.execute(_UPDATE_SQL["heartbeat_at"], (now_iso(), str(run_id)))
-        if pid is not None:
-            raw.execute(_UPDATE_SQL["pid"], (int(pid), str(run_id)))
-            raw.execute(_UPDATE_SQL["host"], (socket.gethostname(), str(run_id)))
-    return str(row[0])
-
-
 def cancel_run(conn: sqlite_utils.Database, run_id: str, reason: str = "cancelled") -> dict:
     """Mark a queued or running run ``cancelled`` now; return it as it was before.
 
@@ -373,53 +344,6 @@ def fail_run(conn: sqlite_utils.Database, run_id: str, reason: str) -> None:
         update_run(conn, run_id, status="failed", message=reason)
     except RunCancelled:
         pass
-
-
-def _process_gone(pid: int | None, host: str | None) -> bool:
-    """True when ``pid`` ran on this host and no longer exists (elsewhere we cannot tell)."""
-    if pid is None or host != socket.gethostname():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, ValueError):
-        return False
-    return False
-
-
-def reap_stale_runs(
-    conn: sqlite_utils.Database, *, stale_after_s: float = STALE_AFTER_S
-) -> list[str]:
-    """Mark ``failed`` every queued or running run whose process is gone; return their ids.
-
-    A process is gone when it ran on this host and its pid no longer exists, or when the run has
-    shown no sign of life (heartbeat, start or creation) for ``stale_after_s`` seconds. Any
-    process that lists runs calls this, so a killed run never stays running or queued for good.
-    """
-    now = clock.utc_now()  # looked up at call time: tests move the one clock
-    rows = conn.conn.execute(
-        "SELECT run_id, status, pid, host, COALESCE(heartbeat_at, started_at, created_at)"
-        " FROM runs WHERE status IN ('queued', 'running')"
-    ).fetchall()
-    reaped = []
-    for run_id, status, pid, host, last in rows:
-        silent = (now - pd.Timestamp(last).to_pydatetime()).total_seconds()
-        if _process_gone(pid, host):
-            reason = f"its process {pid} on {host} stopped without finishing the run"
-        elif silent > stale_after_s:
-            where = f"process {pid} on {host}" if pid is not None else "no process"
-            reason = f"no sign of life for {silent:.0f} s ({where}): the run was abandoned"
-        else:
-            continue
-        with write_transaction(conn) as raw:  # only if nobody finished it meanwhile
-            raw.execute(
-                "UPDATE runs SET status = 'failed', message = ?, ended_at = ?"
-                " WHERE run_id = ? AND status = ?",
-                (f"{status} run failed: {reason}", now_iso(), run_id, status),
-            )
-        reaped.append(str(run_id))
-    return reaped
 
 
 def fail_queued_run(conn: sqlite_utils.Database, run_id: str, reason: str) -> bool:
@@ -547,152 +471,6 @@ def add_run_warning(conn: sqlite_utils.Database, run_id: str, text: str) -> None
         )
 
 
-def save_fold(
-    conn: sqlite_utils.Database,
-    run_id: str,
-    fold: int,
-    *,
-    n_train: int,
-    n_test: int,
-    seconds: float,
-    metrics: Mapping[str, Any] | None,
-) -> None:
-    """Insert or replace one fold's summary (idempotent per run and fold).
-
-    Raises
-    ------
-    RunNotFound
-        If ``run_id`` is unknown.
-    """
-    with write_transaction(conn) as raw:
-        _require_run(raw, run_id)
-        raw.execute(
-            "INSERT INTO folds (run_id, fold, n_train, n_test, seconds, metrics)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, fold) DO UPDATE SET"
-            " n_train = excluded.n_train, n_test = excluded.n_test,"
-            " seconds = excluded.seconds, metrics = excluded.metrics",
-            (str(run_id), int(fold), int(n_train), int(n_test), float(seconds), to_json(metrics)),
-        )
-
-
-def _prediction_record(row: Mapping[str, Any], where: str) -> tuple[str, list[float]]:
-    case_id = row.get("case_id")
-    if case_id in (None, ""):
-        raise ValueError(f"{where}: missing case_id")
-    probs = []
-    for column in PROB_COLUMNS:
-        if column not in row:
-            raise ValueError(f"{where} (case {case_id}): missing {column}")
-        try:
-            value = float(_plain(row[column]))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{where} (case {case_id}): {column}={row[column]!r} is not a number"
-            ) from None
-        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-            raise ValueError(f"{where} (case {case_id}): {column}={value} is not in [0, 1]")
-        probs.append(value)
-    return str(case_id), probs
-
-
-def _require_cases(raw, case_ids: set[str], what: str) -> None:
-    """Raise CaseNotFound naming the cases of ``case_ids`` that are not in the database."""
-    missing = sorted(case_ids - {c for (c,) in raw.execute("SELECT case_id FROM cases")})
-    if missing:
-        raise CaseNotFound(f"{what} name {len(missing)} unknown case(s): {', '.join(missing[:10])}")
-
-
-def save_predictions(
-    conn: sqlite_utils.Database,
-    run_id: str,
-    fold: int,
-    rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
-) -> int:
-    """Insert or replace out-of-fold predictions of one fold (idempotent per run and case).
-
-    Parameters
-    ----------
-    rows : iterable of dict or DataFrame
-        ``case_id, p_SCC, p_AC, p_ASC``; every probability in [0, 1].
-
-    Returns
-    -------
-    int
-        Rows written.
-
-    Raises
-    ------
-    RunNotFound, CaseNotFound
-        If the run or any case is unknown (nothing is written).
-    ValueError
-        On a missing column or a probability outside [0, 1].
-    """
-    records = [
-        _prediction_record(row, f"prediction row {i}") for i, row in enumerate(_as_dicts(rows))
-    ]
-    with write_transaction(conn) as raw:
-        _require_run(raw, run_id)
-        _require_cases(raw, {c for c, _ in records}, f"predictions for run {run_id}")
-        raw.executemany(
-            "INSERT INTO predictions (run_id, case_id, fold, p_SCC, p_AC, p_ASC)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, case_id) DO UPDATE SET"
-            " fold = excluded.fold, p_SCC = excluded.p_SCC, p_AC = excluded.p_AC,"
-            " p_ASC = excluded.p_ASC",
-            [(str(run_id), case_id, int(fold), *probs) for case_id, probs in records],
-        )
-    return len(records)
-
-
-def save_image_predictions(
-    conn: sqlite_utils.Database,
-    run_id: str,
-    fold: int,
-    rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
-) -> int:
-    """Insert or replace out-of-fold predictions per image of one fold (idempotent per run and
-    image): the probabilities before they are averaged into the case's prediction.
-
-    Parameters
-    ----------
-    rows : iterable of dict or DataFrame
-        ``image_id, case_id, p_SCC, p_AC, p_ASC``; every probability in [0, 1]. Images need not
-        be in the ``images`` table (a CropSet may come from elsewhere); their case must exist.
-
-    Returns
-    -------
-    int
-        Rows written.
-
-    Raises
-    ------
-    RunNotFound, CaseNotFound
-        If the run or any case is unknown (nothing is written).
-    ValueError
-        On a missing column or a probability outside [0, 1].
-    """
-    records = []
-    for i, row in enumerate(_as_dicts(rows)):
-        image_id = row.get("image_id")
-        if image_id in (None, ""):
-            raise ValueError(f"image prediction row {i}: missing image_id")
-        case_id, probs = _prediction_record(row, f"image prediction row {i} ({image_id})")
-        records.append((str(image_id), case_id, probs))
-    with write_transaction(conn) as raw:
-        _require_run(raw, run_id)
-        _require_cases(raw, {c for _, c, _ in records}, f"image predictions for run {run_id}")
-        raw.executemany(
-            "INSERT INTO image_predictions (run_id, image_id, case_id, fold, p_SCC, p_AC, p_ASC)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, image_id) DO UPDATE SET"
-            " case_id = excluded.case_id, fold = excluded.fold, p_SCC = excluded.p_SCC,"
-            " p_AC = excluded.p_AC, p_ASC = excluded.p_ASC",
-            [
-                (str(run_id), image_id, case_id, int(fold), *probs)
-                for image_id, case_id, probs in records
-            ],
-        )
-    return len(records)
-
-
 def runs_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
     """All runs, newest first, with counts of folds, predictions and warnings.
 
@@ -726,125 +504,3 @@ def runs_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
         decoded = [from_json(text) if isinstance(text, str) else None for text in frame[key]]
         frame[key] = pd.Series(decoded, index=frame.index, dtype=object)
     return frame
-
-
-def predictions_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str]) -> pd.DataFrame:
-    """Out-of-fold predictions of some runs, with the true ``label`` and the run's ``model``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``run_id, model, case_id, display_id, fold, p_SCC, p_AC, p_ASC, label``, ordered
-        by ``run_id, case_id``.
-    """
-    ids = _run_ids(run_ids) or []
-    if not ids:
-        return pd.DataFrame(
-            columns=["run_id", "model", "case_id", "display_id", "fold", *PROB_COLUMNS, "label"]
-        )
-    sql = (
-        "SELECT p.run_id, r.model, p.case_id, c.display_id, p.fold, p.p_SCC, p.p_AC, p.p_ASC,"
-        " c.label FROM predictions p JOIN runs r ON r.run_id = p.run_id"
-        " JOIN cases c ON c.case_id = p.case_id"
-        " WHERE p.run_id IN (SELECT value FROM json_each(?)) ORDER BY p.run_id, p.case_id"
-    )
-    return pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
-
-
-def image_predictions_frame(
-    conn: sqlite_utils.Database, run_ids: str | Sequence[str]
-) -> pd.DataFrame:
-    """Out-of-fold predictions per image of some runs, with the case's true ``label`` and the
-    run's ``model``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``run_id, model, image_id, case_id, display_id, fold, p_SCC, p_AC, p_ASC,
-        label``, ordered by ``run_id, case_id, image_id``.
-    """
-    ids = _run_ids(run_ids) or []
-    columns = ["run_id", "model", "image_id", "case_id", "display_id", "fold", *PROB_COLUMNS]
-    if not ids:
-        return pd.DataFrame(columns=[*columns, "label"])
-    sql = (
-        "SELECT p.run_id, r.model, p.image_id, p.case_id, c.display_id, p.fold,"
-        " p.p_SCC, p.p_AC, p.p_ASC, c.label"
-        " FROM image_predictions p JOIN runs r ON r.run_id = p.run_id"
-        " JOIN cases c ON c.case_id = p.case_id"
-        " WHERE p.run_id IN (SELECT value FROM json_each(?))"
-        " ORDER BY p.run_id, p.case_id, p.image_id"
-    )
-    return pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
-
-
-def case_probabilities(conn: sqlite_utils.Database, run_id: str, case_id: str) -> dict | None:
-    """One case's out-of-fold class probabilities in a run, without the true label: safe for
-    reader pages (the AI-aided arm).
-
-    Returns
-    -------
-    dict or None
-        ``{"SCC": p, "AC": p, "ASC": p}``, or None when the run has no prediction for the case.
-
-    Raises
-    ------
-    RunNotFound
-        If ``run_id`` is unknown.
-    """
-    _require_run(conn.conn, run_id)
-    row = conn.conn.execute(
-        "SELECT p_SCC, p_AC, p_ASC FROM predictions WHERE run_id = ? AND case_id = ?",
-        (str(run_id), str(case_id)),
-    ).fetchone()
-    if row is None:
-        return None
-    return {
-        col.removeprefix("p_"): float(value) for col, value in zip(PROB_COLUMNS, row, strict=True)
-    }
-
-
-def folds_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str]) -> pd.DataFrame:
-    """Fold summaries of some runs; scalar entries of ``metrics`` also become columns.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``run_id, fold, n_train, n_test, seconds, metrics`` (a dict per row), then one
-        column per scalar metric name.
-    """
-    ids = _run_ids(run_ids) or []
-    sql = (
-        "SELECT run_id, fold, n_train, n_test, seconds, metrics FROM folds"
-        " WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, fold"
-    )
-    frame = (
-        pd.read_sql_query(sql, conn.conn, params=(to_json(ids),))
-        if ids
-        else pd.DataFrame(columns=["run_id", "fold", "n_train", "n_test", "seconds", "metrics"])
-    )
-    frame["metrics"] = [from_json(text) or {} for text in frame["metrics"]]
-    names: list[str] = []
-    for metrics in frame["metrics"]:
-        names += [
-            k for k, v in metrics.items() if k not in names and not isinstance(v, (dict, list))
-        ]
-    for name in names:
-        if name not in frame.columns:
-            frame[name] = [m.get(name) for m in frame["metrics"]]
-    return frame
-
-
-def run_case_counts(conn: sqlite_utils.Database) -> pd.DataFrame:
-    """Per run, how many cases have an out-of-fold prediction and how many of them are synthetic.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``run_id, n_cases, n_synthetic`` (runs without predictions are absent).
-    """
-    return pd.read_sql_query(
-        "SELECT p.run_id, COUNT(*) AS n_cases, COALESCE(SUM(c.synthetic), 0) AS n_synthetic"
-        " FROM predictions p JOIN cases c ON c.case_id = p.case_id GROUP BY p.run_id",
-        conn.conn,
-    )

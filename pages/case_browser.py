@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES
 from dashboard import auth, case_focus, loaders, safe_text, widgets
 
 auth.require_role("admin")

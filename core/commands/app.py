@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from core.demo import run_demo
+    from core.commands.demo_pipeline import run_demo
 
     run_demo(Path(args.out), seed=args.seed, db_path=args.db, secrets_path=SECRETS_PATH)
     return 0
@@ -79,7 +79,7 @@ def _prefetch_weights(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from core.secrets_file import ADMIN_SECRET_ENV, ensure_admin_secret
+    from core.project.admin_secret import ADMIN_SECRET_ENV, ensure_admin_secret
 
     secret, created = ensure_admin_secret(SECRETS_PATH)
     env = dict(os.environ)

@@ -7,8 +7,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.labels import CLASSES
-from core.progress import ProgressBars
+from core.commands.progress import ProgressBars
+from core.data.labels import CLASSES
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -452,7 +452,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import db
-    from core.bench import format_table, run_bench
+    from core.bench.report import format_table
+    from core.bench.runner import run_bench
     from core.data.ingest import ingest_folder
 
     crops = ingest_folder(args.data, progress=False).crops
@@ -470,7 +471,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         db_path=db_path if db_path.exists() else None,
     )
     if args.ray:  # opt-in: Ray is imported only when asked for
-        from core.bench import bench_executors
+        from core.bench.executors import bench_executors
 
         results.update(bench_executors(crops, n_folds=args.folds))
     print(format_table(results))

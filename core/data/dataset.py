@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class CropSet:
     crops : (n_images, size, size) float32 array, intensities normalised to [0, 1].
     image_ids : (n_images,) str array, unique per image.
     case_ids : (n_images,) str array, the patient pseudonym each image belongs to.
-    labels : (n_images,) int64 array of class indices into ``core.labels.CLASSES``.
+    labels : (n_images,) int64 array of class indices into ``core.data.labels.CLASSES``.
     """
 
     crops: np.ndarray

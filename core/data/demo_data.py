@@ -30,7 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, MRImageStorage, 
 from scipy.ndimage import gaussian_filter
 
 from core.data.dicom_io import SYNTHETIC_MARK
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 SIZE = 128  # pixels; 1.5625 mm each gives a 200 mm field of view
 SPACING_MM = 1.5625
@@ -310,7 +310,7 @@ def generate_demo_cohort(
     seed : int, default 0
         Everything (classes order, anatomy, lesions, noise, UIDs) follows from it.
     counts : (int, int, int), default (487, 116, 38)
-        Patients per class, in ``core.labels.CLASSES`` order (the paper's SCC/AC/ASC mix).
+        Patients per class, in ``core.data.labels.CLASSES`` order (the paper's SCC/AC/ASC mix).
 
     Returns
     -------
@@ -400,7 +400,7 @@ def generate_external_cohort(
         Folder to write; created if missing.
     seed : int, default 1
     counts : (int, int, int), default EXTERNAL_COUNTS
-        Patients per class in ``core.labels.CLASSES`` order.
+        Patients per class in ``core.data.labels.CLASSES`` order.
 
     Returns
     -------

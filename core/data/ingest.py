@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core import home
+from core.project import home
 from core.data.dataset import CropSet
 from core.data.dicom_io import DicomReadError, read_pixels
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
 from core.data.transforms import box_inside, lesion_crop
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from db.spreadsheet import escape_cell
 
 __all__ = ["IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
@@ -319,7 +319,7 @@ def ingest_folder(
     use_cache : bool, default True
         Reuse crops cached for identical inputs.
     cache_dir : str or Path, optional
-        Crop cache; default ``core.home.cache_dir("crops")``, never the (maybe read-only) data.
+        Crop cache; default ``core.project.home.cache_dir("crops")``, never the (maybe read-only) data.
     cohort : str, default "internal"
         The cohort every case is recorded under (name an external test set; sites: manifest).
 

@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from core.labels import CLASSES, parse_label
+from core.data.labels import CLASSES, parse_label
 
 REQUIRED = ("patient_id", "path", "label")
 MAX_LENGTH = {"patient_id": 128, "path": 1024, "mask": 1024, "site": 128}  # characters

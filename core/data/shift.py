@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 SPACING_TOLERANCE = 0.10  # relative difference of the median in-plane pixel spacing
 SHARE_TOLERANCE = 0.10  # absolute difference of a category's share (orientation, series, class)

@@ -1,5 +1,5 @@
 """Where a run's files live: ``<project home>/runs/<run_id>/`` holds its config, out-of-fold
-predictions, summary, timings and models (``model.pt``). The home is ``core.home``'s: the
+predictions, summary, timings and models (``model.pt``). The home is ``core.project.home``'s: the
 database's folder or ``$CERVIXSCOPE_HOME``, so the CLI, a background job and the dashboard agree
 whatever their working directory."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import home
+from core.project import home
 
 MODEL_FILE = "model.pt"
 

@@ -21,7 +21,7 @@ import pandas as pd
 import db
 from core.learning.artifacts import run_dir
 from core.learning.config import PER_JOB_FIELDS
-from db.runs import PROB_COLUMNS
+from db.predictions import PROB_COLUMNS
 from db.transactions import write_transaction
 
 BUNDLE_FORMAT = 1

@@ -127,7 +127,7 @@ def run_cv(
     comparison_id : str, optional
         Shared by the runs of one ``core.learning.compare.run_comparison``.
     runs_dir : path, optional
-        Artifacts go to ``runs_dir/<run_id>/`` (default ``<project home>/runs``, ``core.home``).
+        Artifacts go to ``runs_dir/<run_id>/`` (default ``<project home>/runs``, ``core.project.home``).
     cache_dir : path or False, optional
         Embedding cache (features mode), see ``core.learning.features.embed_cropset``.
     final_model : bool, default True

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import home
 from core.data.dataset import CropSet
 from core.learning.models import Net
 from core.learning.training import resolve_device
+from core.project import home
 
 
 def cache_dir_default() -> Path:

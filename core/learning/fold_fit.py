@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.data.dataset import CropSet, mean_by_case
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.learning.config import RunConfig
 from core.learning.folds import inner_split
 from core.learning.heads import LinearHead

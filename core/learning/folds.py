@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 
 def make_folds(case_ids, labels, *, n_splits: int, seed: int) -> np.ndarray:

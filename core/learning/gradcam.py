@@ -57,7 +57,7 @@ def gradcam_map(model, crop: np.ndarray, class_index: int) -> np.ndarray:
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from core.labels import CLASSES
+    from core.data.labels import CLASSES
 
     if not 0 <= int(class_index) < len(CLASSES):
         raise ValueError(f"class_index={class_index}: expected 0..{len(CLASSES) - 1} ({CLASSES})")
@@ -99,7 +99,7 @@ def gradcam_overlay(
     crop : (h, w) float array in [0, 1]
         A lesion crop as ingestion makes it.
     class_index : int
-        Index into ``core.labels.CLASSES``.
+        Index into ``core.data.labels.CLASSES``.
     case_id : str, optional
         The case the crop belongs to, when it is one of the run's cases (the reader's aided arm).
     runs_dir : str, optional

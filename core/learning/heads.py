@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.learning.config import RunConfig
 
 

@@ -105,7 +105,7 @@ def start_cv(
     """Queue a run row and launch its process detached; return the run id.
 
     The process runs in ``workdir``; its artifacts and ``cv.log`` go to ``<project home>/runs/
-    <run_id>/`` (``core.home``), wherever it runs.
+    <run_id>/`` (``core.project.home``), wherever it runs.
 
     Raises
     ------

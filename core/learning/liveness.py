@@ -1,7 +1,7 @@
 """A run's process proves it is alive, and stops when the run is cancelled.
 
 ``Heartbeat`` is a small thread with its own database connection that stamps the run every
-``db.runs.HEARTBEAT_S`` seconds, so any other process can tell a slow run from a dead one
+``db.run_status.HEARTBEAT_S`` seconds, so any other process can tell a slow run from a dead one
 (``db.reap_stale_runs``). When it finds the run cancelled (from the dashboard, maybe on another
 machine) it raises ``RunCancelled`` in the main thread through the SIGTERM handler that
 ``stop_on_sigterm`` installs, the same path as a SIGTERM sent to the process.
@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import db
-from db.runs import HEARTBEAT_S
+from db.run_status import HEARTBEAT_S
 
 
 def database_path(conn) -> Path | None:

@@ -25,7 +25,7 @@ import torch
 import torchvision
 from torch import nn
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 # ImageNet statistics; a grey image stands for R=G=B, so one channel uses their means.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

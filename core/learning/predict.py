@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.learning.final_model import load_run_model
 
 

@@ -93,7 +93,7 @@ def repeat_metrics(predictions: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFram
         ``repeat_group, model, repeat_index, seed, run_id`` and one column per metric of
         ``REPEAT_METRICS`` (macro average; accuracy overall), one row per repeat.
     """
-    from core.labels import CLASSES
+    from core.data.labels import CLASSES
     from core.statistics.metrics import classification_table
 
     rows = []

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES
 
 
 def run_summary(oof: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:

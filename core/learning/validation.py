@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.dataset import CropSet, mean_by_case
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 VALIDATION_MODELS = ("ensemble", "final")
 PROBABILITY_COLUMNS = ("p_scc", "p_ac", "p_asc")  # CLASSES order, as db.validations stores them

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES
 from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData
 from core.statistics import metrics, stats
 

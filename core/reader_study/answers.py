@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 CERTAINTY_LEVELS: dict[str, int] = {"unsure": 40, "probable": 70, "certain": 90}  # percent
 DEFAULT_CERTAINTY = "probable"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import home
-from core.home import cache_dir
+from core.project import home
+from core.project.home import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_TIMEOUT_S = 300  # a cold torch import and model load on 2 busy cores
@@ -65,7 +65,7 @@ def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int, case_id=Non
     crop : ndarray, shape (h, w)
         The lesion crop in [0, 1].
     class_index : int
-        Index into ``core.labels.CLASSES``.
+        Index into ``core.data.labels.CLASSES``.
 
     Raises
     ------

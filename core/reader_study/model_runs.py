@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import db
-from core.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES
 from core.statistics.metrics import roc_auc_ovr
 
 USABLE = ("done", "partial")

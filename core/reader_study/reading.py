@@ -23,7 +23,7 @@ import pandas as pd
 
 import db
 import db.repeats
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study.arms import arm_display_id, check_arm, require_open_arm
 from core.reader_study.reading_order import Slot, locate, position_step, repeat_step
 from core.reader_study.viewing import case_image, model_view

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 
 def stratified_sample(cases: pd.DataFrame, n: int, *, seed: int = 0) -> list[str]:

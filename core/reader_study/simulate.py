@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 # Rows true SCC/AC/ASC, columns predicted SCC/AC/ASC (the paper's expert tables).
 PAPER_EXPERT_TABLES: dict[str, np.ndarray] = {

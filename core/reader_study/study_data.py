@@ -15,7 +15,7 @@ import pandas as pd
 
 import db
 import db.repeats
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 SCORE_COLUMNS = [f"c_{name}" for name in CLASSES]
 MODEL = "Model"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_CROP_SIZE = 100  # ingestion's default, for a database that recorded none

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.statistics.metrics import _resample_weights
 
 CHUNK = 100  # bootstrap resamples computed at once

@@ -2,7 +2,7 @@
 
 Definitions follow the paper: per class, one-vs-rest, precision = TP/(TP+FP), sensitivity =
 TP/(TP+FN), specificity = TN/(TN+FP), F1 = 2PS/(P+S), accuracy = (TP+TN)/N; overall accuracy =
-trace/N; error rate = 1 - accuracy. Labels are class indices into ``core.labels.CLASSES``.
+trace/N; error rate = 1 - accuracy. Labels are class indices into ``core.data.labels.CLASSES``.
 
 A metric whose denominator is zero (e.g. a fold without ASC cases) is undefined: it becomes
 ``zero_division`` (NaN by default) with an ``UndefinedMetricWarning``; averages skip it.
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.statistics.stats import delong_auc_ci
 
 AVERAGES = (None, "macro", "weighted")
@@ -43,7 +43,7 @@ def _check_labels(y, name: str, n_classes: int) -> np.ndarray:
     elif arr.dtype.kind not in "iub":
         raise ValueError(
             f"{name} must hold integer class indices 0..{n_classes - 1}, got dtype {arr.dtype}; "
-            "convert class names with core.labels.parse_label"
+            "convert class names with core.data.labels.parse_label"
         )
     arr = arr.astype(np.int64)
     out = (arr < 0) | (arr >= n_classes)

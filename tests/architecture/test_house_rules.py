@@ -88,3 +88,19 @@ def test_the_sql_rule_finds_a_query_in_a_string(tmp_path):
     path = tmp_path / "probe.py"
     path.write_text('QUERY = "SELECT label FROM cases WHERE case_id = ?"\n')
     assert len(sql_strings([path], root=tmp_path)) == 1
+
+
+def loose_modules(top: Path) -> list[str]:
+    """Modules lying at a package's top level beside its sub-packages, but its entry points."""
+    allowed = {"__init__.py", "cli.py"}
+    return sorted(p.name for p in top.glob("*.py") if p.name not in allowed)
+
+
+def test_core_keeps_its_modules_in_rooms():
+    assert loose_modules(ROOT / "core") == []
+
+
+def test_the_loose_module_rule_sees_a_module_beside_the_packages(tmp_path):
+    for name in ("__init__.py", "cli.py", "labels.py"):
+        (tmp_path / name).write_text("")
+    assert loose_modules(tmp_path) == ["labels.py"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.data.dataset import CropSet
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 
 def synthetic_crops(

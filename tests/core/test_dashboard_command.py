@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.secrets_file import ensure_admin_secret
+from core.project.admin_secret import ensure_admin_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG = "a-strong-admin-secret-48f1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.secrets_file import ADMIN_SECRET_ENV, read_admin_secret
+from core.project.admin_secret import ADMIN_SECRET_ENV, read_admin_secret
 from dashboard import auth
 
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import db
-from core import bench_pages
+from core.bench import pages as bench_pages
 
 
 def test_simulated_readers_read_every_case_of_the_study(tmp_path, eval_db):

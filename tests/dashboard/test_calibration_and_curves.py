@@ -12,7 +12,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import db
-from core.labels import CLASS_INDEX
+from core.data.labels import CLASS_INDEX
 from core.learning.config import RunConfig
 from core.learning.cv import run_cv
 from core.statistics.calibration import calibration_summary

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from db.clock import now_iso
 from tests.dashboard.reader_study_helpers import ADMIN_SECRET
 from tests.dashboard.server_session import ROOT

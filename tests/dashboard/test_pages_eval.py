@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import db
-from core.labels import CLASS_INDEX
+from core.data.labels import CLASS_INDEX
 from core.statistics import metrics
 from dashboard.auth import Identity
 
@@ -295,8 +295,8 @@ def test_case_browser_filters_and_shows_a_case(eval_env):
 def test_case_browser_explains_missing_final_model(eval_env, tmp_path, monkeypatch):
     import shutil
 
-    from core.home import cache_dir
     from core.learning import gradcam
+    from core.project.home import cache_dir
 
     # a home without runs/<run_id>/: as if the run was trained elsewhere
     monkeypatch.setenv("CERVIXSCOPE_HOME", str(tmp_path))

@@ -10,7 +10,7 @@ import pytest
 
 import db
 from core.data.ingest import ingest_folder
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study.mrmc_inputs import pilot_components
 from core.reader_study.study_data import load_study_data
 from core.statistics.power import cases_for_power, power_given_jk

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 import db
 from core.data.ingest import ingest_folder
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import reading, viewing
 from core.reader_study.arms import reader_arms
 from dashboard.auth import Identity

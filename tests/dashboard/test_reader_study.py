@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import reading
 from tests.dashboard.reader_study_helpers import (
     ADMIN_SECRET,

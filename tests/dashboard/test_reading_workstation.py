@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import answers, reading
 from core.statistics.metrics import roc_curve_ovr
 from db.clock import now_iso

@@ -15,7 +15,7 @@ from sklearn.metrics import cohen_kappa_score
 
 import db
 import db.repeats
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import mrmc_inputs
 from core.reader_study.study_data import load_study_data
 from tests.dashboard.reader_study_helpers import (

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from db.display_ids import ALPHABET, code_from_digest, random_code
 
 SPELLS_A_CLASS = re.compile("|".join(CLASSES), re.IGNORECASE)

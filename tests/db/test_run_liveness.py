@@ -15,7 +15,7 @@ import pytest
 
 import db
 from db import clock
-from db.runs import STALE_AFTER_S
+from db.run_status import STALE_AFTER_S
 
 
 def _queued(conn, **config) -> str:

@@ -17,7 +17,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sklearn.metrics import confusion_matrix
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from tests.e2e.browser import wait_idle
 from tests.e2e.conftest import (
     CASE_HEADING,

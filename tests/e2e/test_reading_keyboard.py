@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from tests.e2e.browser import wait_idle
 from tests.e2e.conftest import (
     CASE_HEADING,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from tests.e2e.browser import wait_idle
 from tests.e2e.conftest import (
     click_submit,

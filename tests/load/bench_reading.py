@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study.answers import TYPE_KEYS
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, wait_idle
 from tests.e2e.server import ROOT, StreamlitServer

@@ -30,7 +30,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect as ws_connect
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from db.clock import now_iso
 from tests.e2e.server import ROOT, StreamlitServer
 

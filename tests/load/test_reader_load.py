@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import db
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import reading
 from db.clock import now_iso
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from core.labels import CLASSES, parse_label
+from core.data.labels import CLASSES, parse_label
 from core.statistics.stats import delong_placements
 
 

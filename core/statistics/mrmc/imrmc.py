@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.statistics.mrmc.design import Design, read_design
 from core.statistics.mrmc.figures_of_merit import class_of, truth_indices
 

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from core.cli import main
-from core import home
+from core.project import home
 from core.data.ingest import ingest_folder
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 
 HEADER = ["patient_id", "path", "label", "x0", "y0", "x1", "y1", "frame"]
 

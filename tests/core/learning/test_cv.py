@@ -11,7 +11,7 @@ import torch
 
 import db
 from core.data.dataset import mean_by_case
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.learning.config import RunConfig
 from core.learning.cv import run_cv
 from core.learning.folds import make_folds

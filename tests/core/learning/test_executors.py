@@ -145,7 +145,7 @@ def test_ray_is_imported_only_when_chosen(tmp_path):
 
 
 def test_bench_reports_ray_overhead_and_speedup(ray_local):
-    from core.bench import bench_executors
+    from core.bench.executors import bench_executors
     from tests.core.cropsets import synthetic_crops
 
     crops = synthetic_crops((12, 8, 6), images_per_case=2, size=32)

@@ -10,7 +10,7 @@ import torch
 
 import db
 from core.data.ingest import ingest_folder
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.learning.config import RunConfig
 from core.learning.cv import run_cv
 from core.learning.final_model import load_run_model

@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 import db
-from core.labels import CLASS_INDEX
+from core.data.labels import CLASS_INDEX
 from core.learning import executors
 from core.learning.config import RunConfig
 from core.learning.cv import run_cv

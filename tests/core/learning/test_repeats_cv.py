@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import db
 from core.cli import main
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from dashboard.auth import Identity
 
 ROOT = Path(__file__).resolve().parents[3]

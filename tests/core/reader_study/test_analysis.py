@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import analysis
 from core.reader_study.mrmc_inputs import mrmc_reads
 from core.reader_study.study_data import (

@@ -99,7 +99,7 @@ def test_display_ids_differ_after_the_unaided_arm_and_are_stable():
 def test_aided_arm_ids_never_spell_a_class_name():
     import re
 
-    from core.labels import CLASSES
+    from core.data.labels import CLASSES
 
     spells = re.compile("|".join(CLASSES), re.IGNORECASE)
     ids = [arm_display_id(7, "aided", f"P{i:05d}", "C-XXXXXX") for i in range(20_000)]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study import analysis, mrmc_inputs
 from core.reader_study.study_data import StudyData
 from core.statistics import mrmc, stats

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study.simulate import (
     PAPER_EXPERT_TABLES,
     simulate_confidences,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core.labels import CLASSES
+from core.data.labels import CLASSES
 from core.reader_study.simulate import PAPER_EXPERT_TABLES, simulate_reader
 from core.statistics import metrics, mrmc
 

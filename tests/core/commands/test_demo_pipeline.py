@@ -1,7 +1,7 @@
 """make demo reuses a finished comparison on the same data and re-trains otherwise."""
 
 import db
-from core.demo import DEMO_MODELS, _finished_comparison
+from core.commands.demo_pipeline import DEMO_MODELS, _finished_comparison
 
 
 def _run(conn, model, *, comparison_id, data_hash, status="done"):
@@ -38,8 +38,8 @@ def test_the_demo_summary_prints_the_auc_table_the_warnings_and_a_reader_code(
 
     import pandas as pd
 
+    from core.commands.demo_pipeline import demo_summary
     from core.data.ingest import ingest_folder
-    from core.demo import demo_summary
     from core.learning.artifacts import run_dir
     from core.learning.config import RunConfig
     from core.learning.cv import run_cv

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bench_scale import _child
+from core.bench.children import run_child
 
 PAGES = (
     "sign_in", "overview", "cv_results", "case_browser", "run_cv", "report", "study_admin",
@@ -34,14 +34,14 @@ def page_renders(db_path: str | Path) -> list[dict]:
     """Seconds, peak resident MB, whether torch was loaded, and errors, of each page's first
     render on ``db_path``."""
     env = _env(Path(db_path), secrets.token_hex(8))
-    return [_child(["dashboard.bench_pages", "page", page], env) for page in PAGES]
+    return [run_child(["dashboard.bench_pages", "page", page], env) for page in PAGES]
 
 
 def add_simulated_readers(conn, study_id: int, n_readers: int, *, seed: int = 0) -> int:
     """Add simulated readers (the paper experts' tables, new seeds) to ``study_id`` until it has
     ``n_readers``, each reading every case of its single arm; returns the number of readers."""
     import db
-    from core.labels import CLASSES
+    from core.data.labels import CLASSES
     from core.reader_study.simulate import PAPER_EXPERT_TABLES, simulate_reader
 
     study = db.get_study(conn, study_id)
@@ -90,5 +90,7 @@ def reader_analysis(db_path: str | Path, *, n_readers: int = 20) -> dict:
             n_reads = len(db.reads_frame(conn, study_id))
         finally:
             conn.close()
-        result = _child(["dashboard.bench_pages", "analysis", str(study_id)], _env(copy, "b" * 16))
+        result = run_child(
+            ["dashboard.bench_pages", "analysis", str(study_id)], _env(copy, "b" * 16)
+        )
     return {"readers": readers, "reads": n_reads, **result}

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import db
-from core.bench import format_table, run_bench
+from core.bench.report import format_table
+from core.bench.runner import run_bench
 from core.cli import build_parser, main
 from tests.core.cropsets import synthetic_crops
 

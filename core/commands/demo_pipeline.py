@@ -107,9 +107,9 @@ def _ingest(out: Path, conn, say):
 
 def _compare(crops, conn, *, seed: int) -> dict[str, str]:
     """The demo comparison of the three models; run id by model."""
+    from core.commands.progress import ProgressBars
     from core.learning.compare import DEMO_OVERRIDES, run_comparison
     from core.learning.config import RunConfig
-    from core.progress import ProgressBars
 
     bars = ProgressBars()
     try:

@@ -1,24 +1,17 @@
-"""`cervixscope bench` parts (c) and (m): features-mode CV against its limit, how it scales, and
-the memory of the bootstrap.
+"""Part (c): features-mode CV against its limit, and how it scales.
 
-(c) One embedding pass over every image is the least a features-mode CV can cost on a CPU: the
-    ratio (CV total time) / (embedding time) is 1.0 at the limit (target <= 1.3). Measured at 1x,
-    2x and 4x the demo cohort (641, 1,282, 2,564 patients), each in a fresh interpreter so its peak
-    resident memory is its own; the scaling table reads "linear" when seconds and the memory above
-    the interpreter's baseline grow in proportion to the images.
-(m) ``classification_table`` on 10,000 cases with 1,000 resamples: its traced peak allocation and
-    the process's peak resident memory (target < 300 MB).
+One embedding pass over every image is the least a features-mode CV can cost on a CPU: the
+ratio (CV total time) / (embedding time) is 1.0 at the limit (target <= 1.3). Measured at 1x, 2x
+and 4x the demo cohort (641, 1,282, 2,564 patients), each in a fresh interpreter so its peak
+resident memory is its own; the scaling table reads "linear" when seconds and the memory above
+the interpreter's baseline grow in proportion to the images.
 
-Usage (what ``run_bench`` spawns): python -m core.bench_scale cv DIR MODEL WEIGHTS DEVICE FOLDS
-| python -m core.bench_scale table. Each prints one line ``BENCH {json}``.
+Child usage (what :func:`scaling` spawns): python -m core.bench.scaling DIR MODEL WEIGHTS DEVICE
+FOLDS; it prints one line ``BENCH {json}``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,45 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.bench.children import peak_mb, print_result, run_child
 from core.data.dataset import CropSet, mean_by_case
 from core.learning.config import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def peak_mb() -> float:
-    """This process's peak resident memory, MB.
-
-    Linux's ``VmHWM`` when there is one: ``ru_maxrss`` survives ``execve``, so a child started
-    from a big parent would report the parent's size.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _child(args: list[str], env: dict | None = None) -> dict:
-    """Run ``python -m <args>`` from the repository root; its ``BENCH`` line as a dict."""
-    done = subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"benchmark step {' '.join(args)} failed: {tail[0]}")
-    return json.loads(lines[-1].removeprefix("BENCH "))
-
-
-def _case_auc(crops: CropSet, proba: np.ndarray) -> float:
+def case_auc(crops: CropSet, proba: np.ndarray) -> float:
     from core.statistics import metrics
 
     cases, mean = mean_by_case(crops.case_ids, proba)
@@ -126,34 +86,8 @@ def cv_at_scale(data_dir: str, model: str, weights: str, device: str, n_folds: i
         "cv_seconds": total,
         **timings,
         "limit_ratio": total / timings["embed_seconds"],
-        "auc": _case_auc(crops, proba),
+        "auc": case_auc(crops, proba),
         "peak_mb": peak_mb(),
-    }
-
-
-def table_memory(n: int = 10_000, n_boot: int = 1000) -> dict:
-    """Part (m): the bootstrap's traced peak and this process's peak resident memory."""
-    import tracemalloc
-
-    from core.statistics.metrics import classification_table
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, n)
-    score = rng.dirichlet([1, 1, 1], n)
-    baseline = peak_mb()
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    classification_table(y, score.argmax(1), score, n_boot=n_boot, seed=0)
-    seconds = time.perf_counter() - t0
-    traced = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return {
-        "table_cases": n,
-        "table_resamples": n_boot,
-        "table_seconds": seconds,
-        "table_traced_peak_mb": traced,
-        "table_process_peak_mb": peak_mb(),
-        "table_process_baseline_mb": baseline,
     }
 
 
@@ -169,8 +103,8 @@ def scaling(
         for scale in scales:
             folder = Path(tmp) / f"demo-x{scale}"
             generate_demo_cohort(folder, seed=0, counts=tuple(c * scale for c in PAPER_COUNTS))
-            args = ["core.bench_scale", "cv", str(folder), model, weights, device, str(n_folds)]
-            rows.append({"scale": scale, **_child(args, env)})
+            args = ["core.bench.scaling", str(folder), model, weights, device, str(n_folds)]
+            rows.append({"scale": scale, **run_child(args, env)})
     return rows
 
 
@@ -193,9 +127,5 @@ def scaling_table(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "cv":
-        folder, model, weights, device, folds = sys.argv[2:7]
-        result = cv_at_scale(folder, model, weights, device, int(folds))
-    else:
-        result = table_memory()
-    print("BENCH " + json.dumps(result))
+    folder, model, weights, device, folds = sys.argv[1:6]
+    print_result(cv_at_scale(folder, model, weights, device, int(folds)))

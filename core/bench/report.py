@@ -1,0 +1,54 @@
+"""The benchmark's results as text: an aligned two-column table, then the scaling and page
+tables."""
+
+from __future__ import annotations
+
+from core.bench.scaling import scaling_table
+
+
+def format_table(results: dict) -> str:
+    """The bench results as an aligned two-column table, then the scaling and page tables."""
+    labels = {
+        "train_loop_images_per_s": "(a) training loop, images/s",
+        "bare_loop_images_per_s": "(a) bare fwd/bwd loop, images/s",
+        "loop_efficiency": "(a) ratio loop / bare",
+        "cv_seconds_ours": "(b) features CV, ours, s",
+        "cv_seconds_obvious": "(b) features CV, obvious, s",
+        "cv_speedup": "(b) speed-up obvious / ours",
+        "cv_speedup_ceiling": "(b) ceiling (10E + H) / (E + H)",
+        "auc_ours": "(b) macro AUC, ours",
+        "auc_obvious": "(b) macro AUC, obvious",
+        "cv_over_embed_1x": "(c) CV / one embedding pass, 1x (limit 1.0)",
+        "cv_over_embed_4x": "(c) CV / one embedding pass, 4x (limit 1.0)",
+        "table_traced_peak_mb": "(m) classification_table traced peak, MB",
+        "table_process_peak_mb": "(m) classification_table process peak, MB",
+    }
+    rows = []
+    for key, value in results.items():
+        if isinstance(value, list | dict):
+            continue
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        rows.append((labels.get(key, key), text))
+    width = max(len(name) for name, _ in rows)
+    parts = ["\n".join(f"{name:<{width}}  {text}" for name, text in rows)]
+    if results.get("scaling"):
+        parts.append("(c) scaling, features CV:\n" + scaling_table(results["scaling"]))
+    if results.get("pages"):
+        parts.append(_pages_table(results["pages"], results.get("reader_analysis")))
+    return "\n\n".join(parts)
+
+
+def _pages_table(pages: list[dict], analysis: dict | None) -> str:
+    lines = ["(p) first render, s | peak MB | torch loaded"]
+    for p in pages:
+        errors = f"  ERRORS: {p['errors']}" if p["errors"] else ""
+        lines.append(
+            f"  {p['page']:<16} {p['seconds']:6.2f} {p['peak_mb']:7.0f} {p['torch']}{errors}"
+        )
+    if analysis:
+        lines.append(
+            f"(p) reader analysis, {analysis['readers']} readers x {analysis['reads']} reads: "
+            f"first {analysis['first_seconds']:.2f} s, rerun with no new read "
+            f"{analysis['rerun_seconds']:.2f} s"
+        )
+    return "\n".join(lines)

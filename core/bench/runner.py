@@ -1,0 +1,88 @@
+"""`cervixscope bench`: every part in one call, one flat dict of numbers and settings."""
+
+from __future__ import annotations
+
+import torch
+
+from core.bench import pages, scaling
+from core.bench.children import run_child
+from core.bench.features_cv import bench_features_cv
+from core.bench.training_loop import bench_training_loop
+from core.data.dataset import CropSet
+from core.learning.config import RunConfig
+
+
+def run_bench(
+    crops: CropSet,
+    *,
+    model: str = "resnet18",
+    n_folds: int = 10,
+    device: str = "auto",
+    steps: int = 20,
+    batch_size: int = 64,
+    skip: str | None = None,
+    weights: str = "auto",
+    db_path=None,
+) -> dict:
+    """Both parts of the benchmark on ``crops``; a flat dict of numbers and settings.
+
+    Parameters
+    ----------
+    crops : CropSet
+    model, n_folds, device, weights : as in ``RunConfig``
+    steps : int
+        Training steps timed in part (a).
+    batch_size : int
+    skip : str, optional
+        Letters of the parts to skip, e.g. ``"b"`` or ``"b,c,p"``: a (training loop), b (features
+        CV against the obvious way), c (scaling), m (the bootstrap's memory), p (page renders;
+        only with ``db_path``).
+    db_path : path, optional
+        The database whose pages part (p) renders (the demo's after ``cervixscope demo``).
+
+    Returns
+    -------
+    dict
+        ``device, model, n_images, train_loop_images_per_s, bare_loop_images_per_s,
+        loop_efficiency, cv_seconds_ours, cv_seconds_obvious, cv_speedup, auc_ours,
+        auc_obvious, cv_speedup_ceiling``, ``scaling`` (rows of part c), ``table_*`` (m),
+        ``pages`` and ``reader_analysis`` (p); parts skipped are absent.
+    """
+    from core.learning.training import resolve_device
+
+    dev = resolve_device(device)
+    out: dict = {
+        "device": str(dev)
+        + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "torch_threads": torch.get_num_threads(),
+        "model": model,
+        "n_images": crops.n_images,
+        "crop_size": crops.crop_size,
+    }
+    base = RunConfig(model=model, weights=weights, device=device, crop_size=crops.crop_size)
+    skipped = set((skip or "").replace(",", ""))
+    if skipped - set("abcmp"):
+        raise ValueError(f"--skip {skip!r}: expected letters of the parts a, b, c, m, p")
+    if "a" not in skipped:
+        cfg = base.replace(mode="finetune", batch_size=batch_size)
+        out.update(bench_training_loop(crops, cfg, steps=steps, device=dev))
+        out["batch_size"] = batch_size
+    if "b" not in skipped:
+        out.update(bench_features_cv(crops, base.replace(n_folds=n_folds), dev))
+    out.update(_limit_parts(skipped, model, weights, device, n_folds, db_path))
+    return out
+
+
+def _limit_parts(skipped: set, model, weights, device, n_folds, db_path) -> dict:
+    """Parts c, m and p, each in child processes."""
+    out: dict = {}
+    if "c" not in skipped:
+        rows = scaling.scaling(model=model, weights=weights, device=device, n_folds=n_folds)
+        out["scaling"] = rows
+        out.update({f"cv_over_embed_{r['scale']}x": r["limit_ratio"] for r in rows})
+    if "m" not in skipped:
+        out.update(run_child(["core.bench.memory"]))
+    if "p" not in skipped and db_path is not None:
+        out["pages"] = pages.page_renders(db_path)
+        out["reader_analysis"] = pages.reader_analysis(db_path)
+    return out
