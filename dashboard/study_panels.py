@@ -18,7 +18,8 @@ def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
     status = "open" if study["status"] == "open" else "closed"
     run = study["model_run_id"]
     st.markdown(
-        f"**{safe_text.plain(study['name'])}** · {status} · {study['n_cases']} cases · arms "
+        f"**{safe_text.plain(study['name'])}** · {status} · {study['n_cases']} cases from "
+        f"{safe_text.plain(', '.join(study['cohorts']))} · arms "
         f"{', '.join(study['arms'])} · washout {study['washout_days']} days · "
         f"{study['n_readers']} readers · model: {run_names.get(run, run) if run else 'none'}"
         f" · {study.get('repeat_cases') or 0} repeat cases per reader"

@@ -5,12 +5,17 @@ function takes it as its first argument, e.g. ``db.submit_read(conn, ...)``.
 """
 
 from db.cases import (
+    case_audit_frame,
+    case_key,
     cases_frame,
+    check_cohort,
     get_ingestion,
     images_frame,
     ingestion_issues_frame,
+    label_changes,
     latest_ingestion,
     record_ingestion,
+    split_case_key,
     upsert_cases,
     upsert_images,
 )
@@ -27,6 +32,7 @@ from db.errors import (
     DuplicateStudy,
     ImportValidationError,
     InvalidAccessCode,
+    LabelChangeRefused,
     ReaderNotFound,
     RunNotFound,
     StudyClosed,
@@ -41,6 +47,7 @@ from db.predictions import (
     image_predictions_frame,
     predictions_frame,
     run_case_counts,
+    run_cohorts,
     save_image_predictions,
     save_predictions,
 )
@@ -190,6 +197,7 @@ __all__ = [
     "record_ingestion",
     "resolve_db_path",
     "run_case_counts",
+    "run_cohorts",
     "runs_frame",
     "RunCancelled",
     "cancel_run",
@@ -209,4 +217,10 @@ __all__ = [
     "upsert_images",
     "worklist",
     "worklist_entry",
+    "LabelChangeRefused",
+    "case_audit_frame",
+    "case_key",
+    "check_cohort",
+    "label_changes",
+    "split_case_key",
 ]

@@ -12,15 +12,16 @@ import sqlite_utils
 from db.clock import now_iso
 from db.connection import write_transaction
 from db.display_ids import random_code
-from db.errors import CaseNotFound
+from db.errors import CaseNotFound, LabelChangeRefused
 
 CLASSES = ("SCC", "AC", "ASC")  # same order as core.data.labels.CLASSES; db/ does not import core/
 
 CASE_FIELDS = (
-    "case_id", "label", "synthetic", "series_description", "orientation", "ingestion_id",
-    "cohort", "site",
+    "case_id", "patient_id", "label", "synthetic", "series_description", "orientation",
+    "ingestion_id", "cohort", "site",
 )  # fmt: skip
 DEFAULT_COHORT = "internal"
+KEY_SEPARATOR = "/"  # a case key is "<cohort>/<patient_id>"; a cohort name never holds it
 IMAGE_FIELDS = (
     "image_id", "case_id", "source_path", "frame", "roi_x0", "roi_y0", "roi_x1", "roi_y1",
     "crop_cache", "crop_index", "rows", "cols",
@@ -35,6 +36,51 @@ _UPSERT_IMAGE_SQL = (
     " crop_cache = excluded.crop_cache, crop_index = excluded.crop_index, rows = excluded.rows,"
     " cols = excluded.cols"
 )
+
+
+def check_cohort(cohort: Any) -> str:
+    """The cohort name, stripped: 1 to 64 printable characters without ``/``.
+
+    Raises
+    ------
+    ValueError
+        Naming the value and what is allowed.
+    """
+    name = str(cohort if cohort is not None else "").strip()
+    if not name or len(name) > 64 or not name.isprintable() or KEY_SEPARATOR in name:
+        raise ValueError(
+            f"cohort name {str(cohort)[:80]!r} must be 1 to 64 printable characters without '/'"
+        )
+    return name
+
+
+def case_key(cohort: str, patient_id: str) -> str:
+    """The one key of a case: ``"<cohort>/<patient_id>"``.
+
+    A patient is identified by its cohort and its patient ID: two hospitals may both number their
+    patients from P0001, and those stay two cases.
+    """
+    patient = str(patient_id)
+    if not patient:
+        raise ValueError("a case needs a non-empty patient ID")
+    return f"{check_cohort(cohort)}{KEY_SEPARATOR}{patient}"
+
+
+def split_case_key(case_id: str) -> tuple[str, str]:
+    """``(cohort, patient_id)`` of a case key made by :func:`case_key`.
+
+    Raises
+    ------
+    ValueError
+        If ``case_id`` has no cohort part.
+    """
+    cohort, sep, patient = str(case_id).partition(KEY_SEPARATOR)
+    if not sep or not cohort or not patient:
+        raise ValueError(
+            f"case {str(case_id)[:80]!r} is not a case key '<cohort>/<patient_id>': give "
+            "patient_id and cohort instead"
+        )
+    return cohort, patient
 
 
 def normalise_label(value: Any, *, where: str = "label") -> str | None:
@@ -62,7 +108,7 @@ def _check_keys(row: dict, allowed: tuple[str, ...], required: tuple[str, ...], 
     unknown = sorted(set(row) - set(allowed))
     if unknown:
         raise ValueError(
-            f"{what} {row.get(required[0])!r}: unknown field(s) {', '.join(unknown)}; "
+            f"{what} {row.get(required[0] if required else 'case_id')!r}: unknown field(s) {', '.join(unknown)}; "
             f"allowed: {', '.join(allowed)}"
         )
     missing = [key for key in required if row.get(key) in (None, "")]
@@ -147,73 +193,158 @@ def _new_display_id(raw) -> str:
             return candidate
 
 
+def _case_identity(row: dict) -> tuple[str, str, str]:
+    """``(case_id, cohort, patient_id)`` of a row given by patient ID (and cohort) or by key."""
+    if row.get("patient_id") not in (None, ""):
+        cohort = check_cohort(row.get("cohort") or DEFAULT_COHORT)
+        key = case_key(cohort, str(row["patient_id"]))
+        if row.get("case_id") not in (None, "", key):
+            raise ValueError(
+                f"case {row['case_id']!r} does not match cohort {cohort!r} and patient "
+                f"{row['patient_id']!r}: its key would be {key!r}"
+            )
+        return key, cohort, str(row["patient_id"])
+    cohort, patient = split_case_key(row["case_id"])
+    if row.get("cohort") not in (None, "", cohort):
+        raise ValueError(f"case {row['case_id']!r} is not in cohort {row['cohort']!r}")
+    return case_key(cohort, patient), check_cohort(cohort), patient
+
+
+def _case_records(rows, ingestion_id) -> list[dict]:
+    records = []
+    for row in _as_dicts(rows):
+        _check_keys(row, CASE_FIELDS, (), "case")
+        if row.get("case_id") in (None, "") and row.get("patient_id") in (None, ""):
+            raise ValueError(f"case {row!r}: give patient_id (and cohort) or case_id")
+        key, cohort, patient = _case_identity(row)
+        records.append(
+            {
+                "case_id": key,
+                "patient_id": patient,
+                "cohort": cohort,
+                "label": normalise_label(row.get("label"), where=f"case {key}: label"),
+                "synthetic": int(bool(_plain(row.get("synthetic") or 0))),
+                "series_description": row.get("series_description"),
+                "orientation": None if row.get("orientation") is None else str(row["orientation"]),
+                "ingestion_id": _plain(row.get("ingestion_id") or ingestion_id),
+                "site": None if row.get("site") in (None, "") else str(row["site"]),
+            }
+        )
+    return records
+
+
+def _runs_using(raw, case_id: str) -> list[str]:
+    return [
+        r for (r,) in raw.execute(
+            "SELECT DISTINCT run_id FROM predictions WHERE case_id = ? ORDER BY run_id", (case_id,)
+        )
+    ]  # fmt: skip
+
+
+def _label_changes(raw, records: list[dict]) -> list[dict]:
+    changes = []
+    for rec in records:
+        row = raw.execute("SELECT label FROM cases WHERE case_id = ?", (rec["case_id"],)).fetchone()
+        if row is not None and row[0] != rec["label"]:
+            changes.append(
+                {"case_id": rec["case_id"], "old": row[0], "new": rec["label"],
+                 "runs": _runs_using(raw, rec["case_id"])}
+            )  # fmt: skip
+    return changes
+
+
+def label_changes(
+    conn: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]] | pd.DataFrame
+) -> list[dict]:
+    """The stored cases whose label ``rows`` would change (see :func:`upsert_cases`).
+
+    Returns
+    -------
+    list of dict
+        ``case_id, old, new, runs`` per changed case (``runs``: those that predicted it).
+    """
+    return _label_changes(conn.conn, _case_records(rows, None))
+
+
+def _audit_case_change(raw, rec: dict, field: str, old, now: str) -> None:
+    raw.execute(
+        "INSERT INTO case_audit (case_id, field, old, new, ingestion_id, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (rec["case_id"], field, old, rec[field], rec["ingestion_id"], now),
+    )
+
+
+def _write_case(raw, rec: dict, now: str) -> None:
+    old = raw.execute(
+        "SELECT label, site FROM cases WHERE case_id = ?", (rec["case_id"],)
+    ).fetchone()
+    if old is None:
+        raw.execute(
+            "INSERT INTO cases (case_id, patient_id, display_id, label, synthetic,"
+            " series_description, orientation, ingestion_id, cohort, site, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec["case_id"], rec["patient_id"], _new_display_id(raw), rec["label"],
+             rec["synthetic"], rec["series_description"], rec["orientation"],
+             rec["ingestion_id"], rec["cohort"], rec["site"], now, now),
+        )  # fmt: skip
+        return
+    for field, before in zip(("label", "site"), old, strict=True):
+        if before != rec[field]:
+            _audit_case_change(raw, rec, field, before, now)
+    raw.execute(
+        "UPDATE cases SET label = ?, synthetic = ?, series_description = ?, orientation = ?,"
+        " ingestion_id = COALESCE(?, ingestion_id), site = ?, updated_at = ? WHERE case_id = ?",
+        (rec["label"], rec["synthetic"], rec["series_description"], rec["orientation"],
+         rec["ingestion_id"], rec["site"], now, rec["case_id"]),
+    )  # fmt: skip
+
+
 def upsert_cases(
     conn: sqlite_utils.Database,
     rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
     *,
     ingestion_id: int | None = None,
+    allow_label_change: bool = False,
 ) -> int:
     """Insert or update cases in one transaction; return how many rows were written.
 
-    A new case gets a random ``display_id`` (``C-`` and 6 characters of
-    ``db.display_ids.ALPHABET``, which cannot spell a class name) that says nothing about its
-    label; an existing case keeps its ``display_id``.
+    A case is identified by its cohort and patient ID; its key is ``case_key(cohort,
+    patient_id)``, so cohorts that reuse patient IDs never touch each other's cases. A new case
+    gets a random ``display_id`` (``C-`` and 6 characters of ``db.display_ids.ALPHABET``, which
+    cannot spell a class name) that says nothing about its label; an existing case keeps it.
+    Re-ingestion may update a case's images, series, orientation and site (a site change is
+    audited); it may change a stored label only with ``allow_label_change``, and that change is
+    audited in ``case_audit``.
 
     Parameters
     ----------
     conn : sqlite_utils.Database
         From :func:`db.connect`.
     rows : iterable of dict or DataFrame
-        Fields ``case_id`` (required), ``label`` (class name or index), ``synthetic``,
-        ``series_description``, ``orientation``, ``ingestion_id``, ``cohort`` (default
-        ``internal``) and ``site`` (optional).
+        ``patient_id`` and ``cohort`` (default ``internal``), or a ``case_id`` key; ``label``
+        (class name or index), ``synthetic``, ``series_description``, ``orientation``,
+        ``ingestion_id`` and ``site`` (optional).
     ingestion_id : int, optional
         Default ``ingestion_id`` for rows without one.
+    allow_label_change : bool, default False
+        Change the label of stored cases whose label differs (else refuse, writing nothing).
 
     Raises
     ------
+    LabelChangeRefused
+        If a stored case's label would change and ``allow_label_change`` is false; it names each
+        case, its old and new label and the runs that used it. Nothing is written.
     ValueError
-        On an unknown field, a missing ``case_id`` or an unknown label.
+        On an unknown field, a missing patient ID, a bad cohort name or an unknown label.
     """
-    records = []
-    for row in _as_dicts(rows):
-        _check_keys(row, CASE_FIELDS, ("case_id",), "case")
-        records.append(
-            {
-                "case_id": str(row["case_id"]),
-                "label": normalise_label(row.get("label"), where=f"case {row['case_id']}: label"),
-                "synthetic": int(bool(_plain(row.get("synthetic") or 0))),
-                "series_description": row.get("series_description"),
-                "orientation": None if row.get("orientation") is None else str(row["orientation"]),
-                "ingestion_id": _plain(row.get("ingestion_id") or ingestion_id),
-                "cohort": str(row.get("cohort") or DEFAULT_COHORT),
-                "site": None if row.get("site") in (None, "") else str(row["site"]),
-            }
-        )
+    records = _case_records(rows, ingestion_id)
     now = now_iso()
     with write_transaction(conn) as raw:
+        changes = _label_changes(raw, records)
+        if changes and not allow_label_change:
+            raise LabelChangeRefused(changes)
         for rec in records:
-            exists = raw.execute(
-                "SELECT 1 FROM cases WHERE case_id = ?", (rec["case_id"],)
-            ).fetchone()
-            if exists:
-                raw.execute(
-                    "UPDATE cases SET label = ?, synthetic = ?, series_description = ?,"
-                    " orientation = ?, ingestion_id = COALESCE(?, ingestion_id), cohort = ?,"
-                    " site = ?, updated_at = ? WHERE case_id = ?",
-                    (rec["label"], rec["synthetic"], rec["series_description"],
-                     rec["orientation"], rec["ingestion_id"], rec["cohort"], rec["site"], now,
-                     rec["case_id"]),
-                )  # fmt: skip
-            else:
-                raw.execute(
-                    "INSERT INTO cases (case_id, display_id, label, synthetic, series_description,"
-                    " orientation, ingestion_id, cohort, site, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (rec["case_id"], _new_display_id(raw), rec["label"], rec["synthetic"],
-                     rec["series_description"], rec["orientation"], rec["ingestion_id"],
-                     rec["cohort"], rec["site"], now, now),
-                )  # fmt: skip
+            _write_case(raw, rec, now)
     return len(records)
 
 
@@ -268,12 +399,14 @@ def cases_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``case_id, display_id, label, synthetic, series_description, orientation,
-        ingestion_id, cohort, site, n_images, created_at, updated_at``, ordered by ``case_id``.
+        Columns ``case_id, cohort, patient_id, display_id, label, synthetic,
+        series_description, orientation, ingestion_id, site, n_images, created_at,
+        updated_at``, ordered by ``case_id``.
     """
     return pd.read_sql_query(
-        "SELECT c.case_id, c.display_id, c.label, c.synthetic, c.series_description,"
-        " c.orientation, c.ingestion_id, c.cohort, c.site, COUNT(i.image_id) AS n_images, c.created_at, c.updated_at"
+        "SELECT c.case_id, c.cohort, c.patient_id, c.display_id, c.label, c.synthetic,"
+        " c.series_description, c.orientation, c.ingestion_id, c.site,"
+        " COUNT(i.image_id) AS n_images, c.created_at, c.updated_at"
         " FROM cases c LEFT JOIN images i ON i.case_id = c.case_id"
         " GROUP BY c.case_id ORDER BY c.case_id",
         conn.conn,
@@ -335,3 +468,18 @@ def get_ingestion(conn: sqlite_utils.Database, ingestion_id: int) -> dict | None
     if row is None:
         return None
     return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def case_audit_frame(conn: sqlite_utils.Database) -> pd.DataFrame:
+    """Every audited change of a stored case (label, site), oldest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``audit_id, case_id, field, old, new, ingestion_id, at``.
+    """
+    return pd.read_sql_query(
+        "SELECT audit_id, case_id, field, old, new, ingestion_id, at FROM case_audit"
+        " ORDER BY audit_id",
+        conn.conn,
+    )

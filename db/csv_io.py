@@ -29,7 +29,9 @@ READ_CSV_COLUMNS = (
     "reader_id", "display_name", "case_id", "display_id", "arm", "label", "c_SCC", "c_AC",
     "c_ASC", "shown_at", "submitted_at", "duration_ms",
 )  # fmt: skip
-PREDICTION_CSV_COLUMNS = ("run_id", "model", "case_id", "fold", *PROB_COLUMNS, "label")
+PREDICTION_CSV_COLUMNS = (
+    "run_id", "model", "case_id", "cohort", "patient_id", "fold", *PROB_COLUMNS, "label",
+)  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -73,7 +75,8 @@ def export_predictions_csv(
 ) -> Path:
     """Write the out-of-fold predictions of some runs to CSV; return the path.
 
-    Columns: ``run_id, model, case_id, fold, p_SCC, p_AC, p_ASC, label`` (the true label).
+    Columns: ``run_id, model, case_id, cohort, patient_id, fold, p_SCC, p_AC, p_ASC, label``
+    (the true label); ``case_id`` is the key ``<cohort>/<patient_id>``.
     """
     return _write(predictions_frame(conn, run_ids), PREDICTION_CSV_COLUMNS, path)
 
@@ -82,8 +85,8 @@ def import_predictions_csv(conn: sqlite_utils.Database, path: str | os.PathLike)
     """Import predictions written by :func:`export_predictions_csv` (or the same columns).
 
     Validates every row first (run and case known, fold an integer, probabilities in [0, 1]),
-    then writes all rows in one transaction. ``model`` and ``label`` are ignored (they come from
-    the run and the case). Returns the number of rows written.
+    then writes all rows in one transaction. ``model``, ``cohort``, ``patient_id`` and ``label``
+    are ignored (they come from the run and the case key). Returns the number of rows written.
 
     Raises
     ------

@@ -51,3 +51,27 @@ class ImportValidationError(CervixScopeDBError, ValueError):
         super().__init__(
             f"{path}: {len(self.problems)} problem(s), nothing was imported:\n{shown}{more}"
         )
+
+
+class LabelChangeRefused(CervixScopeDBError, ValueError):
+    """A re-ingestion that would change the stored label of cases; nothing was written.
+
+    Attributes
+    ----------
+    changes : list of dict
+        One per case: ``case_id, old, new, runs`` (the runs that predicted the case).
+    """
+
+    def __init__(self, changes: list[dict]) -> None:
+        self.changes = list(changes)
+        lines = [
+            f"case {c['case_id']}: stored label {c['old']}, new label {c['new']}; "
+            + (f"used by run(s) {', '.join(c['runs'])}" if c["runs"] else "used by no run yet")
+            for c in self.changes[:10]
+        ]
+        more = f"\n... and {len(self.changes) - 10} more" if len(self.changes) > 10 else ""
+        super().__init__(
+            f"refused: this would change the label of {len(self.changes)} stored case(s), "
+            "nothing was written:\n" + "\n".join(lines) + more + "\nIf the new labels are "
+            "right, re-ingest with --allow-label-change (the change is audited)."
+        )

@@ -142,17 +142,18 @@ def predictions_frame(conn: sqlite_utils.Database, run_ids: str | Sequence[str])
     Returns
     -------
     pandas.DataFrame
-        Columns ``run_id, model, case_id, display_id, fold, p_SCC, p_AC, p_ASC, label``, ordered
-        by ``run_id, case_id``.
+        Columns ``run_id, model, case_id, cohort, patient_id, display_id, fold, p_SCC, p_AC,
+        p_ASC, label``, ordered by ``run_id, case_id``.
     """
     ids = _run_ids(run_ids) or []
     if not ids:
         return pd.DataFrame(
-            columns=["run_id", "model", "case_id", "display_id", "fold", *PROB_COLUMNS, "label"]
-        )
+            columns=["run_id", "model", "case_id", "cohort", "patient_id", "display_id", "fold",
+                     *PROB_COLUMNS, "label"]
+        )  # fmt: skip
     sql = (
-        "SELECT p.run_id, r.model, p.case_id, c.display_id, p.fold, p.p_SCC, p.p_AC, p.p_ASC,"
-        " c.label FROM predictions p JOIN runs r ON r.run_id = p.run_id"
+        "SELECT p.run_id, r.model, p.case_id, c.cohort, c.patient_id, c.display_id, p.fold,"
+        " p.p_SCC, p.p_AC, p.p_ASC, c.label FROM predictions p JOIN runs r ON r.run_id = p.run_id"
         " JOIN cases c ON c.case_id = p.case_id"
         " WHERE p.run_id IN (SELECT value FROM json_each(?)) ORDER BY p.run_id, p.case_id"
     )
@@ -225,3 +226,13 @@ def run_case_counts(conn: sqlite_utils.Database) -> pd.DataFrame:
         " FROM predictions p JOIN cases c ON c.case_id = p.case_id GROUP BY p.run_id",
         conn.conn,
     )
+
+
+def run_cohorts(conn: sqlite_utils.Database, run_id: str) -> list[str]:
+    """The cohorts of the cases a run predicted out of fold (its own cohort), sorted."""
+    return [
+        c for (c,) in conn.conn.execute(
+            "SELECT DISTINCT c.cohort FROM predictions p JOIN cases c ON c.case_id = p.case_id"
+            " WHERE p.run_id = ? ORDER BY c.cohort", (str(run_id),),
+        )
+    ]  # fmt: skip

@@ -7,6 +7,8 @@ new one at the end, so a database from an older release opens in a newer one.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -15,9 +17,26 @@ from db.transactions import write_transaction
 migrations = Migrations("cervixscope")
 
 
+def _script(conn: sqlite_utils.Database, sql: str) -> None:
+    """Run a script statement by statement inside the migration's transaction.
+
+    ``sqlite3.executescript`` would COMMIT the open transaction first, so a migration that failed
+    half-way would leave its first statements applied.
+    """
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {statement.strip()[:80]!r}")
+
+
 @migrations(name="v1_initial")
 def _v1_initial(conn: sqlite_utils.Database) -> None:
-    conn.executescript(
+    _script(
+        conn,
         """
         CREATE TABLE ingestions (
             ingestion_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -129,7 +148,7 @@ def _v1_initial(conn: sqlite_utils.Database) -> None:
         -- Reads are never deleted: a correction is an update, and the audit log keeps the history.
         CREATE TRIGGER reads_no_delete BEFORE DELETE ON reads
         BEGIN SELECT RAISE(ABORT, 'reads are never deleted'); END;
-        """
+        """,
     )
 
 
@@ -137,7 +156,8 @@ def _v1_initial(conn: sqlite_utils.Database) -> None:
 def _v2_audit_and_comparisons(conn: sqlite_utils.Database) -> None:
     # v2: an append-only audit log of every change to a read, a revision counter on reads, and
     # runs grouped into model comparisons that share one set of folds.
-    conn.executescript(
+    _script(
+        conn,
         """
         CREATE TABLE read_audit (
             audit_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -157,7 +177,7 @@ def _v2_audit_and_comparisons(conn: sqlite_utils.Database) -> None:
         ALTER TABLE reads ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
         ALTER TABLE runs ADD COLUMN comparison_id TEXT;
         CREATE INDEX runs_comparison ON runs(comparison_id);
-        """
+        """,
     )
     # Reads made before v2 start their history with a baseline row, so no read lacks an audit trail.
     conn.execute(
@@ -179,7 +199,8 @@ def _v3_image_predictions(conn: sqlite_utils.Database) -> None:
     # v3: out-of-fold probabilities per image (slice), before the mean over a case's images, so
     # metrics can be reported per image as well as per case. Only the run is a foreign key: CV
     # runs on a CropSet whose images need not be in the images table.
-    conn.executescript(
+    _script(
+        conn,
         """
         CREATE TABLE image_predictions (
             run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -190,7 +211,7 @@ def _v3_image_predictions(conn: sqlite_utils.Database) -> None:
             PRIMARY KEY (run_id, image_id)
         );
         CREATE INDEX image_predictions_case ON image_predictions(run_id, case_id);
-        """
+        """,
     )
 
 
@@ -198,7 +219,8 @@ def _v3_image_predictions(conn: sqlite_utils.Database) -> None:
 def _v4_sessions_and_study_lifecycle(conn: sqlite_utils.Database) -> None:
     # v4: sign-in sessions that survive a reload (only a hash of each token is kept), reader codes
     # that an admin can revoke, and per-study reader instructions (Markdown).
-    conn.executescript(
+    _script(
+        conn,
         """
         CREATE TABLE sessions (
             token_hash TEXT PRIMARY KEY,
@@ -211,7 +233,7 @@ def _v4_sessions_and_study_lifecycle(conn: sqlite_utils.Database) -> None:
         CREATE INDEX sessions_reader ON sessions(reader_id);
         ALTER TABLE readers ADD COLUMN code_revoked_at TEXT;
         ALTER TABLE studies ADD COLUMN instructions TEXT NOT NULL DEFAULT '';
-        """
+        """,
     )
 
 
@@ -221,7 +243,8 @@ def _v5_repeat_reads(conn: sqlite_utils.Database) -> None:
     # the same reader again, later in the same arm, under a display ID of its own (so the reader
     # cannot match it to the first showing); its answer is kept apart from `reads`, so the MRMC
     # inputs never see it.
-    conn.executescript(
+    _script(
+        conn,
         """
         ALTER TABLE studies ADD COLUMN repeat_cases INTEGER NOT NULL DEFAULT 0
             CHECK (repeat_cases >= 0);
@@ -250,7 +273,7 @@ def _v5_repeat_reads(conn: sqlite_utils.Database) -> None:
             FOREIGN KEY (reader_id, arm, case_id)
                 REFERENCES repeat_assignments(reader_id, arm, case_id)
         );
-        """
+        """,
     )
 
 
@@ -261,12 +284,13 @@ def _v6_run_liveness(conn: sqlite_utils.Database) -> None:
     # and a run can be `cancelled`. The CHECK on runs.status gains that value by rewriting the
     # stored CREATE TABLE text (SQLite's documented procedure for a change that leaves every
     # stored row valid): rebuilding the table would have to drop a parent of four foreign keys.
-    conn.executescript(
+    _script(
+        conn,
         """
         ALTER TABLE runs ADD COLUMN heartbeat_at TEXT;
         ALTER TABLE runs ADD COLUMN pid INTEGER;
         ALTER TABLE runs ADD COLUMN host TEXT;
-        """
+        """,
     )
     raw = conn.conn
     (sql,) = raw.execute(
@@ -291,12 +315,13 @@ def _v6_run_liveness(conn: sqlite_utils.Database) -> None:
 def _v7_repeated_cv(conn: sqlite_utils.Database) -> None:
     # v7 (issue 17): repeated cross-validation. The N runs of one repeated CV share a
     # repeat_group; repeat_index (0..N-1) is their order (fold seeds seed, seed+1, ...).
-    conn.executescript(
+    _script(
+        conn,
         """
         ALTER TABLE runs ADD COLUMN repeat_group TEXT;
         ALTER TABLE runs ADD COLUMN repeat_index INTEGER;
         CREATE INDEX runs_repeat_group ON runs(repeat_group);
-        """
+        """,
     )
 
 
@@ -305,7 +330,8 @@ def _v8_security_audit(conn: sqlite_utils.Database) -> None:
     # v8 (issue 15): an append-only security audit (sign-ins ok and failed, lockouts, sign-outs,
     # exports, imports, reader and code changes, concurrent sessions). Its rows also drive the
     # sign-in limits (db.security), which read them through the two indexes below in one query.
-    conn.executescript(
+    _script(
+        conn,
         """
         CREATE TABLE security_audit (
             event_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -324,7 +350,7 @@ def _v8_security_audit(conn: sqlite_utils.Database) -> None:
         BEGIN SELECT RAISE(ABORT, 'security_audit is append-only'); END;
         CREATE TRIGGER security_audit_no_delete BEFORE DELETE ON security_audit
         BEGIN SELECT RAISE(ABORT, 'security_audit is append-only'); END;
-        """
+        """,
     )
 
 
@@ -333,7 +359,8 @@ def _v9_cohorts_validations(conn: sqlite_utils.Database) -> None:
     # v9 (issue 19): every case belongs to a cohort ('internal' unless ingested as another)
     # and may name its site; an external validation applies one run's frozen models to a cohort
     # and keeps one prediction per case, so its metrics can be recomputed from the rows.
-    conn.executescript(
+    _script(
+        conn,
         """
         ALTER TABLE cases ADD COLUMN cohort TEXT NOT NULL DEFAULT 'internal';
         ALTER TABLE cases ADD COLUMN site TEXT;
@@ -361,7 +388,92 @@ def _v9_cohorts_validations(conn: sqlite_utils.Database) -> None:
             site TEXT,
             PRIMARY KEY (validation_id, case_id)
         );
+        """,
+    )
+
+
+@migrations(name="v10_cases_keyed_by_cohort")
+def _v10_cases_keyed_by_cohort(conn: sqlite_utils.Database) -> None:
+    # v10 (issue 23): a patient is (cohort, patient ID). Hospitals all number from P0001, so a
+    # second cohort keyed by patient ID alone overwrote the first one's labels. Every case key
+    # becomes "<cohort>/<patient_id>" (db.cases.case_key), here and in every table that names a
+    # case; image ids start with their case key. A trigger keeps the rule for new rows. Label
+    # changes by re-ingestion are refused unless asked for, and then audited in case_audit.
+    raw = conn.conn
+    bad = raw.execute("SELECT cohort FROM cases WHERE instr(cohort, '/') > 0 LIMIT 1").fetchone()
+    if bad:
+        raise ValueError(f"v10: cohort name {bad[0]!r} contains '/'; rename it before upgrading")
+    raw.execute("PRAGMA defer_foreign_keys = ON")  # keys change in parents and children at once
+    _script(
+        conn,
         """
+        ALTER TABLE cases ADD COLUMN patient_id TEXT NOT NULL DEFAULT '';
+        CREATE TEMP TABLE v10_case_map AS
+            SELECT case_id AS old, cohort || '/' || case_id AS new, cohort FROM cases;
+        CREATE UNIQUE INDEX temp.v10_case_map_old ON v10_case_map(old);
+        UPDATE cases SET patient_id = case_id, case_id = cohort || '/' || case_id;
+        UPDATE images SET
+            image_id = (SELECT cohort FROM v10_case_map WHERE old = images.case_id) || '/'
+                       || image_id,
+            case_id = (SELECT new FROM v10_case_map WHERE old = images.case_id)
+            WHERE case_id IN (SELECT old FROM v10_case_map);
+        UPDATE image_predictions SET
+            image_id = (SELECT cohort FROM v10_case_map WHERE old = image_predictions.case_id)
+                       || '/' || image_id,
+            case_id = (SELECT new FROM v10_case_map WHERE old = image_predictions.case_id)
+            WHERE case_id IN (SELECT old FROM v10_case_map);
+        """,
+    )
+    for table in (
+        "predictions", "study_cases", "assignments", "reads", "repeat_assignments",
+        "repeat_reads", "validation_predictions",
+    ):  # fmt: skip
+        raw.execute(
+            f"UPDATE {table} SET case_id = (SELECT new FROM v10_case_map"  # noqa: S608 - fixed names
+            f" WHERE old = {table}.case_id) WHERE case_id IN (SELECT old FROM v10_case_map)"
+        )
+    _rekey_read_audit(conn)
+    _script(
+        conn,
+        """
+        DROP TABLE temp.v10_case_map;
+        CREATE UNIQUE INDEX cases_cohort_patient ON cases(cohort, patient_id);
+        CREATE TRIGGER cases_key_on_insert BEFORE INSERT ON cases
+        WHEN NEW.case_id IS NOT NEW.cohort || '/' || NEW.patient_id OR NEW.patient_id = ''
+            OR instr(NEW.cohort, '/') > 0
+        BEGIN SELECT RAISE(ABORT, 'a case_id is <cohort>/<patient_id>'); END;
+        CREATE TRIGGER cases_key_on_update BEFORE UPDATE OF case_id, cohort, patient_id ON cases
+        BEGIN SELECT RAISE(ABORT, 'a case keeps its cohort and patient ID'); END;
+        CREATE TABLE case_audit (
+            audit_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            field TEXT NOT NULL,
+            old TEXT, new TEXT,
+            ingestion_id INTEGER REFERENCES ingestions(ingestion_id),
+            at TEXT NOT NULL
+        );
+        CREATE INDEX case_audit_case ON case_audit(case_id, audit_id);
+        CREATE TRIGGER case_audit_no_update BEFORE UPDATE ON case_audit
+        BEGIN SELECT RAISE(ABORT, 'case_audit is append-only'); END;
+        CREATE TRIGGER case_audit_no_delete BEFORE DELETE ON case_audit
+        BEGIN SELECT RAISE(ABORT, 'case_audit is append-only'); END;
+        ALTER TABLE studies ADD COLUMN cohorts TEXT;
+        """,
+    )
+
+
+def _rekey_read_audit(conn: sqlite_utils.Database) -> None:
+    # The audit is append-only; its case keys are renamed once, in this migration, and the
+    # append-only trigger is put back in the same transaction.
+    _script(
+        conn,
+        """
+        DROP TRIGGER read_audit_no_update;
+        UPDATE read_audit SET case_id = (SELECT new FROM v10_case_map
+            WHERE old = read_audit.case_id) WHERE case_id IN (SELECT old FROM v10_case_map);
+        CREATE TRIGGER read_audit_no_update BEFORE UPDATE ON read_audit
+        BEGIN SELECT RAISE(ABORT, 'read_audit is append-only'); END;
+        """,
     )
 
 

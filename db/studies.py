@@ -85,6 +85,7 @@ def create_study(
     model_run_id: str | None = None,
     washout_days: int = 0,
     simulated: bool = False,
+    cohorts: Iterable[str] | None = None,
 ) -> int:
     """Create an open reader study over a set of cases; return its ``study_id``.
 
@@ -106,6 +107,9 @@ def create_study(
         Days between a reader's unaided and aided sessions.
     simulated : bool
         True for a study of simulated readers (demo).
+    cohorts : iterable of str, optional
+        The cohorts the study's cases were drawn from, recorded with the design; every case must
+        belong to one of them. Default: the cohorts of ``case_ids``.
 
     Raises
     ------
@@ -114,17 +118,19 @@ def create_study(
     CaseNotFound, RunNotFound
         If a case or the model run is unknown.
     ValueError
-        On empty or duplicate cases, unknown arms, or ``"aided"`` without a model run.
+        On empty or duplicate cases, unknown arms, ``"aided"`` without a model run, or a case
+        outside ``cohorts``.
     """
     name, cases, arms = _check_new_study(name, case_ids, arms, model_run_id, washout_days)
     with write_transaction(conn) as raw:
         _check_references(raw, name, cases, model_run_id)
+        chosen = _study_cohorts(raw, name, cases, cohorts)
         cursor = raw.execute(
             "INSERT INTO studies (name, created_at, arms, order_seed, model_run_id, washout_days,"
-            " simulated, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+            " simulated, status, cohorts) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?)",
             (name, now_iso(), to_json(list(arms)), int(order_seed),
              None if model_run_id is None else str(model_run_id), int(washout_days),
-             int(bool(simulated))),
+             int(bool(simulated)), to_json(chosen)),
         )  # fmt: skip
         study_id = int(cursor.lastrowid)
         raw.executemany(
@@ -175,9 +181,30 @@ def _check_references(raw, name: str, cases: list[str], model_run_id) -> None:
         )
 
 
+def _study_cohorts(raw, name: str, cases: list[str], cohorts) -> list[str]:
+    """The cohorts recorded with a new study: those given (every case in one of them), else the
+    cases' own."""
+    of_case = dict(
+        raw.execute(
+            "SELECT case_id, cohort FROM cases WHERE case_id IN (SELECT value FROM json_each(?))",
+            (to_json(cases),),
+        ).fetchall()
+    )
+    if cohorts is None:
+        return sorted(set(of_case.values()))
+    chosen = sorted({str(c) for c in cohorts})
+    outside = [c for c in cases if of_case[c] not in chosen]
+    if outside:
+        raise ValueError(
+            f"study {name!r} draws from cohort(s) {', '.join(chosen)}, but {len(outside)} case(s) "
+            f"are in others: {', '.join(outside[:10])}"
+        )
+    return chosen
+
+
 def get_study(conn: sqlite_utils.Database, study_id: int) -> dict:
-    """One study as a dict: the ``studies`` columns (``arms`` a tuple of str), plus ``case_ids``,
-    ``n_cases`` and ``n_readers``.
+    """One study as a dict: the ``studies`` columns (``arms`` and ``cohorts`` tuples of str), plus
+    ``case_ids``, ``n_cases`` and ``n_readers``.
 
     Raises
     ------
@@ -193,6 +220,16 @@ def get_study(conn: sqlite_utils.Database, study_id: int) -> dict:
         )
     ]
     study["n_cases"] = len(study["case_ids"])
+    study["cohorts"] = tuple(
+        from_json(study["cohorts"])
+        if study["cohorts"]
+        else [  # a study made before cohorts were recorded: its cases' own
+            c for (c,) in raw.execute(
+                "SELECT DISTINCT c.cohort FROM study_cases s JOIN cases c ON c.case_id = s.case_id"
+                " WHERE s.study_id = ? ORDER BY c.cohort", (int(study_id),),
+            )
+        ]
+    )  # fmt: skip
     study["n_readers"] = raw.execute(
         "SELECT COUNT(*) FROM readers WHERE study_id = ?", (int(study_id),)
     ).fetchone()[0]

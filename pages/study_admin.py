@@ -9,7 +9,12 @@ import streamlit as st
 import db
 import db.repeats
 from core.reader_study.model_runs import run_choices
-from core.reader_study.sampling import stratified_sample
+from core.reader_study.sampling import (
+    RUN_COHORT,
+    cases_in_cohorts,
+    default_cohorts,
+    stratified_sample,
+)
 from dashboard import auth, safe_text, study_panels, widgets
 from dashboard.power_planner import power_planner
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
@@ -24,6 +29,14 @@ with errors_shown(), connection() as conn:  # e.g. a broken database path: one l
 
 with st.expander("Create a study", expanded=studies.empty), st.form("create_study"):
     name = st.text_input("Study name")
+    cohorts = st.multiselect(
+        "Cohorts to draw the cases from",
+        [RUN_COHORT, *sorted(cases["cohort"].unique())],
+        default=[RUN_COHORT],
+        help="A case is its cohort and patient ID. By default the study reads the model run's "
+        "own cohort (the default cohort without a run): an external validation cohort is drawn "
+        "only when you pick it.",
+    )
     scope = st.radio("Cases", ["All cases", "Stratified random sample"], horizontal=True)
     n = st.number_input("Sample size N", 3, max(len(cases), 3), min(100, max(len(cases), 3)))
     seed = st.number_input("Seed (case sample and reading orders)", 0, 2**31 - 1, 0)
@@ -48,10 +61,15 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                 raise ValueError("give the study a name")
             if aided and run_id is None:
                 raise ValueError("the AI-aided arm needs a model run to show")
+            with connection() as conn:
+                chosen = [c for c in cohorts if c != RUN_COHORT]
+                if RUN_COHORT in cohorts:
+                    chosen += default_cohorts(conn, run_id)
+            pool = cases_in_cohorts(cases, chosen)
             ids = (
-                cases["case_id"].tolist()
+                pool["case_id"].tolist()
                 if scope == "All cases"
-                else stratified_sample(cases, int(n), seed=int(seed))
+                else stratified_sample(pool, int(n), seed=int(seed))
             )
             if repeats > len(ids):
                 raise ValueError(f"{repeats} repeat cases per reader, but the study has {len(ids)}")
@@ -64,6 +82,7 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                     order_seed=int(seed),
                     model_run_id=run_id,
                     washout_days=int(washout) if aided else 0,
+                    cohorts=chosen,
                 )
                 if repeats:
                     db.repeats.set_repeat_cases(conn, study_id, int(repeats))
@@ -71,7 +90,10 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
             st.error(str(exc))
         else:
             st.session_state["admin_study"] = study_id
-            st.success(f"Study {study_id} created with {len(ids)} cases.")
+            st.success(
+                f"Study {study_id} created with {len(ids)} cases from cohort(s) "
+                f"{', '.join(sorted(set(chosen)))}."
+            )
             with connection() as conn:
                 studies = db.studies_frame(conn)
 

@@ -55,6 +55,12 @@ def register(subparsers) -> None:
         help="cohort the cases belong to (default: internal; name an external test set)",
     )
     p.add_argument(
+        "--allow-label-change",
+        action="store_true",
+        help="let this manifest change the label of cases already stored (each change is "
+        "audited); without it such an ingestion is refused, naming the cases and their runs",
+    )
+    p.add_argument(
         "--no-db", action="store_true", help="do not record the ingestion in the database"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -103,6 +109,7 @@ def ingest(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             report_csv=args.report,
             cohort=args.cohort,
+            allow_label_change=args.allow_label_change,
         )
     finally:
         if conn is not None:

@@ -14,6 +14,11 @@ from core.data.labels import CLASSES
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="data/demo", help="ingested DICOM folder (default data/demo)")
     p.add_argument("--manifest", help="manifest CSV (default DATA/manifest.csv)")
+    p.add_argument(
+        "--cohort",
+        default="internal",
+        help="the cohort DATA is ingested as (default internal): a case is cohort + patient ID",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of folds, SMOTE and weights (0)")
     p.add_argument("--folds", type=int, default=10, help="number of folds (default 10)")
     p.add_argument("--balance", choices=("smote", "weights", "none"), default="smote")
@@ -212,7 +217,9 @@ def _load_crops(args, conn=None):
     from core.data.ingest import ingest_folder
 
     conn = conn if conn is not None else db.connect(args.db)
-    result = ingest_folder(args.data, args.manifest, conn=conn, progress=not args.quiet)
+    result = ingest_folder(
+        args.data, args.manifest, conn=conn, progress=not args.quiet, cohort=args.cohort
+    )
     if result.crops.n_images == 0:
         raise ValueError(f"no usable images in {args.data}: see `cervixscope ingest {args.data}`")
     return conn, result.crops

@@ -28,6 +28,7 @@ from core.data.dicom_io import DicomReadError, read_pixels
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
 from core.data.transforms import box_inside, lesion_crop
 from core.data.labels import CLASSES
+import db
 from db.spreadsheet import escape_cell
 
 __all__ = ["IngestIssue", "IngestResult", "ingest_folder", "looks_t2_sagittal"]
@@ -296,6 +297,7 @@ def ingest_folder(
     use_cache: bool = True,
     cache_dir: str | Path | None = None,
     cohort: str = "internal",
+    allow_label_change: bool = False,
 ) -> IngestResult:
     """Ingest every image a manifest lists into lesion crops.
 
@@ -321,7 +323,10 @@ def ingest_folder(
     cache_dir : str or Path, optional
         Crop cache; default ``core.project.home.cache_dir("crops")``, never the (maybe read-only) data.
     cohort : str, default "internal"
-        The cohort every case is recorded under (name an external test set; sites: manifest).
+        The cohort of every case (sites come from the manifest). A case is (cohort, patient ID),
+        keyed ``db.case_key(cohort, patient_id)``: another cohort's cases are never changed.
+    allow_label_change : bool, default False
+        Let this ingestion change stored labels (audited); else it is refused, recording nothing.
 
     Returns
     -------
@@ -334,9 +339,11 @@ def ingest_folder(
         If ``data_dir`` or the manifest does not exist.
     ValueError
         If the manifest lacks required columns, or crop parameters are out of range.
+    db.LabelChangeRefused
+        If ``conn`` holds some of these cases with another label.
     """
     data_dir, manifest, crop_size = _checked_inputs(data_dir, manifest, crop_size, margin)
-    cohort = _checked_cohort(cohort)
+    cohort = db.check_cohort(cohort)
     rows, manifest_issues = read_manifest(manifest)
     cache = _CacheFiles.for_key(
         Path(cache_dir) if cache_dir else home.cache_dir("crops"),
@@ -349,21 +356,39 @@ def ingest_folder(
         if from_cache
         else _ingest_and_cache(cache, data_dir, rows, manifest_issues, options)
     )
-    report = _report_copy(cache.report, report_csv)
+    crops, cases, images = _in_cohort(cohort, crops, cases, images)
     result = IngestResult(
-        crops=crops,
-        issues=issues,
-        report_csv=report,
-        cases=[{"site": None, **c, "cohort": cohort} for c in cases],
-        images=[dict(i) for i in images],
-        crop_cache=cache.npz,
-        cache_key=cache.key,
-        from_cache=from_cache,
+        crops, issues, _report_copy(cache.report, report_csv), cases, images, cache.npz,
+        cache_key=cache.key, from_cache=from_cache,
         n_rows=len(rows) + sum(1 for i in manifest_issues if i.row),
-    )
+    )  # fmt: skip
     if conn is not None:
-        _record(conn, result, data_dir, manifest, crop_size)
+        _record(conn, result, (data_dir, manifest, crop_size), allow_label_change)
     return result
+
+
+def _in_cohort(cohort: str, crops: CropSet, cases: list[dict], images: list[dict]):
+    """The patient-level records (as cached, the same for every cohort) keyed in ``cohort``.
+
+    A case becomes ``db.case_key(cohort, patient_id)`` and each image id starts with it.
+    """
+    key = {c["case_id"]: db.case_key(cohort, c["case_id"]) for c in cases}
+    scoped_cases = [
+        {"site": None, **c, "case_id": key[c["case_id"]], "patient_id": c["case_id"],
+         "cohort": cohort}
+        for c in cases
+    ]  # fmt: skip
+    prefix = f"{cohort}/"
+    scoped_images = [
+        {**i, "image_id": prefix + i["image_id"], "case_id": key[i["case_id"]]} for i in images
+    ]
+    scoped = CropSet(
+        crops=crops.crops,
+        image_ids=np.asarray([prefix + i for i in crops.image_ids.tolist()], dtype=str),
+        case_ids=np.asarray([key[c] for c in crops.case_ids.tolist()], dtype=str),
+        labels=crops.labels,
+    )
+    return scoped, scoped_cases, scoped_images
 
 
 def _report_copy(report: Path, report_csv) -> Path:
@@ -380,14 +405,6 @@ def _ingest_and_cache(cache, data_dir, rows, manifest_issues, options):
     issues = sorted(manifest_issues + row_issues, key=lambda i: (i.row, i.level))
     cache.save(crops, issues, cases, images)
     return crops, issues, cases, images
-
-
-def _checked_cohort(cohort: str) -> str:
-    """The cohort name, stripped; one short line of text (it is shown on every page)."""
-    name = str(cohort or "").strip()
-    if not name or len(name) > 64 or not name.isprintable():
-        raise ValueError(f"cohort name {cohort!r} must be 1 to 64 printable characters")
-    return name
 
 
 def _checked_inputs(data_dir, manifest, crop_size, margin) -> tuple[Path, Path, int]:
@@ -444,10 +461,13 @@ class _CacheFiles:
         os.replace(tmp, self.meta)
 
 
-def _record(conn, result: IngestResult, data_dir: Path, manifest: Path, crop_size: int) -> None:
-    """Store the ingestion, its issues, cases and images through the db layer."""
-    import db  # imported here so core works (and tests run) without the database layer
-
+def _record(conn, result: IngestResult, inputs: tuple, allow_label_change: bool) -> None:
+    """Store the ingestion, its issues, cases and images through the db layer; refuse first,
+    recording nothing, when it would change stored labels without ``allow_label_change``."""
+    changes = db.label_changes(conn, result.cases)
+    if changes and not allow_label_change:
+        raise db.LabelChangeRefused(changes)
+    data_dir, manifest, crop_size = inputs
     issues = [
         {
             "row": i.row,
@@ -468,5 +488,5 @@ def _record(conn, result: IngestResult, data_dir: Path, manifest: Path, crop_siz
     for case in result.cases:
         case["ingestion_id"] = ingestion_id
     result.ingestion_id = ingestion_id
-    db.upsert_cases(conn, result.cases)
+    db.upsert_cases(conn, result.cases, allow_label_change=allow_label_change)
     db.upsert_images(conn, result.images)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.learning.artifacts import model_path, run_dir
+from db.cases import DEFAULT_COHORT
 
 FOLDS_DIR = "fold_models"
 
@@ -76,8 +77,16 @@ def fold_cases(run_id: str, runs_dir: str | Path | None = None) -> dict[int, dic
     out = {}
     for path in sorted(fold_model_dir(run_id, runs_dir).glob("fold_*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("train_cases", "test_cases"):
+            record[key] = [_keyed(case) for case in record[key]]
         out[int(record["fold"])] = record
     return out
+
+
+def _keyed(case_id: str) -> str:
+    # Runs made before cases were keyed by cohort (schema v10) listed bare patient IDs, and
+    # every case a run trained on then was in the default cohort.
+    return case_id if "/" in case_id else f"{DEFAULT_COHORT}/{case_id}"
 
 
 def fold_of_case(run_id: str, case_id: str, runs_dir: str | Path | None = None) -> int:

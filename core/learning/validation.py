@@ -8,6 +8,7 @@ on or predicted is refused, so external numbers cannot leak.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,18 +267,11 @@ def validate_folder(
     db_run = _checked_run(conn, run_id)
     options = {"progress": progress, "cohort": cohort}
     external = ingest_folder(data_dir, manifest, crop_size=db_run["crop_size"], **options)
-    seen = set(external.crops.case_ids.astype(str)) & run_cases(
-        run_id, runs_dir=runs_dir, conn=conn
-    )
-    if seen:
-        raise ValueError(
-            f"{len(seen)} case(s) of {data_dir} were part of run {run_id} ({', '.join(sorted(seen)[:5])}); "
-            "an external cohort must be new to the run"
-        )
+    reference = _run_cohort(conn, run_id)
+    _refuse_seen_cases(external.crops, reference, run_id, data_dir, runs_dir=runs_dir, conn=conn)
     external = ingest_folder(
         data_dir, manifest, crop_size=db_run["crop_size"], conn=conn, **options
     )
-    reference = _run_cohort(conn, run_id)
     checks = (
         compare_cohorts(
             profile_ingestion(reference, "internal"), profile_ingestion(external, cohort)
@@ -291,6 +285,28 @@ def validate_folder(
         runs_dir=runs_dir, shift=checks,
     )  # fmt: skip
     return result, checks
+
+
+def _refuse_seen_cases(crops: CropSet, reference, run_id, data_dir, *, runs_dir, conn) -> None:
+    """Refuse a cohort holding a case of the run, by key or by the same image under a new name
+    (the training folder ingested again as another cohort)."""
+    seen_cases = run_cases(run_id, runs_dir=runs_dir, conn=conn)
+    seen = set(crops.case_ids.astype(str)) & seen_cases
+    if reference is not None:
+        digests = {
+            hashlib.sha256(crop.tobytes()).digest(): str(case)
+            for crop, case in zip(reference.crops.crops, reference.crops.case_ids, strict=True)
+            if str(case) in seen_cases
+        }
+        for crop, case in zip(crops.crops, crops.case_ids, strict=True):
+            twin = digests.get(hashlib.sha256(crop.tobytes()).digest())
+            if twin is not None:
+                seen.add(f"{case} (the images of {twin})" if twin != case else str(case))
+    if seen:
+        raise ValueError(
+            f"{len(seen)} case(s) of {data_dir} were part of run {run_id} "
+            f"({', '.join(sorted(seen)[:5])}); an external cohort must be new to the run"
+        )
 
 
 def _checked_run(conn, run_id: str) -> dict:
@@ -309,14 +325,14 @@ def _run_cohort(conn, run_id: str):
 
     cases = set(db.predictions_frame(conn, [run_id])["case_id"].astype(str))
     frame = db.cases_frame(conn)
-    ids = frame.loc[frame["case_id"].isin(cases), "ingestion_id"].dropna()
-    if ids.empty:
+    own = frame.loc[frame["case_id"].isin(cases)].dropna(subset=["ingestion_id"])
+    if own.empty:
         return None
-    ingestion = db.get_ingestion(conn, int(ids.mode().iloc[0]))
+    ingestion = db.get_ingestion(conn, int(own["ingestion_id"].mode().iloc[0]))
     try:
         return ingest_folder(
             ingestion["data_dir"], ingestion["manifest"], crop_size=ingestion["crop_size"] or 100,
-            progress=False,
+            progress=False, cohort=own["cohort"].mode().iloc[0],
         )  # fmt: skip
     except (FileNotFoundError, ValueError):
         return None

@@ -7,6 +7,8 @@ import pandas as pd
 
 from core.data.labels import CLASSES
 
+RUN_COHORT = "the model run's own cohort"  # the study page's default choice of cohorts
+
 
 def stratified_sample(cases: pd.DataFrame, n: int, *, seed: int = 0) -> list[str]:
     """``n`` case ids drawn at random within each class, in proportion to the class counts.
@@ -54,3 +56,37 @@ def stratified_sample(cases: pd.DataFrame, n: int, *, seed: int = 0) -> list[str
         ids = np.sort(labelled.loc[labelled["label"] == name, "case_id"].astype(str).to_numpy())
         chosen.extend(rng.choice(ids, size=int(k), replace=False).tolist())
     return sorted(chosen)
+
+
+def default_cohorts(conn, model_run_id: str | None) -> list[str]:
+    """The cohorts a new study draws from unless the admin picks others: the model run's own
+    cohort (the cases it predicted out of fold), else the default cohort.
+
+    External validation cohorts are never drawn by default: a study compares readers with the
+    model on the cases the model was cross-validated on.
+    """
+    import db
+
+    if model_run_id:
+        cohorts = db.run_cohorts(conn, model_run_id)
+        if cohorts:
+            return cohorts
+    return [db.cases.DEFAULT_COHORT]
+
+
+def cases_in_cohorts(cases: pd.DataFrame, cohorts) -> pd.DataFrame:
+    """The rows of ``cases`` (as :func:`db.cases_frame`) in ``cohorts``.
+
+    Raises
+    ------
+    ValueError
+        If no cohort is given, or one has no case.
+    """
+    chosen = list(dict.fromkeys(str(c) for c in cohorts))
+    if not chosen:
+        raise ValueError("choose at least one cohort to draw the study's cases from")
+    empty = [c for c in chosen if not (cases["cohort"] == c).any()]
+    if empty:
+        raise ValueError(f"cohort(s) {', '.join(empty)} hold no case; known: "
+                         f"{', '.join(sorted(cases['cohort'].unique()))}")  # fmt: skip
+    return cases[cases["cohort"].isin(chosen)]

@@ -204,8 +204,10 @@ def seed_demo_study(conn, *, seed: int = 0, model_run_id: str | None = None) -> 
 
 
 def _demo_cohort(conn) -> tuple[pd.DataFrame, np.ndarray]:
-    """The database's cases by id and their class indices; they must have the paper's counts."""
+    """The default cohort's cases by id and their class indices; they must have the paper's
+    counts (another cohort, e.g. an external validation set, is never drawn in)."""
     cases = db.cases_frame(conn).sort_values("case_id")
+    cases = cases[cases["cohort"] == db.cases.DEFAULT_COHORT]
     if cases.empty:
         raise ValueError("the database has no cases: ingest the demo cohort first")
     y_true = np.array([CLASSES.index(label) for label in cases["label"]])
@@ -284,7 +286,7 @@ def demo_reader_code(conn, *, model_run_id: str | None = None, seed: int = 0) ->
     str
         The demo reader's access code.
     """
-    from core.reader_study.sampling import stratified_sample
+    from core.reader_study.sampling import cases_in_cohorts, default_cohorts, stratified_sample
 
     studies = db.studies_frame(conn)
     existing = studies[studies["name"] == DEMO_READER_STUDY]
@@ -294,10 +296,13 @@ def demo_reader_code(conn, *, model_run_id: str | None = None, seed: int = 0) ->
         cases = db.cases_frame(conn)
         if cases.empty:
             raise ValueError("the database has no cases: ingest the demo cohort first")
+        cohorts = default_cohorts(conn, model_run_id)
+        cases = cases_in_cohorts(cases, cohorts)
         n = min(DEMO_READER_CASES, len(cases))
         study_id = db.create_study(
             conn,
             name=DEMO_READER_STUDY,
+            cohorts=cohorts,
             case_ids=stratified_sample(cases, n, seed=seed),
             arms=("unaided", "aided") if model_run_id else ("unaided",),
             order_seed=seed,

@@ -26,7 +26,7 @@ def synthetic_crops(
     crops, image_ids, case_ids, labels = [], [], [], []
     for label, n in enumerate(counts):
         for i in range(n):
-            case = f"{CLASSES[label]}{i:03d}"
+            case = f"internal/{CLASSES[label]}{i:03d}"  # a case key: cohort/patient
             base = rng.random((size, size))
             for j in range(images_per_case):
                 img = 0.5 * base + 0.5 * signal * patterns[label]

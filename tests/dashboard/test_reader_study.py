@@ -196,7 +196,7 @@ def demo_study_db(tmp_path_factory):
 
     rng = np.random.default_rng(11)
     y = rng.permutation(np.repeat([0, 1, 2], [487, 116, 38]))
-    case_ids = [f"DEMO-{i:04d}" for i in range(len(y))]
+    case_ids = [f"internal/DEMO-{i:04d}" for i in range(len(y))]
     probs = rng.dirichlet([1.0, 1.0, 1.0], len(y))
     probs[np.arange(len(y)), y] += rng.uniform(0.0, 1.5, len(y))  # informative, not perfect
     probs /= probs.sum(axis=1, keepdims=True)

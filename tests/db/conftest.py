@@ -9,11 +9,14 @@ import db
 CLASSES = ("SCC", "AC", "ASC")
 
 
-def make_cases(conn, n: int, *, prefix: str = "P") -> list[str]:
-    """Upsert ``n`` cases labelled SCC, AC, ASC in turn; return their IDs."""
-    ids = [f"{prefix}{i:04d}" for i in range(n)]
-    db.upsert_cases(conn, [{"case_id": c, "label": CLASSES[i % 3]} for i, c in enumerate(ids)])
-    return ids
+def make_cases(conn, n: int, *, prefix: str = "P", cohort: str = "internal") -> list[str]:
+    """Upsert ``n`` cases of ``cohort`` labelled SCC, AC, ASC in turn; return their case keys."""
+    rows = [
+        {"patient_id": f"{prefix}{i:04d}", "cohort": cohort, "label": CLASSES[i % 3]}
+        for i in range(n)
+    ]
+    db.upsert_cases(conn, rows)
+    return [db.case_key(cohort, row["patient_id"]) for row in rows]
 
 
 @pytest.fixture

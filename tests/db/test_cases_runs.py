@@ -15,19 +15,35 @@ def test_cases_get_a_stable_random_display_id_that_hides_the_label(db_path):
     with db.connect(db_path) as conn:
         db.upsert_cases(
             conn,
-            [{"case_id": f"P{i}", "label": label, "synthetic": True}
+            [{"case_id": f"internal/P{i}", "label": label, "synthetic": True}
              for i, label in enumerate(["SCC", "ac", np.int64(2), 0])],
         )  # fmt: skip
         first = db.cases_frame(conn).set_index("case_id")
-        db.upsert_cases(conn, [{"case_id": "P0", "label": "AC", "orientation": "sagittal"}])
+        changed = [{"case_id": "internal/P0", "label": "AC", "orientation": "sagittal"}]
+        with pytest.raises(db.LabelChangeRefused, match="case internal/P0: stored label SCC"):
+            db.upsert_cases(conn, changed)
+        db.upsert_cases(conn, changed, allow_label_change=True)
     with db.connect(db_path) as conn:
         again = db.cases_frame(conn).set_index("case_id")
-    assert first["label"].to_dict() == {"P0": "SCC", "P1": "AC", "P2": "ASC", "P3": "SCC"}
+    assert first["label"].to_dict() == {
+        "internal/P0": "SCC",
+        "internal/P1": "AC",
+        "internal/P2": "ASC",
+        "internal/P3": "SCC",
+    }
     assert all(re.fullmatch(r"C-[2-9B-Z]{6}", d) for d in first["display_id"])
     assert first["display_id"].is_unique
     assert again["display_id"].to_dict() == first["display_id"].to_dict()  # kept on re-upsert
-    assert again.loc["P0", "label"] == "AC" and again.loc["P0", "orientation"] == "sagittal"
-    assert again.loc["P1", "synthetic"] == 1
+    assert (
+        again.loc["internal/P0", "label"] == "AC"
+        and again.loc["internal/P0", "orientation"] == "sagittal"
+    )
+    assert again.loc["internal/P1", "synthetic"] == 1
+    with db.connect(db_path) as conn:
+        audit = db.case_audit_frame(conn)
+    assert audit[["case_id", "field", "old", "new"]].values.tolist() == [
+        ["internal/P0", "label", "SCC", "AC"]
+    ]
     # nothing in the display ID reveals the label or the pseudonym
     for case_id, row in again.iterrows():
         assert case_id not in row["display_id"] and row["label"] not in row["display_id"][2:]
@@ -36,10 +52,13 @@ def test_cases_get_a_stable_random_display_id_that_hides_the_label(db_path):
 @pytest.mark.parametrize(
     ("rows", "match"),
     [
-        ([{"case_id": "P1", "label": "CIN"}], "case P1: label 'CIN' is not one of SCC, AC, ASC"),
-        ([{"case_id": "P1", "label": 3}], "not a class index 0..2"),
-        ([{"label": "SCC"}], "missing required field"),
-        ([{"case_id": "P1", "colour": "red"}], "unknown field.*colour.*allowed: case_id"),
+        (
+            [{"case_id": "internal/P1", "label": "CIN"}],
+            "case internal/P1: label 'CIN' is not one of SCC, AC, ASC",
+        ),
+        ([{"case_id": "internal/P1", "label": 3}], "not a class index 0..2"),
+        ([{"label": "SCC"}], "give patient_id"),
+        ([{"case_id": "internal/P1", "colour": "red"}], "unknown field.*colour.*allowed: case_id"),
     ],
     ids=["label", "index", "missing-id", "unknown-field"],
 )
@@ -54,19 +73,21 @@ def test_images_and_ingestion_round_trip(db_path):
         ingestion_id = db.record_ingestion(
             conn, data_dir="/data", manifest="/data/manifest.csv", crop_cache="/data/.cache",
             data_hash="abc", crop_size=100,
-            issues=[{"row": 17, "path": "P0042.dcm", "problem": "ROI outside image"},
+            issues=[{"row": 17, "path": "internal/P0042.dcm", "problem": "ROI outside image"},
                     {"row": None, "path": None, "problem": "3 files not in manifest"}],
         )  # fmt: skip
-        db.upsert_cases(conn, [{"case_id": "P1", "label": "AC"}], ingestion_id=ingestion_id)
-        image = {"image_id": "P1:a.dcm#0", "case_id": "P1", "source_path": "a.dcm",
+        db.upsert_cases(
+            conn, [{"case_id": "internal/P1", "label": "AC"}], ingestion_id=ingestion_id
+        )
+        image = {"image_id": "internal/P1:a.dcm#0", "case_id": "internal/P1", "source_path": "a.dcm",
                  "frame": np.int64(0), "roi_x0": 10, "roi_y0": 12, "roi_x1": 60, "roi_y1": 70,
                  "crop_cache": "k1", "crop_index": 0, "rows": 256, "cols": 256}  # fmt: skip
         db.upsert_images(conn, pd.DataFrame([image]))
         db.upsert_images(conn, [{**image, "crop_index": 5}])  # re-ingest updates in place
         with pytest.raises(db.CaseNotFound, match="unknown case.*P404"):
-            db.upsert_images(conn, [{**image, "image_id": "x", "case_id": "P404"}])
+            db.upsert_images(conn, [{**image, "image_id": "x", "case_id": "internal/P404"}])
     with db.connect(db_path) as conn:
-        images = db.images_frame(conn, "P1")
+        images = db.images_frame(conn, "internal/P1")
         assert len(images) == 1 and len(db.images_frame(conn)) == 1
         assert images.loc[0, "crop_index"] == 5 and images.loc[0, "label"] == "AC"
         assert images.loc[0, ["roi_x0", "roi_y0", "roi_x1", "roi_y1"]].tolist() == [10, 12, 60, 70]
@@ -144,18 +165,18 @@ def test_unknown_runs_and_taken_run_ids_are_named(conn):
 def test_folds_and_predictions_are_idempotent_per_run(db_path):
     with db.connect(db_path) as conn:
         db.upsert_cases(conn, [{"case_id": c, "label": lab} for c, lab in
-                               [("P1", "SCC"), ("P2", "ASC"), ("P3", "AC")]])  # fmt: skip
+                               [("internal/P1", "SCC"), ("internal/P2", "ASC"), ("internal/P3", "AC")]])  # fmt: skip
         run_id = _run(conn)
         for fold in (0, 1):
             for _attempt in range(2):  # a resumed job saves the same fold twice
                 db.save_fold(conn, run_id, fold, n_train=8, n_test=2, seconds=1.5 + fold,
                              metrics={"accuracy": 0.5 + fold / 4, "cm": [[1, 0], [0, 1]]})  # fmt: skip
-        rows = [{"case_id": "P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1},
-                {"case_id": "P2", "p_SCC": 0.1, "p_AC": 0.1, "p_ASC": 0.8}]  # fmt: skip
+        rows = [{"case_id": "internal/P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1},
+                {"case_id": "internal/P2", "p_SCC": 0.1, "p_AC": 0.1, "p_ASC": 0.8}]  # fmt: skip
         db.save_predictions(conn, run_id, 0, rows)
         db.save_predictions(conn, run_id, 1, pd.DataFrame(rows[:1]).assign(p_SCC=0.6, p_AC=0.3))
         with pytest.raises(db.CaseNotFound, match="unknown case.*P9"):
-            db.save_predictions(conn, run_id, 0, [{**rows[0], "case_id": "P9"}])
+            db.save_predictions(conn, run_id, 0, [{**rows[0], "case_id": "internal/P9"}])
         with pytest.raises(ValueError, match=r"p_ASC=1.2 is not in \[0, 1\]"):
             db.save_predictions(conn, run_id, 0, [{**rows[0], "p_ASC": 1.2}])
     with db.connect(db_path) as conn:
@@ -166,7 +187,7 @@ def test_folds_and_predictions_are_idempotent_per_run(db_path):
     assert folds[["fold", "seconds", "accuracy"]].values.tolist() == [[0, 1.5, 0.5], [1, 2.5, 0.75]]
     assert folds.loc[0, "metrics"]["cm"] == [[1, 0], [0, 1]]
     assert preds[["case_id", "fold", "p_SCC", "p_AC", "p_ASC", "label"]].values.tolist() == [
-        ["P1", 1, 0.6, 0.3, 0.1, "SCC"], ["P2", 0, 0.1, 0.1, 0.8, "ASC"],
+        ["internal/P1", 1, 0.6, 0.3, 0.1, "SCC"], ["internal/P2", 0, 0.1, 0.1, 0.8, "ASC"],
     ]  # fmt: skip
     assert runs.loc[0, ["n_folds", "n_predictions"]].tolist() == [2, 2]
     assert runs.loc[0, "config"]["folds"] == [0, 1] and runs.loc[0, "warnings"] == []
@@ -176,21 +197,27 @@ def test_folds_and_predictions_are_idempotent_per_run(db_path):
 def test_image_predictions_are_idempotent_per_run_and_image(db_path):
     with db.connect(db_path) as conn:
         db.upsert_cases(
-            conn, [{"case_id": "P1", "label": "SCC"}, {"case_id": "P2", "label": "ASC"}]
+            conn,
+            [
+                {"case_id": "internal/P1", "label": "SCC"},
+                {"case_id": "internal/P2", "label": "ASC"},
+            ],
         )
         run_id = _run(conn)
         # image ids need not be in the images table: a CropSet may come from elsewhere
-        rows = [{"image_id": "P1:a#0", "case_id": "P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1},
-                {"image_id": "P1:a#1", "case_id": "P1", "p_SCC": 0.5, "p_AC": 0.4, "p_ASC": 0.1},
-                {"image_id": "P2:b#0", "case_id": "P2", "p_SCC": 0.1, "p_AC": 0.1, "p_ASC": 0.8}]  # fmt: skip
+        rows = [{"image_id": "internal/P1:a#0", "case_id": "internal/P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1},
+                {"image_id": "internal/P1:a#1", "case_id": "internal/P1", "p_SCC": 0.5, "p_AC": 0.4, "p_ASC": 0.1},
+                {"image_id": "internal/P2:b#0", "case_id": "internal/P2", "p_SCC": 0.1, "p_AC": 0.1, "p_ASC": 0.8}]  # fmt: skip
         for _attempt in range(2):  # a resumed job saves the same fold twice
             assert db.save_image_predictions(conn, run_id, 0, rows) == 3
         db.save_image_predictions(
             conn, run_id, 1, pd.DataFrame(rows[:1]).assign(p_SCC=0.6, p_AC=0.3)
         )
         with pytest.raises(db.CaseNotFound, match="unknown case.*P9"):
-            db.save_image_predictions(conn, run_id, 0, [{**rows[0], "case_id": "P9"}])
-        with pytest.raises(ValueError, match=r"row 0 \(P1:a#0\).*p_ASC=1.2 is not in \[0, 1\]"):
+            db.save_image_predictions(conn, run_id, 0, [{**rows[0], "case_id": "internal/P9"}])
+        with pytest.raises(
+            ValueError, match=r"row 0 \(internal/P1:a#0\).*p_ASC=1.2 is not in \[0, 1\]"
+        ):
             db.save_image_predictions(conn, run_id, 0, [{**rows[0], "p_ASC": 1.2}])
         with pytest.raises(ValueError, match="row 0: missing image_id"):
             db.save_image_predictions(conn, run_id, 0, [{**rows[0], "image_id": ""}])
@@ -201,9 +228,9 @@ def test_image_predictions_are_idempotent_per_run_and_image(db_path):
         display = db.cases_frame(conn).set_index("case_id")["display_id"]
         assert db.image_predictions_frame(conn, []).empty
     assert got[["image_id", "case_id", "fold", "p_SCC", "p_AC", "p_ASC", "label"]].values.tolist() == [
-        ["P1:a#0", "P1", 1, 0.6, 0.3, 0.1, "SCC"],
-        ["P1:a#1", "P1", 0, 0.5, 0.4, 0.1, "SCC"],
-        ["P2:b#0", "P2", 0, 0.1, 0.1, 0.8, "ASC"],
+        ["internal/P1:a#0", "internal/P1", 1, 0.6, 0.3, 0.1, "SCC"],
+        ["internal/P1:a#1", "internal/P1", 0, 0.5, 0.4, 0.1, "SCC"],
+        ["internal/P2:b#0", "internal/P2", 0, 0.1, 0.1, 0.8, "ASC"],
     ]  # fmt: skip
     assert (got["run_id"] == run_id).all() and (got["model"] == "resnet18").all()
     assert got["display_id"].tolist() == display[got["case_id"]].tolist()
@@ -211,16 +238,23 @@ def test_image_predictions_are_idempotent_per_run_and_image(db_path):
 
 def test_case_probabilities_gives_one_case_without_its_label(db_path):
     with db.connect(db_path) as conn:
-        db.upsert_cases(conn, [{"case_id": "P1", "label": "SCC"}, {"case_id": "P2", "label": "AC"}])
+        db.upsert_cases(
+            conn,
+            [{"case_id": "internal/P1", "label": "SCC"}, {"case_id": "internal/P2", "label": "AC"}],
+        )
         run_id = _run(conn)
         db.save_predictions(
-            conn, run_id, 0, [{"case_id": "P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1}]
+            conn, run_id, 0, [{"case_id": "internal/P1", "p_SCC": 0.7, "p_AC": 0.2, "p_ASC": 0.1}]
         )
     with db.connect(db_path) as conn:  # reopened: the predictions were committed
-        assert db.case_probabilities(conn, run_id, "P1") == {"SCC": 0.7, "AC": 0.2, "ASC": 0.1}
-        assert db.case_probabilities(conn, run_id, "P2") is None  # no prediction for it
+        assert db.case_probabilities(conn, run_id, "internal/P1") == {
+            "SCC": 0.7,
+            "AC": 0.2,
+            "ASC": 0.1,
+        }
+        assert db.case_probabilities(conn, run_id, "internal/P2") is None  # no prediction for it
         with pytest.raises(db.RunNotFound, match="run 'nope' is not in the database"):
-            db.case_probabilities(conn, "nope", "P1")
+            db.case_probabilities(conn, "nope", "internal/P1")
 
 
 def test_a_queued_run_gets_its_provenance_once_and_is_failed_only_while_queued(db_path):

@@ -130,7 +130,7 @@ def test_many_sessions_opening_a_new_database_at_once_migrate_it_once(db_path):
         try:
             start.wait()
             with db.connect(db_path) as conn:
-                db.upsert_cases(conn, [{"case_id": f"P{i}", "label": "SCC"}])
+                db.upsert_cases(conn, [{"case_id": f"internal/P{i}", "label": "SCC"}])
         except BaseException as exc:
             errors.append(exc)
 
@@ -142,5 +142,5 @@ def test_many_sessions_opening_a_new_database_at_once_migrate_it_once(db_path):
     assert errors == []
     with db.connect(db_path) as conn:
         assert len(db.cases_frame(conn)) == 12
-        names = [r["name"] for r in conn.query("SELECT name FROM _sqlite_migrations")]
+        names = [r["name"] for r in conn.query("SELECT name FROM _sqlite_migrations ORDER BY id")]
     assert names == list(db.schema.MIGRATION_NAMES)

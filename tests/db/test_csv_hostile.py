@@ -39,8 +39,9 @@ def _open_as_a_spreadsheet(path) -> list[list[str]]:
 
 def _hostile_study(path):
     conn = db.connect(path)
-    cases = [f"{text} #{i}" if text.strip() else f"case{i}" for i, text in enumerate(HOSTILE)]
-    db.upsert_cases(conn, [{"case_id": c, "label": "SCC"} for c in cases])
+    patients = [f"{text} #{i}" if text.strip() else f"case{i}" for i, text in enumerate(HOSTILE)]
+    db.upsert_cases(conn, [{"patient_id": p, "label": "SCC"} for p in patients])
+    cases = [db.case_key("internal", p) for p in patients]
     study = db.create_study(conn, name="=cmd|' /C calc'!A0", case_ids=cases)
     readers = [db.add_reader(conn, study, f"{text} R{i}")[0] for i, text in enumerate(HOSTILE)]
     for reader in readers:

@@ -29,7 +29,7 @@ def test_derived_codes_are_stable_and_spell_no_class_name():
 
 
 def test_cases_stored_through_db_get_ids_that_spell_no_class(db_path):
-    rows = [{"case_id": f"P{i:04d}", "label": CLASSES[i % 3]} for i in range(3_000)]
+    rows = [{"case_id": f"internal/P{i:04d}", "label": CLASSES[i % 3]} for i in range(3_000)]
     with db.connect(db_path) as conn:
         db.upsert_cases(conn, rows)
         shown = db.cases_frame(conn)["display_id"]

@@ -53,9 +53,9 @@ def test_release_1_database_migrates_and_keeps_its_data(db_path):
         assert "image_predictions" in conn.table_names()  # v3
         assert db.image_predictions_frame(conn, ["r-old"]).empty
         cases = db.cases_frame(conn)
-        assert cases[["case_id", "display_id", "label"]].values.tolist() == [
-            ["P1", "C-00AA11", "ASC"]
-        ]
+        assert cases[
+            ["case_id", "cohort", "patient_id", "display_id", "label"]
+        ].values.tolist() == [["internal/P1", "internal", "P1", "C-00AA11", "ASC"]]
         assert db.get_run(conn, "r-old")["config"] == {"seed": 3}
         reads = db.reads_frame(conn, 1)
         assert reads[["display_name", "label", "revision", "truth"]].values.tolist() == [
@@ -65,7 +65,7 @@ def test_release_1_database_migrates_and_keeps_its_data(db_path):
         assert audit[["action", "source"]].values.tolist() == [["insert", "migration"]]
         # and the migrated database takes new writes through the current code
         db.submit_read(
-            conn, study_id=1, reader_id=1, case_id="P1", arm="unaided", label="SCC",
+            conn, study_id=1, reader_id=1, case_id="internal/P1", arm="unaided", label="SCC",
             confidences=None, shown_at=None,
         )  # fmt: skip
         assert db.audit_frame(conn, 1)["action"].tolist() == ["insert", "update"]
@@ -74,7 +74,7 @@ def test_release_1_database_migrates_and_keeps_its_data(db_path):
 def test_connect_twice_applies_each_migration_once(db_path):
     db.connect(db_path).close()
     with db.connect(db_path) as conn:
-        applied = [r["name"] for r in conn.query("SELECT name FROM _sqlite_migrations")]
+        applied = [r["name"] for r in conn.query("SELECT name FROM _sqlite_migrations ORDER BY id")]
     assert applied == list(MIGRATION_NAMES)
 
 

@@ -16,12 +16,8 @@ from db.clock import utc_now
 def study_db(tmp_path):
     path = tmp_path / "sessions.db"
     conn = db.connect(path)
-    conn.conn.execute(
-        "INSERT INTO cases (case_id, display_id, label, created_at, updated_at)"
-        " VALUES ('P1', 'C-BBBB', 'SCC', 'x', 'x')"
-    )
-    conn.conn.commit()
-    study_id = db.create_study(conn, name="S", case_ids=["P1"])
+    db.upsert_cases(conn, [{"patient_id": "P1", "label": "SCC"}])
+    study_id = db.create_study(conn, name="S", case_ids=["internal/P1"])
     reader_id, code = db.add_reader(conn, study_id, "Dr R")
     conn.close()
     return path, study_id, reader_id, code

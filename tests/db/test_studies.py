@@ -28,8 +28,8 @@ def test_study_holds_its_cases_arms_and_readers(db_path, study):
         ({"name": "pilot"}, db.DuplicateStudy, "study named 'pilot' already exists"),
         ({"name": " "}, ValueError, "non-empty name"),
         ({"case_ids": []}, ValueError, "at least one case"),
-        ({"case_ids": ["P0000", "P0000"]}, ValueError, "listed twice: P0000"),
-        ({"case_ids": ["P0000", "ghost"]}, db.CaseNotFound, "not in the database: ghost"),
+        ({"case_ids": ["internal/P0000", "internal/P0000"]}, ValueError, "listed twice: internal/P0000"),
+        ({"case_ids": ["internal/P0000", "ghost"]}, db.CaseNotFound, "not in the database: ghost"),
         ({"arms": ("unaided", "sleepy")}, ValueError, "must be distinct values from unaided"),
         ({"arms": ("aided",)}, ValueError, "'aided' arm needs model_run_id"),
         ({"arms": ("aided",), "model_run_id": "r-404"}, db.RunNotFound, "'r-404'"),
@@ -39,7 +39,7 @@ def test_study_holds_its_cases_arms_and_readers(db_path, study):
          "unknown-run", "washout"],
 )  # fmt: skip
 def test_bad_studies_are_refused(conn, study, overrides, error, match):
-    fields = {"name": "second", "case_ids": ["P0000", "P0001"]}
+    fields = {"name": "second", "case_ids": ["internal/P0000", "internal/P0001"]}
     fields.update(overrides)
     with pytest.raises(error, match=match):
         db.create_study(conn, **fields)

@@ -155,7 +155,7 @@ def build_study(db_path: Path, n_cases: int, n_readers: int) -> tuple[int, list[
     """``n_cases`` cases (rows only: no images are decoded here) and a study with its readers."""
     conn = db.connect(db_path)
     try:
-        ids = [f"LOAD{i:04d}" for i in range(n_cases)]
+        ids = [f"internal/LOAD{i:04d}" for i in range(n_cases)]
         db.upsert_cases(conn, [{"case_id": c, "label": CLASSES[i % 3]} for i, c in enumerate(ids)])
         study_id = db.create_study(conn, name="load", case_ids=ids)
         codes = [db.add_reader(conn, study_id, f"Reader {i:02d}")[1] for i in range(n_readers)]

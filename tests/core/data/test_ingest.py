@@ -57,9 +57,9 @@ def test_round_trip_keeps_every_image_case_and_label(small_cohort_dir, cohort_re
     crops = result.crops
     assert crops.crops.shape == (len(rows), 100, 100)
     assert crops.crops.dtype == np.float32 and crops.crops.min() >= 0 and crops.crops.max() <= 1
-    expected_ids = [f"{r['patient_id']}:{r['path']}#0" for r in rows]
+    expected_ids = [f"internal/{r['patient_id']}:{r['path']}#0" for r in rows]
     assert crops.image_ids.tolist() == expected_ids
-    truth = {r["patient_id"]: r["label"] for r in rows}
+    truth = {f"internal/{r['patient_id']}": r["label"] for r in rows}
     case_ids, labels = crops.cases()
     assert {c: CLASSES[i] for c, i in zip(case_ids.tolist(), labels.tolist(), strict=True)} == truth
     assert np.bincount(labels, minlength=3).tolist() == [24, 10, 6]
@@ -276,7 +276,7 @@ def test_each_bad_row_has_one_clear_issue(bad_result, row, level, pattern):
 
 def test_the_rest_is_ingested(bad_folder, bad_result):
     root, good = bad_folder
-    ingested = {i.split(":")[0] for i in bad_result.crops.image_ids.tolist()}
+    ingested = {i.split(":")[0].removeprefix("internal/") for i in bad_result.crops.image_ids}
     assert ingested == {r["patient_id"] for r in good} | {"WARN-12", "MASK-13", "MULTI-14"}
     assert bad_result.crops.n_images == len(good) + 4
     assert len(bad_result.errors) == 11 and len(bad_result.warnings) == 1
@@ -285,15 +285,15 @@ def test_the_rest_is_ingested(bad_folder, bad_result):
 
 def test_frame_column_selects_the_frame(bad_result):
     ids = bad_result.crops.image_ids.tolist()
-    frame1 = bad_result.crops.crops[ids.index("MULTI-14:bad/multi.dcm#1")]
-    frame0 = bad_result.crops.crops[ids.index("MULTI-14:bad/multi.dcm#0")]
+    frame1 = bad_result.crops.crops[ids.index("internal/MULTI-14:bad/multi.dcm#1")]
+    frame0 = bad_result.crops.crops[ids.index("internal/MULTI-14:bad/multi.dcm#0")]
     # Inverting intensities mirrors the percentiles too, so the normalised crops sum to one.
     np.testing.assert_allclose(frame1, 1 - frame0, atol=0.02)
     assert frame0.std() > 0.05
 
 
 def test_mask_gives_the_box(bad_result):
-    image = next(i for i in bad_result.images if i["case_id"] == "MASK-13")
+    image = next(i for i in bad_result.images if i["case_id"] == "internal/MASK-13")
     assert [image[k] for k in ("roi_x0", "roi_y0", "roi_x1", "roi_y1")] == [40, 50, 66, 70]
 
 

@@ -372,7 +372,7 @@ def test_valid_files_in_the_broken_batch_give_the_crops_of_a_clean_batch(batch, 
     assert reference.errors == []
     ours = dict(zip(result.crops.image_ids, result.crops.crops, strict=True))
     theirs = dict(zip(reference.crops.image_ids, reference.crops.crops, strict=True))
-    assert sorted(theirs) == sorted(f"{c.patient}:{c.path}#0" for c in valid)
+    assert sorted(theirs) == sorted(f"internal/{c.patient}:{c.path}#0" for c in valid)
     assert set(theirs) <= set(ours)
     for image_id, crop in theirs.items():
         np.testing.assert_array_equal(ours[image_id], crop, err_msg=image_id)
@@ -460,5 +460,5 @@ def test_manifest_with_bom_and_crlf_ingests_like_a_plain_one(mr_small_folder):
         b"\xef\xbb\xbf" + GOOD_ROWS.replace("\n", "\r\n").encode()
     )
     with_bom = ingest_folder(mr_small_folder, progress=False, use_cache=False)
-    assert with_bom.errors == [] and list(with_bom.crops.image_ids) == ["P1:clean/MR_small.dcm#0"]
+    assert with_bom.errors == [] and list(with_bom.crops.image_ids) == ["internal/P1:clean/MR_small.dcm#0"]
     np.testing.assert_array_equal(with_bom.crops.crops, plain.crops.crops)

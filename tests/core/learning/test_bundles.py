@@ -114,3 +114,33 @@ def test_mismatched_bundles_are_refused_naming_the_mismatch(jobs, small_cohort_d
 def test_a_bundle_job_needs_a_run_id(tmp_path, small_cohort_dir, capsys):
     assert cv(tmp_path, small_cohort_dir, "x", "--only-folds", "0", "--bundle", "b") == 2
     assert "--bundle needs --run-id" in capsys.readouterr().err
+
+
+def test_bundles_of_a_second_cohort_reusing_patient_ids_merge_onto_its_own_cases(
+    tmp_path, small_cohort_dir
+):
+    from core.data.demo_data import generate_demo_cohort
+
+    other = tmp_path / "hospital-b"
+    generate_demo_cohort(other, seed=21, counts=(6, 4, 3))  # DEMO-0001... again, other patients
+    target = ["--db", str(tmp_path / "two.db"), "--home", str(tmp_path / "home")]
+    assert main([*target, "--quiet", "ingest", str(small_cohort_dir)]) == 0
+    conn = db.connect(tmp_path / "two.db")
+    before = db.cases_frame(conn).set_index("case_id")
+    conn.close()
+    common = ["--quiet", "cv", "--data", str(other), "--cohort", "hospital-b", "--model", "cnn"]
+    common += ["--weights", "none", "--folds", "3", "--run-id", "b-run"]
+    for folds in ("0,1", "2"):
+        argv = ["--home", str(tmp_path / "job"), *common, "--only-folds", folds]
+        assert main([*argv, "--bundle", str(tmp_path / f"bundle-{folds}")]) == 0
+    bundles = [str(tmp_path / "bundle-0,1"), str(tmp_path / "bundle-2")]
+    assert main([*target, "merge", *bundles]) == 0
+    conn = db.connect(tmp_path / "two.db")
+    after = db.cases_frame(conn).set_index("case_id")
+    predictions = db.predictions_frame(conn, ["b-run"])
+    conn.close()
+    kept = ["cohort", "patient_id", "label", "display_id"]
+    assert after.loc[before.index, kept].equals(before[kept])
+    assert set(predictions["case_id"]) == {f"hospital-b/DEMO-{i:04d}" for i in range(1, 14)}
+    assert (after.loc[predictions["case_id"], "cohort"] == "hospital-b").all()
+    assert predictions["label"].tolist() == after.loc[predictions["case_id"], "label"].tolist()

@@ -127,3 +127,25 @@ def test_validate_command_refuses_the_runs_own_cohort_in_one_line(
     assert main(["--db", str(work / "cs.db"), "--home", str(work), "-q", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "must be new to the run" in err
+
+
+def test_a_second_hospital_reusing_the_patient_ids_is_validated_apart(validated, tmp_path):
+    """Its DEMO-0001 is another patient: validated as its own case, the run's cases untouched."""
+    from core.cli import main
+    from core.data.demo_data import generate_demo_cohort
+
+    conn, run_id, _, _, work = validated
+    before = db.cases_frame(conn).set_index("case_id")
+    generate_demo_cohort(tmp_path / "hospital-b", seed=11, counts=(3, 3, 3))
+    argv = ["validate", "--run", run_id, "--data", str(tmp_path / "hospital-b")]
+    argv += ["--cohort", "hospital-b"]
+    assert main(["--db", str(work / "cs.db"), "--home", str(work), "-q", *argv]) == 0
+    after = db.cases_frame(conn).set_index("case_id")
+    assert "internal/DEMO-0001" in before.index and "hospital-b/DEMO-0001" in after.index
+    kept = ["cohort", "patient_id", "label", "site", "display_id"]
+    assert after.loc[before.index, kept].equals(before[kept])
+    newest = db.validations_frame(conn, run_id).iloc[0]
+    stored = db.validation_predictions(conn, newest["validation_id"])
+    assert sorted(stored["case_id"]) == [f"hospital-b/DEMO-{i:04d}" for i in range(1, 10)]
+    internal = db.predictions_frame(conn, [run_id])
+    assert not set(internal["case_id"]) & set(stored["case_id"])

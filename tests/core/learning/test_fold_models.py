@@ -86,7 +86,7 @@ def test_predict_says_which_model_and_the_ensemble_is_the_mean_of_the_fold_model
     ensemble = classify_case(path, roi, run_id=run_id, conn=conn, model="ensemble")
     assert "final model" in final.source
     assert "ensemble of the 3 fold models" in ensemble.source
-    index = crops.image_ids.tolist().index(f"{row.patient_id}:{row.path}#{row.frame}")
+    index = crops.image_ids.tolist().index(f"internal/{row.patient_id}:{row.path}#{row.frame}")
     members = [load_fold_model(run_id, f)[0] for f in range(3)]
     expected = np.mean([predict_crops(m, crops.crops[index : index + 1])[0] for m in members], 0)
     np.testing.assert_allclose([ensemble.probabilities[c] for c in CLASSES], expected, atol=1e-5)

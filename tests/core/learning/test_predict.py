@@ -42,7 +42,7 @@ def test_predict_case_crops_the_dicom_like_ingestion_and_uses_the_final_model(
     assert list(probs) == list(CLASSES)
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
     # Same numbers as the final model on the crop ingestion made of that image.
-    index = crops.image_ids.tolist().index(f"{row.patient_id}:{row.path}#{row.frame}")
+    index = crops.image_ids.tolist().index(f"internal/{row.patient_id}:{row.path}#{row.frame}")
     model, cfg = load_run_model(run_id, runs_dir=runs_dir)
     expected = predict_crops(model, crops.crops[index : index + 1])[0]
     np.testing.assert_allclose([probs[c] for c in CLASSES], expected, atol=1e-5)

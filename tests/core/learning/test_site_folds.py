@@ -94,13 +94,15 @@ def test_cv_group_by_site_keeps_each_site_on_one_side(small_cohort_dir, tmp_path
     shutil.copytree(small_cohort_dir, data)
     manifest = data / "manifest.csv"
     rows = list(csv.DictReader(manifest.open(encoding="utf-8")))
-    site_of = {}
+    site_of = {}  # by case key
     for row in rows:
-        site_of.setdefault(row["patient_id"], ("north", "south", "east")[len(site_of) % 3])
+        site_of.setdefault(
+            f"internal/{row['patient_id']}", ("north", "south", "east")[len(site_of) % 3]
+        )
     with manifest.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*rows[0], "site"])
         writer.writeheader()
-        writer.writerows({**row, "site": site_of[row["patient_id"]]} for row in rows)
+        writer.writerows({**row, "site": site_of[f"internal/{row['patient_id']}"]} for row in rows)
     argv = ["--db", str(tmp_path / "cs.db"), "--home", str(tmp_path), "-q", "cv"]
     argv += ["--data", str(data), "--model", "cnn", "--weights", "none", "--folds", "5"]
     assert main([*argv, "--group-by", "site"]) == 0

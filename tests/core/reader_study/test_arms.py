@@ -17,7 +17,7 @@ def study(tmp_path):
     """Three cases, unaided + aided with a 14-day washout, one reader: ``(path, study, reader)``."""
     path = tmp_path / "arms.db"
     with db.connect(path) as conn:
-        cases = ["K1", "K2", "K3"]
+        cases = ["internal/K1", "internal/K2", "internal/K3"]
         db.upsert_cases(conn, [{"case_id": c, "label": "SCC"} for c in cases])
         run_id = db.create_run(
             conn, model="cnn", mode="features", config={}, seed=0, data_hash=None,
@@ -46,7 +46,7 @@ def _statuses(path, study_id, reader_id, now):
 
 def test_aided_waits_for_the_unaided_reads(study):
     path, study_id, reader_id = study
-    _read_unaided(path, study_id, reader_id, ["K1", "K2"], FINISHED)
+    _read_unaided(path, study_id, reader_id, ["internal/K1", "internal/K2"], FINISHED)
     statuses = _statuses(path, study_id, reader_id, FINISHED + timedelta(days=100))
     assert statuses["unaided"].open and (
         statuses["unaided"].n_read,
@@ -58,8 +58,10 @@ def test_aided_waits_for_the_unaided_reads(study):
 
 def test_aided_opens_when_the_washout_from_the_last_unaided_read_has_passed(study):
     path, study_id, reader_id = study
-    _read_unaided(path, study_id, reader_id, ["K1", "K2"], FINISHED - timedelta(days=3))
-    _read_unaided(path, study_id, reader_id, ["K3"], FINISHED)
+    _read_unaided(
+        path, study_id, reader_id, ["internal/K1", "internal/K2"], FINISHED - timedelta(days=3)
+    )
+    _read_unaided(path, study_id, reader_id, ["internal/K3"], FINISHED)
     just_before = FINISHED + timedelta(days=14) - timedelta(seconds=1)
     waiting = _statuses(path, study_id, reader_id, just_before)
     assert not waiting["aided"].open

@@ -26,7 +26,7 @@ def demo_truth():
     y = np.repeat([0, 1, 2], [487, 116, 38])
     rng = np.random.default_rng(7)
     y = y[rng.permutation(len(y))]
-    return np.array([f"P{i:04d}" for i in range(len(y))]), y
+    return np.array([f"internal/P{i:04d}" for i in range(len(y))]), y
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,9 @@ def test_demo_study_refuses_a_cohort_without_the_paper_counts(tmp_path):
 
     conn = db.connect(tmp_path / "small.db")
     try:
-        db.upsert_cases(conn, [{"case_id": f"P{i}", "label": CLASSES[i % 3]} for i in range(9)])
+        db.upsert_cases(
+            conn, [{"case_id": f"internal/P{i}", "label": CLASSES[i % 3]} for i in range(9)]
+        )
         with pytest.raises(
             ValueError, match="needs the paper's class counts 487/116/38 .* has 3/3/3"
         ):
