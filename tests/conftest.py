@@ -9,6 +9,13 @@ import pytest
 SMALL_COUNTS = (24, 10, 6)  # patients per class (SCC, AC, ASC): every class in every 3-fold split
 
 
+def pytest_report_header(config) -> str:
+    """The machine, first: a failure elsewhere than on the developer's CPU says where it ran."""
+    from core.bench.machine import machine_line
+
+    return f"machine: {machine_line()}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def project_home(tmp_path_factory) -> Path:
     """Every test writes runs and caches under one temporary project home, never the checkout."""

@@ -43,15 +43,17 @@ def run_bench(
     Returns
     -------
     dict
-        ``device, model, n_images, train_loop_images_per_s, bare_loop_images_per_s,
+        ``machine, device, model, n_images, train_loop_images_per_s, bare_loop_images_per_s,
         loop_efficiency, cv_seconds_ours, cv_seconds_obvious, cv_speedup, auc_ours,
         auc_obvious, cv_speedup_ceiling``, ``scaling`` (rows of part c), ``table_*`` (m),
         ``pages`` and ``reader_analysis`` (p); parts skipped are absent.
     """
+    from core.bench.machine import machine_line
     from core.learning.training import resolve_device
 
     dev = resolve_device(device)
     out: dict = {
+        "machine": machine_line(),
         "device": str(dev)
         + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
         "torch_threads": torch.get_num_threads(),

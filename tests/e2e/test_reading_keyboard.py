@@ -141,7 +141,32 @@ def _pixels(page) -> str:
 
 
 def _state(page, name: str) -> str:
-    return page.locator(".csv-root").get_attribute(f"data-{name}")
+    """A viewer state the component wrote with its last draw (read only after ``_drawn``)."""
+    value = page.locator(".csv-root").get_attribute(f"data-{name}")
+    assert value is not None, f"the viewer has not drawn yet: data-{name} is missing"
+    return value
+
+
+def _drawn(page, view_id: str | None = None) -> int:
+    """Wait until the viewer has drawn (``view_id``'s case, if given); return its frame number.
+
+    The component writes ``data-drawn="<view id>#<frame>"`` as the last step of every draw, so
+    the states read after this are those of a drawn frame, never of a viewer still mounting.
+    """
+    pattern = re.compile(rf"^{re.escape(view_id)}#\d+$" if view_id else r"^.+#\d+$")
+    root = page.locator(".csv-root")
+    expect(root).to_have_attribute("data-drawn", pattern)
+    return int(root.get_attribute("data-drawn").rsplit("#", 1)[1])
+
+
+def _after(page, action, **states) -> None:
+    """Do ``action`` and wait until the viewer drew a new frame showing ``states``."""
+    frame = _drawn(page)
+    action()
+    root = page.locator(".csv-root")
+    expect(root).not_to_have_attribute("data-drawn", re.compile(rf"#{frame}$"))
+    for name, value in states.items():
+        expect(root).to_have_attribute(f"data-{name}", value)
 
 
 def test_viewer_slices_window_level_by_drag_and_zoom(server, keyboard_study, new_page):
@@ -149,34 +174,29 @@ def test_viewer_slices_window_level_by_drag_and_zoom(server, keyboard_study, new
     page = new_page()
     open_app(page, server.url)
     sign_in_reader(page, code)
+    _drawn(page, "unaided:1")
     for _ in range(N_CASES):  # the right arrow walks the worklist to a 3-slice case
         if int(_state(page, "slices")) >= 3:
             break
         _, position, _ = current_case(page)
         page.keyboard.press("ArrowRight")
         wait_case(page, position + 1, N_CASES)
-        expect(page.locator(".csv-root")).to_have_attribute(
-            "data-view-id", f"unaided:{position + 1}"
-        )
+        _drawn(page, f"unaided:{position + 1}")
     n_slices = int(_state(page, "slices"))
     assert n_slices >= 3
     assert _state(page, "slice") == "1"
     seen = [_pixels(page)]
     for k in range(2, n_slices + 1):  # down arrow: every slice in turn, each drawn differently
-        page.keyboard.press("ArrowDown")
-        assert _state(page, "slice") == str(k)
+        _after(page, lambda: page.keyboard.press("ArrowDown"), slice=str(k))
         seen.append(_pixels(page))
         assert seen[-1] != seen[-2], f"slice {k} drew the same pixels as slice {k - 1}"
     assert page.get_by_text(f"Slice {n_slices} / {n_slices}").is_visible()
-    page.keyboard.press("ArrowDown")  # past the last slice: stays there
-    assert _state(page, "slice") == str(n_slices)
+    _after(page, lambda: page.keyboard.press("ArrowDown"), slice=str(n_slices))  # stays there
     canvas = page.locator(".csv-canvas")
     box = canvas.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx, cy)
-    page.mouse.wheel(0, -120)  # the wheel moves through slices too
-    page.wait_for_timeout(100)
-    assert _state(page, "slice") == str(n_slices - 1)
+    _after(page, lambda: page.mouse.wheel(0, -120), slice=str(n_slices - 1))  # the wheel too
 
     center, width, before = (
         float(_state(page, "center")),
@@ -185,19 +205,18 @@ def test_viewer_slices_window_level_by_drag_and_zoom(server, keyboard_study, new
     )
     page.mouse.move(cx, cy)
     page.mouse.down()
-    page.mouse.move(cx + 120, cy + 60, steps=6)
+    _after(page, lambda: page.mouse.move(cx + 120, cy + 60, steps=6))
     page.mouse.up()
     assert float(_state(page, "width")) > width and float(_state(page, "center")) < center
     assert _pixels(page) != before, "dragging changed window/level but not the drawn pixels"
 
     before = _pixels(page)
-    page.keyboard.press("=")  # zoom in (the + key)
-    assert float(_state(page, "zoom")) == pytest.approx(1.25)
+    _after(page, lambda: page.keyboard.press("="), zoom="1.25")  # zoom in (the + key)
     assert _pixels(page) != before
     before = _pixels(page)
-    page.keyboard.press("o")  # the ROI outline off
-    assert _state(page, "roi") == "off" and _pixels(page) != before
-    page.keyboard.press("0")  # reset: first slice, default window, no zoom, outline on
-    assert (_state(page, "slice"), _state(page, "zoom"), _state(page, "roi")) == ("1", "1", "on")
+    _after(page, lambda: page.keyboard.press("o"), roi="off")  # the ROI outline off
+    assert _pixels(page) != before
+    # reset: first slice, default window, no zoom, outline on
+    _after(page, lambda: page.keyboard.press("0"), slice="1", zoom="1", roi="on")
     assert _pixels(page) == seen[0]
     wait_idle(page)
