@@ -19,7 +19,7 @@ COMMAND_MODULES = (
     data,  # demo-data, ingest
     train,  # cv, compare, predict, bench
     study,  # demo-study, study export/import
-    app,  # demo, dashboard
+    app,  # demo, dashboard, prefetch-weights, unlock-admin
 )
 # What a bad input or a bad file raises: one line on stderr, exit status 2, no traceback.
 USER_ERRORS = (

@@ -21,6 +21,7 @@ import streamlit as st
 
 import db
 from core.project.admin_secret import ADMIN_SECRET_ENV
+from core.project.proxies import LOCALHOST, client_address, trusted_proxies
 from dashboard.store import connection
 
 _SESSION_KEY = "auth"
@@ -69,21 +70,22 @@ def current_role() -> str | None:
     return identity.role if identity else None
 
 
-def client_id() -> str:
-    """Where this browser session connects from, for the sign-in limits and the audit.
+def client_source() -> dict[str, str | None]:
+    """Where this browser session connects from: ``client`` (who the sign-in limits count), the
+    connection's own ``address`` and the ``forwarded`` header it sent, for the audit.
 
-    The first ``X-Forwarded-For`` hop when a proxy sets one (behind a proxy every connection comes
-    from the proxy), else the connection's address, else ``localhost``. Both can be forged, which
-    is why ``db.security`` also caps failures from all clients together.
+    The forwarded hop counts only behind a trusted proxy (``core.project.proxies``): without one,
+    a forged ``X-Forwarded-For`` changes nothing but the audit's ``forwarded`` column.
     """
     try:
         forwarded = st.context.headers.get("X-Forwarded-For")
         address = st.context.ip_address
     except Exception:  # noqa: BLE001 - outside a browser session (a bare script): no client
         forwarded, address = None, None
-    forwarded = forwarded.split(",")[0].strip() if isinstance(forwarded, str) else ""
-    address = address if isinstance(address, str) else ""  # None on localhost (and in AppTest)
-    return (forwarded or address or "localhost")[:100]
+    forwarded = forwarded if isinstance(forwarded, str) and forwarded.strip() else None
+    address = address if isinstance(address, str) and address else LOCALHOST  # None on loopback
+    client = client_address(address, forwarded, trusted_proxies())
+    return {"client": client, "address": address, "forwarded": forwarded}
 
 
 def _session_ref() -> str | None:
@@ -100,7 +102,7 @@ def audit(event: str, **fields) -> None:
         fields.setdefault("reader_id", identity.reader_id)
         fields.setdefault("study_id", identity.study_id)
     with connection() as conn:
-        db.record_event(conn, event, client=client_id(), **fields)
+        db.record_event(conn, event, **client_source(), **fields)
 
 
 def sign_in_admin(secret: str) -> None:
@@ -109,23 +111,24 @@ def sign_in_admin(secret: str) -> None:
     Raises
     ------
     db.SignInThrottled
-        When a limit or the lockout applies (the secret is not even checked).
+        When a limit or this client's lockout applies (the secret is not even checked).
     PermissionError
         When the secret is wrong.
     """
-    client = client_id()
+    source = client_source()
     with connection() as conn:
-        db.check_sign_in(conn, client=client, kind="admin")
+        db.check_sign_in(conn, client=source["client"], kind="admin", credential="admin")
         ok = check_admin_secret(secret)
         if not ok:
-            locked = db.record_sign_in(conn, ok=False, kind="admin", client=client)
+            locked = db.record_sign_in(conn, ok=False, kind="admin", credential="admin", **source)
             raise PermissionError(
                 "That admin secret is not correct."
-                + (" Admin sign-in is now locked for a while." if locked else "")
+                + (" Admin sign-in from this address is now locked for a while." if locked else "")
             )
     token = sign_in(Identity(role="admin", name="admin"))
     with connection() as conn:
-        db.record_sign_in(conn, ok=True, kind="admin", client=client, session=db.session_id(token))
+        db.record_sign_in(conn, ok=True, kind="admin", credential="admin",
+                          session=db.session_id(token), **source)  # fmt: skip
 
 
 def sign_in_reader(code: str) -> None:
@@ -138,27 +141,30 @@ def sign_in_reader(code: str) -> None:
     db.InvalidAccessCode
         When the code matches no reader.
     """
-    client = client_id()
+    source = client_source()
     code = str(code or "").strip()[:MAX_CODE_LENGTH]  # real codes are ~20 characters
+    credential = db.code_credential(code)
     with connection() as conn:
-        db.check_sign_in(conn, client=client, kind="reader")
+        db.check_sign_in(conn, client=source["client"], kind="reader", credential=credential)
         try:
             reader = db.authenticate_reader(conn, code)
         except db.InvalidAccessCode:
-            db.record_sign_in(conn, ok=False, kind="reader", client=client)
+            db.record_sign_in(conn, ok=False, kind="reader", credential=credential, **source)
             raise
     identity = Identity(role="reader", name=reader.display_name, reader_id=reader.reader_id,
                         study_id=reader.study_id)  # fmt: skip
     token = sign_in(identity)
+    session = db.session_id(token)
     with connection() as conn:
         others = db.other_live_sessions(conn, reader.reader_id, token)
-        db.record_sign_in(conn, ok=True, kind="reader", client=client, reader_id=reader.reader_id,
-                          study_id=reader.study_id, session=db.session_id(token))  # fmt: skip
+        db.record_sign_in(conn, ok=True, kind="reader", credential=credential,
+                          reader_id=reader.reader_id, study_id=reader.study_id, session=session,
+                          **source)  # fmt: skip
         if others:
-            db.record_event(conn, "concurrent_session", role="reader", client=client,
-                            reader_id=reader.reader_id, study_id=reader.study_id,
-                            session=db.session_id(token),
-                            detail="other open sessions: " + ", ".join(s for s, _ in others))  # fmt: skip
+            db.record_event(conn, "concurrent_session", role="reader", reader_id=reader.reader_id,
+                            study_id=reader.study_id, session=session,
+                            detail="other open sessions: " + ", ".join(s for s, _ in others),
+                            **source)  # fmt: skip
 
 
 def sign_in(identity: Identity) -> str:

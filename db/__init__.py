@@ -91,6 +91,7 @@ from db.security import (
     record_event,
     record_sign_in,
     security_audit_frame,
+    unlock_admin,
 )
 from db.sessions import (
     SessionInfo,
@@ -107,6 +108,7 @@ from db.studies import (
     add_reader,
     authenticate_reader,
     close_study,
+    code_credential,
     create_study,
     get_study,
     readers_frame,
@@ -140,6 +142,7 @@ __all__ = [
     "other_live_sessions",
     "record_event",
     "record_sign_in",
+    "unlock_admin",
     "revoke_other_sessions",
     "security_audit_frame",
     "session_id",
@@ -164,6 +167,7 @@ __all__ = [
     "add_run_warning",
     "audit_frame",
     "authenticate_reader",
+    "code_credential",
     "case_probabilities",
     "check_run_merge",
     "cases_frame",

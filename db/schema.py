@@ -477,6 +477,22 @@ def _rekey_read_audit(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v11_security_audit_sources")
+def _v11_security_audit_sources(conn: sqlite_utils.Database) -> None:
+    # v11 (issue 28): the audit keeps the connection's own address and the X-Forwarded-For value
+    # apart from the client the limits count (the forwarded hop only behind a trusted proxy), and
+    # names the credential tried ("admin", "reader:<id>"), which has its own limit.
+    _script(
+        conn,
+        """
+        ALTER TABLE security_audit ADD COLUMN address TEXT;
+        ALTER TABLE security_audit ADD COLUMN forwarded TEXT;
+        ALTER TABLE security_audit ADD COLUMN credential TEXT;
+        CREATE INDEX security_audit_credential ON security_audit(credential, event, at);
+        """,
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

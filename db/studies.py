@@ -14,6 +14,7 @@ import hmac
 import random
 import re
 import secrets
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read aloud
 CODE_GROUPS = 3
 CODE_GROUP_LEN = 4
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~16 MiB, tens of ms: cheap per sign-in
+_SCRYPT_SLOT = threading.BoundedSemaphore(1)
 _CODE_RE = re.compile(r"^R(\d{1,18})-([A-Z0-9]{4}(?:-[A-Z0-9]{4})*)$")  # fits SQLite's INTEGER
 
 
@@ -292,11 +294,20 @@ def _new_code(reader_id: int) -> str:
 
 
 def _hash_code(code: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(code.encode(), salt=salt, maxmem=64 * 2**20, **SCRYPT)
+    # One scrypt at a time in this process: a flood of guesses costs at most one core.
+    with _SCRYPT_SLOT:
+        return hashlib.scrypt(code.encode(), salt=salt, maxmem=64 * 2**20, **SCRYPT)
 
 
 def _normalise_code(code: str) -> str:
     return re.sub(r"\s+", "", str(code)).upper()
+
+
+def code_credential(access_code: str) -> str | None:
+    """The credential an access code tries, for the sign-in limits: ``"reader:<id>"`` from its
+    non-secret prefix, or None when the text is not of the code's form."""
+    match = _CODE_RE.match(_normalise_code(access_code or ""))
+    return f"reader:{int(match.group(1))}" if match else None
 
 
 def assignment_order(

@@ -47,11 +47,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     prefetch.set_defaults(handler=_prefetch_weights)
 
+    unlock = subparsers.add_parser(
+        "unlock-admin",
+        help="lift the admin sign-in lockout and every sign-in back-off (audited)",
+        description="For the holder of the admin secret: it must be readable here "
+        "($CERVIXSCOPE_ADMIN_SECRET or .streamlit/secrets.toml). Failures and "
+        "lockouts before the unlock no longer count. Example: cervixscope unlock-admin",
+    )
+    unlock.set_defaults(handler=_unlock_admin)
+
 
 def _demo(args: argparse.Namespace) -> int:
     from core.commands.demo_pipeline import run_demo
 
     run_demo(Path(args.out), seed=args.seed, db_path=args.db, secrets_path=SECRETS_PATH)
+    return 0
+
+
+def _unlock_admin(args: argparse.Namespace) -> int:
+    import getpass
+    import socket
+
+    import db
+    from core.project.admin_secret import read_admin_secret
+
+    if not read_admin_secret(SECRETS_PATH):
+        raise ValueError(
+            f"no admin secret is configured (CERVIXSCOPE_ADMIN_SECRET or {SECRETS_PATH}): only "
+            "the holder of the secret may unlock admin sign-in"
+        )
+    conn = db.connect(args.db)
+    try:
+        event_id = db.unlock_admin(conn, by=f"cli:{getpass.getuser()}@{socket.gethostname()}")
+    finally:
+        conn.close()
+    print(f"Admin sign-in unlocked; earlier failures no longer count (audit event {event_id}).")
     return 0
 
 
@@ -80,8 +110,10 @@ def _prefetch_weights(args: argparse.Namespace) -> int:
 
 def _dashboard(args: argparse.Namespace) -> int:
     from core.project.admin_secret import ADMIN_SECRET_ENV, ensure_admin_secret
+    from core.project.proxies import TRUSTED_PROXIES_ENV, trusted_proxies
 
     secret, created = ensure_admin_secret(SECRETS_PATH)
+    proxies = trusted_proxies()  # a bad setting stops here, named, not at the first sign-in
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     shown = "localhost" if args.address in ("0.0.0.0", "localhost") else args.address
@@ -94,6 +126,8 @@ def _dashboard(args: argparse.Namespace) -> int:
         print(f"Admin secret: from ${ADMIN_SECRET_ENV}")
     else:
         print(f"Admin secret: in {SECRETS_PATH}")
+    trusted = ", ".join(map(str, proxies)) or "none (X-Forwarded-For is ignored)"
+    print(f"Trusted proxies (${TRUSTED_PROXIES_ENV}): {trusted}")
     command = [
         sys.executable,
         "-m",

@@ -10,6 +10,7 @@ from streamlit.runtime.app_session import AppSession, AppSessionState
 from streamlit.runtime.state import SessionState
 
 import db
+from core.cli import main
 from db import clock, security
 from tests.dashboard.reader_study_helpers import (
     ADMIN_SECRET,
@@ -80,12 +81,15 @@ def test_twenty_wrong_admin_secrets_lock_sign_in_and_are_in_the_audit(study_db, 
         _try_admin(at, f"guess-{attempt}")
         assert _errors(at)[0].startswith("That admin secret is not correct.")
     assert _errors(at) == [
-        "That admin secret is not correct. Admin sign-in is now locked for a while."
+        "That admin secret is not correct. Admin sign-in from this address is now locked for a "
+        "while."
     ]
     _try_admin(at, ADMIN_SECRET)  # the right secret, during the lockout
     assert not at.exception
     (error,) = _errors(at)
-    assert error.startswith("Admin sign-in is locked after 20 wrong secrets in a row; try again at")
+    assert error.startswith(
+        "Admin sign-in from this address is locked after 20 wrong secrets in a row; try again at"
+    )
     assert "(in 15 min)" in error
     assert [s.label for s in at.button if s.label == "Sign in"]  # still on the sign-in page
     audit = _audit(path)
@@ -93,7 +97,9 @@ def test_twenty_wrong_admin_secrets_lock_sign_in_and_are_in_the_audit(study_db, 
     assert len(failed) == 20 and set(failed["client"]) == {"localhost"}
     assert audit["event"].tolist().count("admin_lockout") == 1
     assert "guess" not in audit.to_csv()  # the audit never holds what was typed
-    fake_clock.advance(security.ADMIN_LOCKOUT_S + 1)
+    fake_clock.advance(60)
+    assert main(["--db", str(path), "unlock-admin"]) == 0  # the holder of the secret unlocks
+    assert _audit(path).iloc[0]["event"] == "admin_unlocked"
     _try_admin(at, ADMIN_SECRET)
     assert not _errors(at) and not at.exception
     latest = _audit(path).iloc[0]
@@ -198,3 +204,13 @@ def test_a_browser_cannot_clear_every_sessions_cache(monkeypatch):
     clear_request()
     square(3)
     assert calls == [3, 3]  # guarded: still cached for everyone
+
+
+def test_only_the_holder_of_the_secret_can_unlock(study_db, monkeypatch, tmp_path, capsys):
+    import core.commands.app as app_commands
+
+    monkeypatch.delenv("CERVIXSCOPE_ADMIN_SECRET")
+    monkeypatch.setattr(app_commands, "SECRETS_PATH", tmp_path / "no-secrets.toml")
+    assert main(["--db", str(study_db[0]), "unlock-admin"]) == 2
+    assert "no admin secret is configured" in capsys.readouterr().err
+    assert "admin_unlocked" not in _audit(study_db[0])["event"].tolist()

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlite_utils
 
 import db
 from db import clock, security
@@ -90,38 +91,101 @@ def test_the_wait_is_capped_and_a_success_resets_it(conn, fake_clock):
     assert _allowed(conn, "10.0.0.9")  # counting starts again after a success
 
 
-def test_rotating_addresses_meets_the_global_limit(conn, fake_clock):
-    for i in range(security.GLOBAL_MAX_FAILURES):
-        _fail(conn, f"198.51.100.{i}")
-    with pytest.raises(db.SignInThrottled, match="on this server") as refused:
-        db.check_sign_in(conn, client="203.0.113.250", kind="reader")
-    assert refused.value.reason == "global"
-    fake_clock.advance(security.GLOBAL_WINDOW_S + 0.01)
-    assert _allowed(conn, "203.0.113.250")
+def _fail_as(conn, client: str, credential: str | None, kind: str = "reader") -> None:
+    db.check_sign_in(conn, client=client, kind=kind, credential=credential)
+    db.record_sign_in(conn, ok=False, kind=kind, client=client, credential=credential)
 
 
-def test_twenty_wrong_admin_secrets_lock_admin_sign_in_and_are_audited(conn, fake_clock):
-    started = [_fail(conn, f"192.0.2.{i}", "admin") for i in range(security.ADMIN_LOCKOUT_AFTER)]
+def _allowed_as(conn, client: str, credential: str | None, kind: str = "reader") -> bool:
+    try:
+        db.check_sign_in(conn, client=client, kind=kind, credential=credential)
+    except db.SignInThrottled:
+        return False
+    return True
+
+
+def test_a_flood_from_other_addresses_never_blocks_a_fresh_client(conn, fake_clock):
+    for i in range(1000):  # a thousand addresses, each guessing codes of reader 7
+        _fail_as(conn, f"198.51.{i // 250}.{i % 250}", "reader:7")
+        _fail_as(conn, f"198.51.{i // 250}.{i % 250}", None)  # and text of no code's form
+    assert _allowed_as(conn, "203.0.113.250", "reader:7")  # reader 7 from a fresh address
+    assert _allowed_as(conn, "203.0.113.251", "reader:8")
+    for i in range(security.ADMIN_LOCKOUT_AFTER + 10):
+        _fail_as(conn, f"192.0.2.{i}", "admin", "admin")
+    assert _allowed_as(conn, "203.0.113.252", "admin", "admin")  # the admin, elsewhere
+
+
+def test_a_client_that_failed_waits_while_its_credential_is_under_attack(conn, fake_clock):
+    for i in range(security.CREDENTIAL_FREE_FAILURES + 5):
+        _fail_as(conn, f"198.51.100.{i}", "reader:7")
+    fake_clock.advance(security.BASE_DELAY_S + 0.01)  # past the one failure's own wait
+    with pytest.raises(db.SignInThrottled, match="with this credential") as refused:
+        db.check_sign_in(conn, client="198.51.100.0", kind="reader", credential="reader:7")
+    assert refused.value.reason == "credential"
+    assert (refused.value.retry_at - fake_clock.now).total_seconds() > 1
+    assert _allowed_as(conn, "198.51.100.0", "reader:8")  # another reader's code is not slowed
+    fake_clock.advance(security.MAX_DELAY_S)
+    assert _allowed_as(conn, "198.51.100.0", "reader:7")
+
+
+def test_twenty_wrong_admin_secrets_lock_that_client_only_and_are_audited(conn, fake_clock):
+    started = []
+    for _ in range(security.ADMIN_LOCKOUT_AFTER):
+        fake_clock.advance(security.MAX_DELAY_S + 1)  # past each back-off: only the count matters
+        started.append(_fail(conn, "192.0.2.1", "admin"))
     assert started == [False] * (security.ADMIN_LOCKOUT_AFTER - 1) + [True]
-    with pytest.raises(db.SignInThrottled, match="Admin sign-in is locked after 20 wrong") as e:
-        db.check_sign_in(conn, client="192.0.2.200", kind="admin")  # a fresh address too
+    with pytest.raises(db.SignInThrottled, match="from this address is locked after 20") as e:
+        db.check_sign_in(conn, client="192.0.2.1", kind="admin")
+    assert e.value.reason == "lockout"
     assert (e.value.retry_at - fake_clock.now) == timedelta(seconds=security.ADMIN_LOCKOUT_S)
-    assert _allowed(conn, "192.0.2.201", "reader")  # readers are not locked out with it
+    assert "cervixscope unlock-admin" in str(e.value)
+    assert _allowed(conn, "192.0.2.200", "admin")  # the admin elsewhere is not locked out
     audit = db.security_audit_frame(conn)
     failed = audit[(audit["event"] == "sign_in_failed") & (audit["role"] == "admin")]
     assert len(failed) == 20 and set(failed["ok"]) == {0}
     assert audit["event"].tolist().count("admin_lockout") == 1
     fake_clock.advance(security.ADMIN_LOCKOUT_S + 1)
-    assert _allowed(conn, "192.0.2.200", "admin")
-    assert _fail(conn, "192.0.2.200", "admin") is False  # the count starts again
+    assert _allowed(conn, "192.0.2.1", "admin")
 
 
 def test_a_success_between_failures_prevents_the_lockout(conn, fake_clock):
-    for i in range(security.ADMIN_LOCKOUT_AFTER - 1):
-        _fail(conn, f"192.0.2.{i}", "admin")
-    db.record_sign_in(conn, ok=True, kind="admin", client="192.0.2.99")
-    assert _fail(conn, "192.0.2.100", "admin") is False
-    assert _allowed(conn, "192.0.2.101", "admin")
+    for _ in range(security.ADMIN_LOCKOUT_AFTER - 1):
+        fake_clock.advance(security.MAX_DELAY_S + 1)
+        _fail(conn, "192.0.2.1", "admin")
+    db.record_sign_in(conn, ok=True, kind="admin", client="192.0.2.1")
+    fake_clock.advance(security.MAX_DELAY_S + 1)
+    assert _fail(conn, "192.0.2.1", "admin") is False
+    assert _allowed(conn, "192.0.2.1", "admin")
+
+
+def test_the_unlock_lifts_the_lockout_and_the_back_off_and_is_audited(conn, fake_clock):
+    for _ in range(security.ADMIN_LOCKOUT_AFTER):
+        fake_clock.advance(security.MAX_DELAY_S + 1)
+        _fail(conn, "192.0.2.1", "admin")
+    for _ in range(security.FREE_FAILURES + 2):  # recorded as if the back-off had let them in
+        db.record_sign_in(conn, ok=False, kind="reader", client="10.0.0.7")
+    assert not _allowed(conn, "192.0.2.1", "admin") and not _allowed(conn, "10.0.0.7")
+    event_id = db.unlock_admin(conn, by="cli:admin@server")
+    assert _allowed(conn, "192.0.2.1", "admin") and _allowed(conn, "10.0.0.7")
+    row = db.security_audit_frame(conn).iloc[0]
+    assert (row["event_id"], row["event"], row["client"]) == (event_id, "admin_unlocked",
+                                                               "cli:admin@server")  # fmt: skip
+    _fail(conn, "192.0.2.1", "admin")  # counting starts again: one failure is free
+    assert _allowed(conn, "192.0.2.1", "admin")
+
+
+def test_the_audit_keeps_the_address_and_the_forwarded_value_apart(conn):
+    db.record_sign_in(conn, ok=False, kind="reader", client="10.0.0.5", address="10.0.0.5",
+                      forwarded="6.6.6.6", credential="reader:3")  # fmt: skip
+    row = db.security_audit_frame(conn).iloc[0]
+    assert (row["client"], row["address"], row["forwarded"], row["credential"]) == (
+        "10.0.0.5", "10.0.0.5", "6.6.6.6", "reader:3")  # fmt: skip
+
+
+def test_a_code_names_its_reader_as_the_credential_and_other_text_names_none():
+    assert db.code_credential(" r12-abcd-efgh-jkmn ") == "reader:12"
+    assert db.code_credential("not a code") is None
+    assert db.code_credential("") is None
 
 
 @pytest.mark.parametrize(
@@ -162,3 +226,23 @@ def test_other_open_sessions_of_one_reader_are_found_and_can_be_ended(conn):
     assert db.resolve_session(conn, first) is None
     assert db.resolve_session(conn, second).session_id == db.session_id(second)
     assert db.concurrent_sessions_frame(conn, study_id).empty
+
+
+def test_an_audit_written_before_v11_keeps_its_rows_and_counts_them(tmp_path, fake_clock):
+    old = sqlite_utils.Database(tmp_path / "v10.db")
+    db.migrate(old, target=db.SCHEMA_VERSION - 1)
+    old.conn.execute(
+        "INSERT INTO security_audit (at, event, ok, role, client) VALUES (?, ?, 0, 'reader', ?)",
+        (START.isoformat(timespec="microseconds"), "sign_in_failed", "10.0.0.7"),
+    )
+    old.conn.commit()
+    old.close()
+    conn = db.connect(tmp_path / "v10.db")
+    try:
+        (row,) = db.security_audit_frame(conn).to_dict("records")
+        assert (row["client"], row["address"], row["forwarded"]) == ("10.0.0.7", None, None)
+        for _ in range(security.FREE_FAILURES - 1):  # the old failure still counts
+            db.record_sign_in(conn, ok=False, kind="reader", client="10.0.0.7")
+        assert not _allowed(conn, "10.0.0.7")
+    finally:
+        conn.close()
