@@ -217,15 +217,30 @@ def current_case(page) -> tuple[str, int, int]:
 
 
 def fill_answer(page, label: str) -> None:
-    """Pick ``label`` with its key (1, 2 or 3), as a reader does; the certainty keeps its default."""
+    """Pick ``label`` with its key (1, 2 or 3), as a reader does; the certainty keeps its default.
+
+    A key pressed before Streamlit has bound the button's shortcut is dropped, as it would be for
+    a person: wait for the button, and press again (picking a type is idempotent) until the
+    server shows the pick.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     _, position, _ = current_case(page)
-    page.keyboard.press(TYPE_KEYS[label])
+    buttons = ", ".join(f".st-key-type-{arm}-{position}-{label}" for arm in ("unaided", "aided"))
+    page.locator(buttons).first.wait_for()
     wait_idle(page)
     chosen = ", ".join(
         f".st-key-type-{arm}-{position}-{label} [data-testid='stBaseButton-primary']"
         for arm in ("unaided", "aided")
     )
-    page.locator(chosen).first.wait_for()  # the server has the pick: its button is highlighted
+    for attempt in range(3):
+        page.keyboard.press(TYPE_KEYS[label])
+        try:  # the server has the pick: its button is highlighted
+            page.locator(chosen).first.wait_for(timeout=20_000 if attempt < 2 else 60_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
 
 
 def click_submit(page) -> None:
