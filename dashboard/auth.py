@@ -248,9 +248,9 @@ def end_other_sessions() -> int:
     return ended
 
 
-def note_submit(read_id: int, arm: str, position: int) -> None:
-    """After a reader's submit: when their code is open in another session too, audit the submit
-    with this session's id, so two people answering on one code leave a trace of both."""
+def note_submit(what: str) -> None:
+    """After a reader's answers were stored: when their code is open in another session too,
+    audit them with this session's id, so two people answering on one code leave a trace of both."""
     identity = current()
     token = st.session_state.get(_TOKEN_KEY)
     if identity is None or identity.reader_id is None or not token:
@@ -259,8 +259,25 @@ def note_submit(read_id: int, arm: str, position: int) -> None:
         others = db.other_live_sessions(conn, identity.reader_id, token)
     st.session_state[_OTHERS_KEY] = others
     if others:
-        audit("read_submitted", detail=f"read {read_id} ({arm}, position {position}); other open "
-              "sessions: " + ", ".join(sid for sid, _ in others))  # fmt: skip
+        audit("read_submitted", detail=f"{what}; other open sessions: "
+              + ", ".join(sid for sid, _ in others))  # fmt: skip
+
+
+def session_refusal() -> str | None:
+    """Why this session may no longer answer (signed out elsewhere, expired, code revoked), or
+    None. A fragment run does not pass :func:`restore`, so a reading sync checks here."""
+    token = st.session_state.get(_TOKEN_KEY)
+    try:
+        with connection() as conn:
+            live = token is not None and db.resolve_session(conn, token) is not None
+    except (OSError, ValueError, db.CervixScopeDBError):
+        live = False
+    if live:
+        return None
+    return (
+        "Your session has ended (your access code was revoked, or you signed out elsewhere): "
+        "your answers were not saved. Ask the study admin."
+    )
 
 
 def require_role(*roles: str) -> Identity:

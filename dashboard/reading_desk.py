@@ -1,42 +1,47 @@
-"""The reading desk: one case, the viewer, and an answer in two keystrokes, as a fragment.
+"""The reading desk: the browser holds the case on screen and the next unread ones, answers there,
+and saves in the background; the server's part is one fragment run per sync.
 
-Keys (Streamlit's own ``shortcut=`` on the buttons, and the viewer's keys): 1/2/3 pick the type
-(and the default certainty), 4/5/6 change the certainty, Enter stores the answer and shows the
-next unread case, left/right move between cases. Every button acts in a callback, so one script
-run both stores an answer and draws the next case; and the desk is a fragment, so a keystroke
-reruns the desk alone, not the page around it.
+Keys (all handled in the browser, no rerun): 1/2/3 pick the type (and the default certainty),
+4/5/6 change the certainty, Enter shows the next unread case at once and queues the answer,
+left/right move between cases. Each sync from the browser (:mod:`dashboard.reader_component`)
+reruns this fragment alone: :func:`core.reader_study.desk.sync` stores the queued answers once each
+and replies with the cases the browser lacks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import streamlit as st
 
-from core.data.labels import CLASSES
-from core.reader_study import answers, reading, viewer_data
-from dashboard import auth, safe_text, store
-from dashboard.viewer import KEY_LEGEND, image_viewer
+from core.reader_study import desk, reading
+from dashboard import auth, store
+from dashboard.reader_component import reading_workstation
+from dashboard.viewer import KEY_LEGEND
 
 ANSWER_LEGEND = "1/2/3 type · 4/5/6 certainty · Enter store and next · ←/→ case"
-_ERROR_KEY = "desk_error"
-_NOTE_KEY = "desk_note"
-_ARM_DONE_KEY = "desk_arm_done"
-_PREFETCH_KEY = "desk_gradcam_started"
 AT_PARAM = "at"  # the case on screen, in the URL: a worklist position, never a case id
+UI = {"legend": ANSWER_LEGEND, "viewer_legend": KEY_LEGEND, "size": 470}
 
 
-def _pos_key(arm: str) -> str:
-    return f"position:{arm}"
+def component_key(arm: str) -> str:
+    return f"desk:{arm}"
 
 
-def _answer_key(arm: str, position: int) -> str:
-    return f"answer:{arm}:{position}"
+def request_key(arm: str) -> str:
+    """Session key of the browser's latest sync, until the fragment has handled it (tests set it
+    the way the component's callback does)."""
+    return f"desk_request:{arm}"
 
 
-def _go(arm: str, position: int) -> None:
-    st.session_state[_pos_key(arm)] = int(position)
-    reading.forget_shown_at(st.session_state)
+def _held_key(arm: str) -> str:
+    return f"desk_held:{arm}"
+
+
+def _on_sync(arm: str) -> None:
+    value = st.session_state.get(component_key(arm)) or {}
+    st.session_state[request_key(arm)] = value.get("sync")
 
 
 def _position_in_url(arm: str) -> int | None:
@@ -46,197 +51,44 @@ def _position_in_url(arm: str) -> int | None:
     return int(number) if named_arm == arm and number.isdigit() and int(number) >= 1 else None
 
 
-def _resume_at(study_id: int, reader_id: int, arm: str) -> int:
-    first = reading.first_unread(study_id, reader_id, arm)
-    return first if first is not None else 1
-
-
-def _pick_type(arm: str, position: int, label: str) -> None:
-    st.session_state[_answer_key(arm, position)] = {
-        "label": label,
-        "percent": answers.confidences_for(label),
-    }
-
-
-def _pick_certainty(arm: str, position: int, certainty: str) -> None:
-    key = _answer_key(arm, position)
-    chosen = st.session_state.get(key)
-    if not chosen:
-        st.session_state[_ERROR_KEY] = "Choose a type first (keys 1, 2, 3)."
-        return
-    percent = answers.confidences_for(chosen["label"], certainty)
-    st.session_state[key] = {"label": chosen["label"], "percent": percent}
-
-
-def _submit(study_id: int, reader_id: int, arm: str, position: int, revisit: bool) -> None:
-    chosen = st.session_state.get(_answer_key(arm, position))
-    if not chosen:
-        st.session_state[_ERROR_KEY] = "Choose a type first (keys 1, 2, 3), then press Enter."
-        return
-    shown = reading.shown_at(st.session_state, arm, position)
-    try:
-        read_id = reading.submit_answer(
-            study_id, reader_id, arm, position, chosen["label"], chosen["percent"], shown
-        )
-        nxt = None if revisit else reading.first_unread(study_id, reader_id, arm)
-    except store.LIBRARY_ERRORS as exc:  # e.g. the study was closed meanwhile
-        st.session_state[_ERROR_KEY] = str(exc)
-        return
-    st.session_state.pop(_answer_key(arm, position), None)  # the database holds it now
-    with contextlib.suppress(*store.LIBRARY_ERRORS):  # the read is stored; the trace is extra
-        auth.note_submit(read_id, arm, position)  # audited when the code is open elsewhere too
-    if revisit:
-        st.session_state[_NOTE_KEY] = "Answer updated."
-        reading.forget_shown_at(st.session_state)  # a next change here is a new read
-    else:
-        _go(arm, nxt if nxt is not None else position)
-        if nxt is None:  # the arm is finished: the next arm may open, which the page decides
-            st.session_state[_ARM_DONE_KEY] = True
-
-
 _COMPACT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; padding-bottom: 1rem; }
 [data-testid="stMainBlockContainer"] h1 { padding-top: 0; padding-bottom: 0.25rem; }
+[data-stale] { opacity: 1 !important; transition: none !important; }
 </style>"""
 
 
 def compact_page() -> None:
-    """Less empty space above the reading page, so a case and its answer fit 1440x900."""
+    """Less empty space above the reading page, so a case and its answer fit 1440x900; and no
+    fading while a background save runs (the reader keeps reading)."""
     st.markdown(_COMPACT_CSS, unsafe_allow_html=True)  # constant CSS, no user text in it
 
 
 @st.fragment
 def reading_desk(study_id: int, reader_id: int, arm: str) -> None:
-    """The case at the reader's position in ``arm``, its viewer and the answer controls."""
-    if st.session_state.pop(_ARM_DONE_KEY, False):
-        st.rerun(scope="app")  # the page around the desk re-reads which arms are open
-    pos_key = _pos_key(arm)
+    """One sync of the reader's desk in ``arm``: store what the browser sent, send what it lacks."""
+    raw = st.session_state.pop(request_key(arm), None)
+    request = desk.parse_request(raw)
+    if raw is None:  # a rerun of the page, not a sync: the browser still holds what it was sent
+        request = desk.SyncRequest(have=st.session_state.get(_held_key(arm), frozenset()))
+    refuse = auth.session_refusal()
     with store.errors_shown():
-        work = reading.worklist_status(study_id, reader_id, arm)
-        if pos_key not in st.session_state:  # a new session: the URL's case (F5), else resume
-            at = _position_in_url(arm)
-            valid = at is not None and at <= len(work)
-            st.session_state[pos_key] = at if valid else _resume_at(study_id, reader_id, arm)
-        position = st.session_state[pos_key]
-        if arm == "aided" and not st.session_state.get(_PREFETCH_KEY):
-            st.session_state[_PREFETCH_KEY] = True
+        if arm == "aided" and not st.session_state.get("desk_gradcam_started"):
+            st.session_state["desk_gradcam_started"] = True
             with contextlib.suppress(*store.LIBRARY_ERRORS):  # only a head start: optional
-                reading.prefetch_gradcam(study_id, reader_id, position)  # in a worker process
-        case = reading.case_for_reader(study_id, reader_id, arm, position)
-    if st.query_params.get(AT_PARAM) != f"{arm}:{position}":
-        st.query_params[AT_PARAM] = f"{arm}:{position}"  # a reload comes back to this case
-    reading.shown_at(st.session_state, arm, position)  # this display's clock starts now
-    _header(arm, case, work)
-    image_col, answer_col = st.columns([7, 4], gap="medium")
-    with image_col:
-        payload = viewer_data.reader_view(case)
-        if payload is None:
-            st.warning(case.image_problem or "No image for this case.")
-        else:
-            image_viewer(payload, key=f"viewer:{arm}", size=470, side_size=140)
-            st.caption(KEY_LEGEND)
-    with answer_col:
-        if arm == "aided":
-            _model_panel(case)
-        _answer_panel(study_id, reader_id, arm, case)
-
-
-def _header(arm: str, case, work) -> None:
-    title, back, jump, forward = st.columns([3.2, 1, 2.2, 1], vertical_alignment="bottom")
-    title.subheader(f"Case {safe_text.plain(case.display_id)} ({case.position} of {case.n_cases})")
-    title.caption(f"{case.n_read} of {case.n_cases} read")
-    back.button(
-        "Previous",
-        disabled=case.position <= 1,
-        width="stretch",
-        shortcut="left",
-        on_click=_go,
-        args=(arm, case.position - 1),
-    )
-    forward.button(
-        "Next",
-        disabled=case.position >= case.n_cases,
-        width="stretch",
-        shortcut="right",
-        on_click=_go,
-        args=(arm, case.position + 1),
-    )
-    choices = work["position"].tolist()
-    labels = work["display_id"] + work["read"].map({True: " ✓", False: ""})
-    marks = dict(zip(work["position"], labels, strict=True))
-    picked = jump.selectbox(
-        "Go to case",
-        choices,
-        index=choices.index(case.position),
-        format_func=marks.get,
-        key=f"jump:{arm}:{case.position}",  # a fresh widget per case: it never drags one back
-    )
-    if picked != case.position:
-        _go(arm, picked)
-        st.rerun(scope="fragment")
-    if case.n_read == case.n_cases:
-        st.success("All cases are read. You can still go back and change an answer.")
-
-
-def _model_panel(case) -> None:
-    if case.model_probabilities:
-        st.markdown("**AI model**")
-        st.markdown(" · ".join(f"{name} {case.model_probabilities[name]:.0%}" for name in CLASSES))
-    if case.gradcam_problem:
-        st.caption(case.gradcam_problem)
-
-
-def _answer_panel(study_id: int, reader_id: int, arm: str, case) -> None:
-    """The answer keys (a nested fragment: a type or certainty key reruns only them, never the
-    viewer), then Enter's button, which reruns the desk to store and show the next case."""
-    revisit = case.answer_label is not None
-    stored = answers.as_percent(case.answer_confidences or {}) if revisit else None
-    _answer_keys(arm, case.position, case.answer_label, stored)
-    st.button(
-        "Update" if revisit else "Submit and next",
-        key=f"submit:{arm}:{case.position}",
-        type="primary",
-        width="stretch",
-        shortcut="enter",
-        on_click=_submit,
-        args=(study_id, reader_id, arm, case.position, revisit),
-    )
-    st.caption(f"Keys: {ANSWER_LEGEND}")
-
-
-@st.fragment
-def _answer_keys(arm: str, position: int, stored_label: str | None, stored: dict | None) -> None:
-    key = _answer_key(arm, position)
-    if key not in st.session_state and stored_label:  # the stored answer exactly as entered
-        st.session_state[key] = {"label": stored_label, "percent": stored}
-    chosen = st.session_state.get(key)
-    st.markdown("**Type**")
-    for col, name in zip(st.columns(len(CLASSES)), CLASSES, strict=True):
-        col.button(
-            name,
-            key=f"type:{arm}:{position}:{name}",
-            type="primary" if chosen and chosen["label"] == name else "secondary",
-            width="stretch",
-            shortcut=answers.TYPE_KEYS[name],
-            on_click=_pick_type,
-            args=(arm, position, name),
+                reading.prefetch_gradcam(study_id, reader_id, request.at or 1)  # a worker
+        reply = desk.sync(
+            study_id, reader_id, arm, request, start=_position_in_url(arm), refuse=refuse, ui=UI
         )
-    level = answers.certainty_of(chosen["label"], chosen["percent"]) if chosen else None
-    st.markdown("**Certainty**")
-    for col, name in zip(st.columns(3), answers.CERTAINTY_LEVELS, strict=True):
-        col.button(
-            name,
-            key=f"cert:{arm}:{position}:{name}",
-            type="primary" if level == name else "secondary",
-            width="stretch",
-            shortcut=answers.CERTAINTY_KEYS[name],
-            on_click=_pick_certainty,
-            args=(arm, position, name),
-        )
-    summary = answers.format_answer(chosen["label"], chosen["percent"]) if chosen else "none yet"
-    same = stored_label is not None and chosen == {"label": stored_label, "percent": stored}
-    st.markdown(f"{'Stored answer' if same else 'Answer'}: **{summary}**")
-    if st.session_state.get(_ERROR_KEY):
-        st.error(st.session_state.pop(_ERROR_KEY))
-    if st.session_state.get(_NOTE_KEY):
-        st.success(st.session_state.pop(_NOTE_KEY))
+        if isinstance(raw, dict) and raw.get("done") and refuse is None:
+            if reading.first_unread(study_id, reader_id, arm) is None:
+                st.rerun(scope="app")  # the arm is read: the page decides which arm opens next
+    st.session_state[_held_key(arm)] = request.have | reply.sent
+    if request.at is not None and st.query_params.get(AT_PARAM) != f"{arm}:{request.at}":
+        st.query_params[AT_PARAM] = f"{arm}:{request.at}"  # a reload comes back to this case
+    reading_workstation(
+        reply.message, key=component_key(arm), on_sync=functools.partial(_on_sync, arm)
+    )
+    if reply.acks:
+        with contextlib.suppress(*store.LIBRARY_ERRORS):  # the reads are stored; this is extra
+            auth.note_submit(f"{len(reply.acks)} answer(s) in the {arm} arm")

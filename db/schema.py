@@ -493,6 +493,29 @@ def _v11_security_audit_sources(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v12_answer_attempts")
+def _v12_answer_attempts(conn: sqlite_utils.Database) -> None:
+    # v12 (issue 24): the reading page answers in the browser and saves in the background, so a
+    # submit can arrive twice (a retry after a dropped connection). Each answer carries the
+    # browser's attempt id; an attempt is stored once, and one the server refused (a closed study,
+    # a revoked code) is kept here for the admin with its reason.
+    _script(
+        conn,
+        """
+        CREATE TABLE answer_attempts (
+            attempt_id TEXT PRIMARY KEY,
+            study_id INTEGER NOT NULL, reader_id INTEGER NOT NULL, arm TEXT NOT NULL,
+            position INTEGER NOT NULL, display_id TEXT NOT NULL, case_id TEXT,
+            label TEXT NOT NULL, confidences TEXT NOT NULL,
+            duration_ms INTEGER, answered_at TEXT NOT NULL, received_at TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('stored', 'refused')),
+            reason TEXT, read_id INTEGER
+        );
+        CREATE INDEX answer_attempts_study ON answer_attempts(study_id, outcome);
+        """,
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

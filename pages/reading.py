@@ -24,6 +24,8 @@ if not study["open"]:
         f"The study {safe_text.plain(study['name'])} is closed. Your answers are kept; ask "
         "the study admin."
     )
+    if arms:  # answers still waiting in this browser are refused and kept for the admin
+        reading_desk(me.study_id, me.reader_id, arms[0].arm)
     st.stop()
 if study["instructions"]:
     with st.sidebar.expander("Reader instructions"):

@@ -15,13 +15,14 @@ worklist position.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 import db
+import db.attempts
 import db.repeats
 from core.data.labels import CLASSES
 from core.reader_study.arms import arm_display_id, check_arm, require_open_arm
@@ -31,7 +32,6 @@ from db.clock import now_iso
 from db.reads import worklist_counts
 
 CONFIDENCE_COLUMNS = tuple(f"c_{name}" for name in CLASSES)
-SHOWN_AT_KEY = "shown_at"  # session key: (arm, position, ISO time) of the case on screen
 
 
 @dataclass(frozen=True)
@@ -56,26 +56,6 @@ class ReaderCase:
     model_probabilities: dict[str, float] | None = None  # aided arm only
     gradcam: np.ndarray | None = None  # aided arm only
     gradcam_problem: str | None = None
-
-
-def shown_at(state: MutableMapping, arm: str, position: int) -> str:
-    """When the case now on screen was displayed, as an ISO time.
-
-    Kept across reruns of the same display (window changes), started afresh when the reader
-    arrives at another case or comes back to one, so a read's duration is the time from this
-    display to its submit. ``state`` is the reader's session.
-    """
-    here = (arm, int(position))
-    kept = state.get(SHOWN_AT_KEY)
-    if not isinstance(kept, tuple) or kept[:2] != here:
-        kept = (*here, now_iso())
-        state[SHOWN_AT_KEY] = kept
-    return kept[2]
-
-
-def forget_shown_at(state: MutableMapping) -> None:
-    """Drop the display time after a submit or when the reader navigates away."""
-    state.pop(SHOWN_AT_KEY, None)
 
 
 def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None) -> pd.DataFrame:
@@ -310,31 +290,73 @@ def submit_answer(
     normalised = normalise_confidences(label, confidences)
     submitted_at = submitted_at or now_iso()
     with db.connect(db_path) as conn:
-        study = db.get_study(conn, study_id)
-        require_open_study(study)
-        require_open_arm(conn, study, reader_id, arm)
-        row = _entry(conn, study_id, reader_id, arm, position)
-        if row["repeat"]:  # stored apart, so the MRMC inputs never see it
-            return db.repeats.submit_repeat_read(
-                conn,
-                study_id,
-                reader_id,
-                str(row["display_id"]),
-                label,
-                normalised,
-                duration_ms=_duration_ms(shown_at, submitted_at),
-            )
-        return db.submit_read(
-            conn,
-            study_id=study_id,
-            reader_id=reader_id,
-            case_id=str(row["case_id"]),
-            arm=arm,
-            label=label,
-            confidences=normalised,
-            shown_at=shown_at,
-            submitted_at=submitted_at,
+        read_id, _ = _store(
+            conn, study_id, reader_id, arm, position, label, normalised, shown_at, submitted_at
         )
+    return read_id
+
+
+def submit_attempt(attempt: db.attempts.Attempt, *, db_path=None) -> tuple[int, bool]:
+    """Store an answer the reading page sent in the background, once per attempt id.
+
+    ``attempt.answered_at`` is when the reader pressed Enter and ``duration_ms`` how long the case
+    was on screen, both as the browser measured them. Return ``(read_id, duplicate)``.
+
+    Raises
+    ------
+    db.StudyClosed, db.attempts.AttemptRefused, ValueError
+        As :func:`submit_answer`; also when the case at the position is no longer the one the
+        reader saw (its display ID differs).
+    """
+    normalised = normalise_confidences(attempt.label, attempt.confidences)
+    shown = pd.Timestamp(attempt.answered_at) - pd.Timedelta(milliseconds=attempt.duration_ms or 0)
+    with db.connect(db_path) as conn:
+        return db.attempts.store_once(
+            conn,
+            attempt,
+            lambda: _store(
+                conn, attempt.study_id, attempt.reader_id, attempt.arm, attempt.position,
+                attempt.label, normalised, shown.isoformat(), attempt.answered_at,
+                display_id=attempt.display_id,
+            ),
+        )  # fmt: skip
+
+
+def _store(
+    conn, study_id, reader_id, arm, position, label, normalised, shown_at, submitted_at,
+    display_id: str | None = None,
+) -> tuple[int, str]:  # fmt: skip
+    """Write one answer in the open connection; return ``(read_id, case_id)``."""
+    study = db.get_study(conn, study_id)
+    require_open_study(study)
+    require_open_arm(conn, study, reader_id, arm)
+    row = _entry(conn, study_id, reader_id, arm, position)
+    shown_id = _worklist_fields(study_id, arm, int(position), row)["display_id"]
+    if display_id is not None and display_id != shown_id:
+        raise ValueError(f"the case at position {position} is {shown_id}, not {display_id}")
+    if row["repeat"]:  # stored apart, so the MRMC inputs never see it
+        read_id = db.repeats.submit_repeat_read(
+            conn,
+            study_id,
+            reader_id,
+            str(row["display_id"]),
+            label,
+            normalised,
+            duration_ms=_duration_ms(shown_at, submitted_at),
+        )
+        return read_id, row["case_id"]
+    read_id = db.submit_read(
+        conn,
+        study_id=study_id,
+        reader_id=reader_id,
+        case_id=str(row["case_id"]),
+        arm=arm,
+        label=label,
+        confidences=normalised,
+        shown_at=shown_at,
+        submitted_at=submitted_at,
+    )
+    return read_id, row["case_id"]
 
 
 def _duration_ms(shown_at: str | None, submitted_at: str) -> int | None:

@@ -18,27 +18,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from core.reader_study.pixel_transport import quantise
 from core.reader_study.viewing import ROI_COLOUR, window_defaults
-
-U16_MAX = 65535
 
 
 def encode_slice(image: np.ndarray) -> dict:
-    """One slice as ``{"w", "h", "offset", "scale", "pixels"}``: value = raw * scale + offset.
-
-    Integer images whose range fits 16 bits are exact (``scale`` 1); others are quantised to
-    65,536 levels over their range.
-    """
-    array = np.asarray(image, dtype=np.float64)
-    lo, hi = float(array.min()), float(array.max())
-    span = hi - lo
-    integral = bool(np.all(array == np.round(array)))
-    scale = 1.0 if (integral and span <= U16_MAX) or span == 0 else span / U16_MAX
-    raw = np.round((array - lo) / scale).clip(0, U16_MAX).astype("<u2")
+    """One slice as ``{"w", "h", "offset", "scale", "pixels"}``: value = raw * scale + offset
+    (:func:`core.reader_study.pixel_transport.quantise`), the raw values base64 encoded."""
+    raw, offset, scale = quantise(image)
     return {
-        "w": int(array.shape[1]),
-        "h": int(array.shape[0]),
-        "offset": lo,
+        "w": int(raw.shape[1]),
+        "h": int(raw.shape[0]),
+        "offset": offset,
         "scale": scale,
         "pixels": base64.b64encode(raw.tobytes()).decode("ascii"),
     }

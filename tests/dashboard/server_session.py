@@ -14,6 +14,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.dashboard.reader_study_helpers import answer, current_case, desk_header
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
 ADMIN_PAGES = (
@@ -32,16 +34,13 @@ def aided_read(code: str) -> dict:
     next(t for t in at.text_input if t.label == "Access code").input(code)
     _button(at, "Start reading").click()
     at.run()
-    (viewer,) = [json.loads(e.proto.json) for e in at.get("bidi_component")]
-    aided = any(m.value == "**AI model**" for m in at.markdown)
-    position = viewer["view_id"].split(":")[1]
-    at.button(key=f"type:aided:{position}:AC").click()
-    at.run()
-    at.button(key=f"submit:aided:{position}").click()
-    at.run()
+    header = desk_header(at)
+    case = current_case(at)
+    answer(at, "AC")  # queued in the browser, stored by the background sync
     return {
-        "aided": aided,
-        "gradcam_shown": any(p["title"].startswith("Grad-CAM") for p in viewer["side"]),
+        "aided": header["arm"] == "aided" and case["model"] is not None,
+        "gradcam_shown": any(p["title"].startswith("Grad-CAM") for p in case["side"]),
+        "acknowledged": len(desk_header(at)["acks"]),
         "reader_errors": [str(e.value) for e in at.error] + [str(e) for e in at.exception],
     }
 

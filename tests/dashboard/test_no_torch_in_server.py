@@ -59,6 +59,7 @@ def test_no_torch_after_an_aided_read_and_every_admin_page(eval_db, tmp_path):
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     report = json.loads(lines[-1].removeprefix("REPORT "))
     assert report["aided"] and report["gradcam_shown"], report  # the aid, Grad-CAM included
+    assert report["acknowledged"] == 1, report  # the answer was stored in the background
     assert not report["reader_errors"] and not report["admin_exceptions"], report
     assert len(report["visited"]) == 7
     assert not report["torch_after_aided_read"], report

@@ -18,15 +18,20 @@ from streamlit.testing.v1 import AppTest
 import db
 from core.data.ingest import ingest_folder
 from core.data.labels import CLASSES
-from core.reader_study import reading, viewing
+from core.reader_study import desk, reading, viewing
 from core.reader_study.arms import reader_arms
+from core.reader_study.pixel_transport import decompress_pixels, unpack
 from dashboard.auth import Identity
+from dashboard.reading_desk import UI
 from db.clock import now_iso
 from tests.dashboard.reader_study_helpers import (
     ADMIN_SECRET,
     answer,
-    by_label,
+    current_case,
     current_position,
+    desk_header,
+    desk_message,
+    go,
     rendered_text,
     session,
     sign_in_reader,
@@ -108,6 +113,7 @@ def _forbidden(blinded) -> list[re.Pattern]:
     patterns += [re.compile(re.escape(c)) for c in blinded["case_ids"]]
     patterns += [re.compile(r"\.dcm\b", re.I), re.compile(r"manifest", re.I), re.compile("p_")]
     patterns += [re.compile(rf"{round(100 * p)}\s*%") for p in PROBS.values()]
+    patterns += [re.compile(rf"^{re.escape(str(p))}$") for p in PROBS.values()]  # as sent
     return patterns
 
 
@@ -126,20 +132,17 @@ def test_unaided_reader_session_renders_no_truth_model_or_other_reader(env):
     assert current_position(at) == 1
     _assert_blind(at, env)
     # only display ids name the cases
-    headings = [h.value.replace("\\", "") for h in at.subheader]  # Markdown escapes, if any
-    assert any(d in h for h in headings for d in env["display_ids"])
+    assert current_case(at)["display_id"] in env["display_ids"]
     # every case of the worklist, unread and after answering, and after going back
     answer(at, "SCC", "certain")
     _assert_blind(at, env)
-    by_label(at.button, "Next").click()
-    at.run()
+    go(at, current_position(at) + 1)
     _assert_blind(at, env)
-    by_label(at.button, "Previous").click()
-    at.run()
+    go(at, current_position(at) - 1)
     _assert_blind(at, env)
-    options = by_label(at.selectbox, "Go to case").options
-    assert all(not any(c in o for c in env["case_ids"]) for o in options)
-    assert not any(o.startswith("Zed") for o in options)
+    shown = [w[1] for w in desk_header(at)["work"]]
+    assert all(not any(c in o for c in env["case_ids"]) for o in shown)
+    assert not any(o.startswith("Zed") for o in shown)
 
 
 def test_aided_arm_shows_model_output_unaided_never(env):
@@ -164,10 +167,10 @@ def test_aided_arm_shows_model_output_unaided_never(env):
     # case read and no washout, the aided arm is the only one open
     at = sign_in_reader(session(), env["code"])
     assert not at.exception, at.exception
-    assert any(m.value == "**AI model**" for m in at.markdown)
-    # the same text walk sees the probabilities here, so its silence in the unaided arm means
-    # they are absent, not unseen
-    assert any("SCC 61%" in text for text in rendered_text(at))
+    assert current_case(at)["model"] == pytest.approx(PROBS)
+    # the same walk sees the probabilities here, so its silence in the unaided arm means they are
+    # absent, not unseen
+    assert any(text == "0.61" for text in rendered_text(at))
 
 
 def test_unaided_answers_lock_once_the_aided_arm_opens(env):
@@ -372,67 +375,129 @@ def test_a_closed_aided_arm_takes_no_answer_even_by_direct_call(env):
         reading.submit_answer(study, me, "aided", 1, *answer, now_iso())
 
 
-VIEWER_KEYS = {"view_id", "slices", "presets", "roi_colour", "side", "size", "side_size"}
-SLICE_KEYS = {"w", "h", "offset", "scale", "pixels", "roi"}
+SLICE_KEYS = desk.SLICE_FIELDS
 PRESET_KEYS = {"key", "name", "center", "width"}
+MESSAGE_KEYS = {"v", "arm", "desk", "acks", "refused", "status", "start", "work", "cases", "blobs",
+                "message", *desk.constants(UI)}  # fmt: skip
 
 
-def viewer_data_sent(at: AppTest) -> list[dict]:
-    """The data of every image viewer the page sent to the browser (the component's JSON)."""
-    import json
+def _assert_message_blind(message: bytes, blinded, *, arm: str) -> list[dict]:
+    """One message the reading page sends: only its own fields, constants that are the same for
+    every reader, a worklist of display IDs, and case entries that each pass
+    :func:`_assert_entry_blind` and name no other case; the tail is pixels. Returns the entries."""
+    header, blobs = unpack(message)
+    assert set(header) <= MESSAGE_KEYS, sorted(set(header) - MESSAGE_KEYS)
+    assert {k: header[k] for k in desk.constants(UI)} == desk.constants(UI)
+    assert header["arm"] == arm
+    for position, shown, read in header.get("work", []):
+        assert isinstance(position, int) and isinstance(read, bool)
+        _assert_words([shown], blinded)
+    others = {w[1] for w in header.get("work", [])}
+    for entry in header.get("cases", []):
+        _assert_entry_blind(entry, blobs, blinded, arm=arm)
+        words = [t for t in _strings(entry) if t != entry["display_id"]]
+        assert not others & set(words), "a case entry names another case"
+    return header.get("cases", [])
 
-    return [json.loads(e.proto.json) for e in at.get("bidi_component")]
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (str(k), *_strings(v))]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    return [] if value is None or isinstance(value, bool | int | float) else [str(value)]
 
 
-def _assert_viewer_blind(sent: dict, blinded, *, arm: str) -> None:
-    """Only the viewer's own fields, no text that could carry a case, a label or model output;
-    the pictures are pixels (slices as numbers, crop and overlay as PNG data URLs)."""
-    assert set(sent) == VIEWER_KEYS, sorted(sent)
-    assert re.fullmatch(rf"{arm}:\d+", sent["view_id"])
-    for s in sent["slices"]:
-        assert set(s) == SLICE_KEYS and isinstance(s["pixels"], str)
-    assert all(set(p) == PRESET_KEYS and p["name"] in {"default", "wide", "narrow"}
-               for p in sent["presets"])  # fmt: skip
-    titles = [pic["title"] for pic in sent["side"]]
-    assert all(pic["src"].startswith("data:image/png;base64,") for pic in sent["side"])
-    if arm == "unaided":
-        assert titles == ["Lesion crop"], titles  # no Grad-CAM: no model output
-    else:
-        assert titles in (["Lesion crop"], ["Lesion crop", "Grad-CAM, model's top type"])
-    words = [sent["view_id"], sent["roi_colour"], *titles, *(p["name"] for p in sent["presets"])]
+def _assert_words(words, blinded) -> None:
     for text in words:
         for pattern in _forbidden(blinded):
-            assert not pattern.search(text), f"viewer sends {pattern.pattern!r} in {text!r}"
+            assert not pattern.search(text), f"the desk sends {pattern.pattern!r} in {text!r}"
 
 
-def test_the_viewer_sends_only_pixels_and_its_own_fields_in_both_arms(env):
-    """Everything the new viewer sends a reader's browser, every case, both arms."""
-    from core.reader_study.viewer_data import reader_view
+def _assert_entry_blind(entry: dict, blobs: list[bytes], blinded, *, arm: str) -> None:
+    """Only the entry's whitelisted fields, no text that could carry a case, a label or model
+    output outside the aided arm; the pictures are pixels (slices as compressed 16-bit values,
+    crop and overlay as PNG data URLs)."""
+    assert set(entry) == desk.CASE_FIELDS, sorted(entry)
+    for s in entry["slices"]:
+        assert set(s) == SLICE_KEYS and isinstance(s["blob"], int)
+        assert decompress_pixels(blobs[s["blob"]], s["h"], s["w"]).shape == (s["h"], s["w"])
+    assert all(set(p) == PRESET_KEYS and p["name"] in {"default", "wide", "narrow"}
+               for p in entry["presets"])  # fmt: skip
+    titles = [pic["title"] for pic in entry["side"]]
+    assert all(pic["src"].startswith("data:image/png;base64,") for pic in entry["side"])
+    if arm == "unaided":
+        assert titles == ["Lesion crop"], titles  # no Grad-CAM: no model output
+        assert entry["model"] is None and entry["model_note"] is None
+    else:
+        assert titles in (["Lesion crop"], ["Lesion crop", "Grad-CAM, model's top type"])
+        assert entry["model"] == pytest.approx(PROBS)
+    own = entry["answer"]  # the reader's own answer, echoed back to them: not a leak
+    assert own is None or set(own) == {"label", "certainty"}
+    words = [
+        entry["display_id"],
+        entry["roi_colour"],
+        *titles,
+        *(p["name"] for p in entry["presets"]),
+    ]
+    _assert_words(words + [entry["image_problem"] or ""], blinded)
 
-    study, me = env["study_id"], env["reader_id"]
+
+def test_every_prefetched_case_sends_only_pixels_and_its_own_fields_in_both_arms(env):
+    """Every message the desk sends while a reader reads both arms through, prefetch included:
+    the case on screen and the unread ones after it, each with exactly the whitelisted fields."""
     conn = db.connect()
     try:
+        study = db.create_study(
+            conn, name="Blinded prefetch", case_ids=env["chosen"], arms=("unaided", "aided"),
+            model_run_id=env["run_id"],
+        )  # fmt: skip
+        me, _ = db.add_reader(conn, study, "Prefetch Reader")
         image_counts = {c: len(db.images_frame(conn, c)) for c in env["chosen"]}
         work = db.worklist(conn, study, me, "unaided")
     finally:
         conn.close()
     for arm in ("unaided", "aided"):
-        for position in (1, 2, 3):
-            case = reading.case_for_reader(study, me, arm, position, with_gradcam=False)
-            sent = reader_view(case)
-            _assert_viewer_blind({**sent, "size": 1, "side_size": 1}, env, arm=arm)
-            if arm == "unaided":  # every slice the model used, nothing dropped
-                case_id = work.loc[work["position"] == position, "case_id"].item()
-                assert len(sent["slices"]) == image_counts[case_id]
+        reply = desk.sync(study, me, arm, desk.SyncRequest(), ui=UI)
+        entries = _assert_message_blind(reply.message, env, arm=arm)
+        assert [e["position"] for e in entries] == [1, 2, 3]  # on screen and two prefetched
+        for entry in entries if arm == "unaided" else []:  # every slice the model used
+            case_id = work.loc[work["position"] == entry["position"], "case_id"].item()
+            assert len(entry["slices"]) == image_counts[case_id]
+        for position in (1, 2, 3):  # read through: each reply acknowledges and sends no more
+            pending = {"attempt": f"{arm}-attempt-{position}", "arm": arm, "position": position,
+                       "display_id": entries[position - 1]["display_id"], "label": "AC"}  # fmt: skip
+            reply = desk.sync(
+                study,
+                me,
+                arm,
+                desk.SyncRequest(at=min(position + 1, 3), pending=(pending,), have=frozenset()),
+                ui=UI,
+            )
+            assert reply.acks == (pending["attempt"],)
+            for entry in _assert_message_blind(reply.message, env, arm=arm):
+                assert entry["answer"] is None or entry["position"] <= position
     # ... and what the reading page really sent, read back from the app's own messages
-    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
-    at.session_state["auth"] = Identity(role="reader", name="x", reader_id=me, study_id=study)
-    at.run()
+    at = reading_page(env["study_id"], env["reader_id"])
     assert not at.exception, at.exception
-    sent = viewer_data_sent(at)
-    assert len(sent) == 1
-    arm = "aided" if any(m.value == "**AI model**" for m in at.markdown) else "unaided"
-    _assert_viewer_blind(sent[0], env, arm=arm)
+    header = desk_header(at)
+    assert header["status"] == "open" and header["cases"]
+    _assert_message_blind(desk_message(at), env, arm=header["arm"])
+
+
+def reading_page(study_id: int, reader_id: int) -> AppTest:
+    """The reading page alone, for a reader signed in with a live session (as sign-in leaves it)."""
+    conn = db.connect()
+    try:
+        token = db.create_session(conn, "reader", reader_id=reader_id, study_id=study_id)
+    finally:
+        conn.close()
+    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
+    at.session_state["auth"] = Identity(
+        role="reader", name="x", reader_id=reader_id, study_id=study_id
+    )
+    at.session_state["auth_token"] = token
+    return at.run()
 
 
 def _everything_sent(at: AppTest) -> str:
@@ -450,7 +515,6 @@ def test_a_repeat_case_looks_like_any_case_and_sends_nothing_more(env):
     """A repeat read (issue 18) is served like a first showing: the same fields and look, its own
     display ID, no word of 'repeat', no case id, and the same viewer whitelist, in both arms."""
     import db.repeats
-    from core.reader_study.viewer_data import reader_view
 
     conn = db.connect()
     try:
@@ -478,20 +542,17 @@ def test_a_repeat_case_looks_like_any_case_and_sends_nothing_more(env):
     assert len(again.display_id) == len(first.display_id)
     assert (again.n_cases, again.n_read, again.answer_label) == (4, 3, None)
     assert again.model_probabilities is None and again.gradcam is None
-    _assert_viewer_blind({**reader_view(again), "size": 1, "side_size": 1}, env, arm="unaided")
-
     # what the reading page renders and sends for the repeat on screen
-    at = AppTest.from_file(str(ROOT / "pages" / "reading.py"), default_timeout=120)
-    at.session_state["auth"] = Identity(role="reader", name="x", reader_id=me, study_id=study)
-    at.run()
+    at = reading_page(study, me)
     assert current_position(at) == 4
     _assert_blind(at, env)
     sent = _everything_sent(at)
     assert again.display_id.replace("-", "") in sent.replace("\\", "").replace("-", "")
     for secret in (*env["case_ids"], "repeat", "Repeat", "again"):
         assert secret not in sent, f"the page sends {secret!r}"
-    (viewer,) = viewer_data_sent(at)
-    _assert_viewer_blind(viewer, env, arm="unaided")
+    (entry,) = [e for e in _assert_message_blind(desk_message(at), env, arm="unaided")
+                if e["position"] == 4]  # fmt: skip
+    assert entry["display_id"] == again.display_id
 
     # the aided arm's repeat looks like an aided ID, not like a case's own
     reading.submit_answer(study, me, "unaided", 4, *answer, now_iso())
@@ -502,5 +563,5 @@ def test_a_repeat_case_looks_like_any_case_and_sends_nothing_more(env):
     for position in range(1, 5):
         shown = reading.case_for_reader(study, me, "aided", position, with_gradcam=False)
         assert shown.model_probabilities == pytest.approx(PROBS)
-        _assert_viewer_blind({**reader_view(shown), "size": 1, "side_size": 1}, env, arm="aided")
+        _assert_entry_blind(desk.case_entry(shown, blobs := []), blobs, env, arm="aided")
     assert step == 1

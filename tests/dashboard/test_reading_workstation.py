@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import db
+import db.attempts
 from core.data.labels import CLASSES
 from core.reader_study import answers, reading
 from core.statistics.metrics import roc_curve_ovr
@@ -19,9 +20,13 @@ from tests.dashboard.reader_study_helpers import (
     answer,
     by_label,
     current_position,
+    desk_header,
+    go,
+    queue_answer,
     session,
     sign_in_admin,
     sign_in_reader,
+    sync,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -55,9 +60,8 @@ def test_a_reload_keeps_the_reader_signed_in_at_the_same_case(env):
     _, _, code = _study("Reload")
     at = sign_in_reader(session(), code)
     answer(at, "AC")
-    by_label(at.button, "Next").click()
-    at.run()
-    assert current_position(at) == 3
+    go(at, 3)  # Next
+    assert current_position(at) == 3 and at.query_params["at"] == "unaided:3"
     token = at.query_params["session"]
     assert code not in str(at.query_params) and len(token) >= 40  # the token, never the code
     again = reload(at)
@@ -108,8 +112,6 @@ def test_a_revoked_code_ends_the_readers_session_and_is_refused(env):
 def test_a_closed_study_refuses_a_submit_in_the_service_and_says_so(env):
     study_id, reader_id, code = _study("Closing")
     at = sign_in_reader(session(), code)
-    at.button(key="type:unaided:1:SCC").click()
-    at.run()
     conn = db.connect()
     try:
         db.close_study(conn, study_id)
@@ -119,10 +121,21 @@ def test_a_closed_study_refuses_a_submit_in_the_service_and_says_so(env):
         reading.submit_answer(
             study_id, reader_id, "unaided", 1, "SCC", {"SCC": 1, "AC": 0, "ASC": 0}, now_iso()
         )
-    at.button(key="submit:unaided:1").click()  # the tab still open when it closed
-    at.run()
+    attempt = queue_answer(at, "SCC")  # answered in the tab still open when it closed
+    sync(at)
     assert any("is closed" in e.value for e in [*at.error, *at.info])
-    assert not at.subheader, "no case of a closed study is shown"
+    header = desk_header(at)
+    assert header["status"] == "stopped" and "is closed" in header["message"]
+    assert header["refused"][0][0] == attempt["attempt"] and not header["cases"]
+    conn = db.connect()
+    try:  # refused, and kept for the admin with the answer and the reason
+        kept = db.attempts.refused_answers_frame(conn, study_id)
+    finally:
+        conn.close()
+    assert kept[["attempt_id", "label", "position"]].values.tolist() == [
+        [attempt["attempt"], "SCC", 1]
+    ]
+    assert "is closed" in kept["reason"].iloc[0]
     again = sign_in_reader(session(), code)
     assert any("is closed" in i.value for i in again.info) and not again.subheader
     conn = db.connect()

@@ -7,7 +7,6 @@ the intra-reader kappa of an independent computation, and the MRMC inputs are un
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import pandas as pd
 import pytest
@@ -21,7 +20,9 @@ from core.reader_study.study_data import load_study_data
 from tests.dashboard.reader_study_helpers import (
     answer,
     by_label,
+    current_case,
     current_position,
+    progress,
     session,
     sign_in_admin,
     sign_in_reader,
@@ -29,7 +30,6 @@ from tests.dashboard.reader_study_helpers import (
 
 pytestmark = pytest.mark.timeout(900)
 N_CASES, N_REPEATS = 14, 3
-HEADING = re.compile(r"^Case (C-[A-Z0-9]+) \((\d+) of (\d+)\)$")
 
 
 @pytest.fixture
@@ -66,11 +66,8 @@ def _create_study_with_repeats(name: str) -> tuple[int, str]:
 
 
 def _heading(at) -> tuple[str, int, int]:
-    for header in at.subheader:
-        match = HEADING.match(header.value.replace("\\", ""))  # Markdown escapes, if any
-        if match:
-            return match.group(1), int(match.group(2)), int(match.group(3))
-    raise AssertionError(f"no case heading: {[h.value for h in at.subheader]}")
+    """(display ID, position, number of cases) of the case on the reading desk."""
+    return current_case(at)["display_id"], current_position(at), progress(at)[1]
 
 
 def _case_of(conn, study_id: int, reader_id: int, display_id: str) -> tuple[str, bool]:
@@ -110,7 +107,7 @@ def test_a_study_with_repeats_is_read_and_analysed_through_the_pages(env):
         first_label.setdefault(case_id, label)
         answer(at, label)  # the two keystrokes: type (default certainty), then Enter
         assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("All cases are read" in s.value for s in at.success)
+    assert progress(at) == (N_CASES + N_REPEATS,) * 2
 
     repeats = [s for s in shown if s[3]]
     assert len(repeats) == N_REPEATS
@@ -123,7 +120,7 @@ def test_a_study_with_repeats_is_read_and_analysed_through_the_pages(env):
         own_ids = set(db.cases_frame(conn)["display_id"])
         reads = db.reads_frame(conn, study_id)
         stored = db.repeats.repeat_reads_frame(conn, study_id)
-        progress = db.reader_progress_frame(conn, study_id)
+        reader_progress = db.reader_progress_frame(conn, study_id)
         data = load_study_data(conn, study_id)
     finally:
         conn.close()
@@ -135,7 +132,7 @@ def test_a_study_with_repeats_is_read_and_analysed_through_the_pages(env):
     assert sorted(stored["display_id"]) == sorted(r[1] for r in repeats)
     assert set(stored["case_id"]) == {r[2] for r in repeats}
     total = N_CASES + N_REPEATS
-    assert progress[["n_cases", "n_read"]].to_numpy().tolist() == [[total, total]]
+    assert reader_progress[["n_cases", "n_read"]].to_numpy().tolist() == [[total, total]]
 
     # the MRMC inputs are the same with the repeats as without them (or mixed into the reads)
     without = dataclasses.replace(data, repeats=None)

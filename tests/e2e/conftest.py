@@ -219,28 +219,26 @@ def current_case(page) -> tuple[str, int, int]:
 def fill_answer(page, label: str) -> None:
     """Pick ``label`` with its key (1, 2 or 3), as a reader does; the certainty keeps its default.
 
-    A key pressed before Streamlit has bound the button's shortcut is dropped, as it would be for
-    a person: wait for the button, and press again (picking a type is idempotent) until the
-    server shows the pick.
+    The desk answers in the browser: the pick shows at once (``data-pick``). A key pressed before
+    the desk has drawn is dropped, as it would be for a person, so press again until it shows.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    _, position, _ = current_case(page)
-    buttons = ", ".join(f".st-key-type-{arm}-{position}-{label}" for arm in ("unaided", "aided"))
-    page.locator(buttons).first.wait_for()
-    wait_idle(page)
-    chosen = ", ".join(
-        f".st-key-type-{arm}-{position}-{label} [data-testid='stBaseButton-primary']"
-        for arm in ("unaided", "aided")
-    )
+    current_case(page)
+    picked = page.locator(f".csr[data-pick^='{label}:']")
     for attempt in range(3):
         page.keyboard.press(TYPE_KEYS[label])
-        try:  # the server has the pick: its button is highlighted
-            page.locator(chosen).first.wait_for(timeout=20_000 if attempt < 2 else 60_000)
+        try:
+            picked.wait_for(timeout=10_000 if attempt < 2 else 60_000)
             return
         except PlaywrightTimeout:
             if attempt == 2:
                 raise
+
+
+def wait_saved(page, timeout: float = 60_000) -> None:
+    """Wait until the server has acknowledged every answer the browser holds."""
+    page.locator(".csr[data-pending='0']").wait_for(state="attached", timeout=timeout)
 
 
 def click_submit(page) -> None:
@@ -268,8 +266,9 @@ def submit_in_viewport(page) -> bool:
 
 
 def wait_read_count(page, n_read: int, n_cases: int) -> None:
-    """Wait for the progress text 'n of N read': the server stored the answer."""
+    """Wait for the progress text 'n of N read' and for the server to have stored the answers."""
     page.get_by_text(f"{n_read} of {n_cases} read", exact=True).wait_for()
+    wait_saved(page)
     wait_idle(page)
 
 

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     submit_in_viewport,
     wait_case,
     wait_heading,
+    wait_saved,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -65,7 +66,8 @@ def read_arm(page, arm: str) -> list[str]:
         typed.append(label)
         if step < N_CASES:
             wait_case(page, step + 1, N_CASES)
-    page.get_by_text("All cases are read").wait_for()  # the last answer is stored too
+    page.get_by_text("All cases are read").wait_for()
+    wait_saved(page)  # the server acknowledged the last answer too
     return typed
 
 

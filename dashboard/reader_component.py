@@ -1,0 +1,533 @@
+"""The reading workstation in the browser (an ``st.components.v2`` component: inline HTML/CSS/JS).
+
+It holds the case on screen and the next unread ones (:mod:`core.reader_study.desk` sends them),
+and does everything a read needs without the server: type keys 1/2/3, certainty 4/5/6, Enter,
+←/→ and the case list, and the viewer (wheel or ↑/↓ slices, drag window/level, 7/8/9 presets,
+0 reset, +/− zoom, shift+drag pan, O outline). Enter shows the next case at once; the answer
+waits in the browser (memory and local storage) until the server acknowledges it, and goes with
+the next sync, retried until then. The JS is constant code: no user or database text is put into
+it, and every text from the server is set with ``textContent``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+_HTML = """
+<div class="csr" data-pending="0">
+  <div class="csr-image">
+    <div class="csv-root" data-drawn="">
+      <div class="csv-main">
+        <canvas class="csv-canvas" width="520" height="520" tabindex="0"
+                aria-label="Image viewer"></canvas>
+        <div class="csv-info" aria-live="polite"></div>
+        <div class="csr-legend"></div>
+      </div>
+      <div class="csv-side"></div>
+    </div>
+  </div>
+  <div class="csr-panel">
+    <h3 class="csr-title"></h3>
+    <div class="csr-progress"></div>
+    <div class="csr-nav">
+      <button type="button" class="csr-prev">Previous</button>
+      <label>Go to case <select class="csr-jump"></select></label>
+      <button type="button" class="csr-next">Next</button>
+    </div>
+    <div class="csr-done" role="status"></div>
+    <div class="csr-model"></div>
+    <div class="csr-heading">Type</div>
+    <div class="csr-row csr-types"></div>
+    <div class="csr-heading">Certainty</div>
+    <div class="csr-row csr-levels"></div>
+    <div class="csr-answer"></div>
+    <button type="button" class="csr-submit"></button>
+    <div class="csr-keys"></div>
+    <div class="csr-message" role="alert"></div>
+    <div class="csr-saving" role="status" aria-live="polite"></div>
+  </div>
+</div>
+"""
+
+_CSS = """
+.csr { display: flex; gap: 20px; align-items: flex-start; font: 14px sans-serif;
+  color: var(--st-text-color, #262730); }
+.csr-image { flex: 0 0 auto; }
+.csr-panel { flex: 1 1 0; display: flex; flex-direction: column; gap: 6px; min-width: 0; }
+.csr-title { margin: 0; font-size: 1.3rem; font-weight: 600; }
+.csr-progress, .csr-keys, .csr-legend { font-size: 12px; opacity: 0.8; }
+.csr-nav { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
+.csr-nav select { margin-left: 4px; }
+.csr-heading { font-weight: 600; margin-top: 4px; }
+.csr-row { display: flex; gap: 8px; }
+.csr button { font: inherit; padding: 6px 10px; border-radius: 8px; cursor: pointer;
+  border: 1px solid rgba(49, 51, 63, 0.25); background: var(--st-background-color, #fff);
+  color: inherit; }
+.csr-row button { flex: 1 1 0; }
+.csr button[aria-pressed="true"], .csr .csr-submit { background: var(--st-primary-color, #ff4b4b);
+  color: #fff; border-color: transparent; }
+.csr button:disabled { opacity: 0.45; cursor: default; }
+.csr-submit { width: 100%; padding: 8px; }
+.csr-message:empty, .csr-done:empty, .csr-model:empty { display: none; }
+.csr-message { color: #b00020; }
+.csr-done { color: #137333; }
+.csr-saving { font-size: 12px; }
+.csr[data-pending-late="yes"] .csr-saving { color: #b00020; font-weight: 600; }
+.csr-stopped { padding: 12px; border-radius: 8px; background: rgba(255, 75, 75, 0.12); }
+.csv-root { display: flex; gap: 12px; align-items: flex-start; font: 13px sans-serif; }
+.csv-main { display: flex; flex-direction: column; gap: 4px; width: var(--csv-size, 470px); }
+.csv-canvas { background: #000; cursor: crosshair; width: var(--csv-size, 470px);
+  height: var(--csv-size, 470px); border-radius: 4px; outline: none; }
+.csv-info { font-variant-numeric: tabular-nums; font-size: 13px; }
+.csv-side { display: flex; flex-direction: column; gap: 8px; }
+.csv-side figure { margin: 0; }
+.csv-side img { width: var(--csv-side, 140px); border-radius: 4px; }
+.csv-side figcaption { font-size: 12px; opacity: 0.8; }
+"""
+
+_JS = r"""
+const DESKS = (window.__cervixReader = window.__cervixReader || new Map());  // per reader and arm
+const QUEUES = (window.__cervixQueues = window.__cervixQueues || new Map());  // per reader
+const LATE_MS = 8000;  // answers unsaved this long: say the connection is down
+const RESEND_MS = 3000;
+const KEEP = 8;  // cases held in memory at most
+
+function parseMessage(data) {
+  const bytes = data instanceof Uint8Array ? data
+    : data instanceof ArrayBuffer ? new Uint8Array(data)
+    : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const length = view.getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  const tail = 8 + length;
+  const blob = (i) => {
+    const [start, size] = header.blobs[i];
+    return bytes.slice(tail + start, tail + start + size);
+  };
+  return { header, blob };
+}
+
+async function inflate(blob, w, h) {
+  const stream = new Blob([blob]).stream().pipeThrough(new DecompressionStream("deflate"));
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  const n = w * h, raw = new Uint16Array(n);
+  for (let y = 0; y < h; y++) {
+    let acc = 0;
+    for (let x = 0, i = y * w; x < w; x++, i++) {
+      acc = (acc + (bytes[i] | (bytes[n + i] << 8))) & 0xffff;
+      raw[i] = acc;
+    }
+  }
+  return raw;
+}
+
+function storageKey(desk) { return "cervixscope.pending." + desk; }
+
+function loadQueue(desk) {
+  try { return JSON.parse(localStorage.getItem(storageKey(desk)) || "[]"); }
+  catch (e) { return []; }
+}
+
+function newDesk(header) {
+  return { desk: header.desk, cases: new Map(), work: [], localRead: new Map(), pos: null,
+    arm: header.arm, picks: new Map(), sentAt: 0,
+    stopped: null, message: "", note: "", view: null, shownAt: 0, frame: 0, doneSent: false,
+    refusedCount: 0, firstPending: 0 };
+}
+
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+export default function (component) {
+  const { data, parentElement } = component;
+  const $ = (sel) => parentElement.querySelector(sel);
+  const root = $(".csr"), viewerRoot = $(".csv-root"), canvas = $(".csv-canvas");
+  const msg = parseMessage(data);
+  const H = msg.header;
+  const stateKey = H.desk + ":" + H.arm;
+  if (!DESKS.has(stateKey)) DESKS.set(stateKey, newDesk(H));
+  if (!QUEUES.has(H.desk)) QUEUES.set(H.desk, { items: loadQueue(H.desk) });
+  const S = DESKS.get(stateKey), Q = QUEUES.get(H.desk);
+  S.send = component.setTriggerValue;
+  S.inFlight = false;
+  if (H.size) root.style.setProperty("--csv-size", H.size + "px");
+
+  // ---- the reply: acknowledgements, refusals, the worklist, new cases
+  const settled = new Set([...H.acks, ...H.refused.map((r) => r[0])]);
+  if (settled.size) Q.items = Q.items.filter((a) => !settled.has(a.attempt));
+  if (H.refused.length) {
+    S.refusedCount += H.refused.length;
+    S.message = `${H.refused.length} answer(s) could not be saved: ${H.refused[0][1]} `
+      + "They are kept for the study admin.";
+  }
+  persist();
+  if (H.status === "stopped") S.stopped = H.message;
+  if (H.work) {
+    S.work = H.work;
+    for (const [p, , read] of H.work) if (read) S.localRead.delete(p);
+  }
+  for (const entry of H.cases || []) addCase(entry, msg.blob);
+  if (S.pos === null && H.start) S.pos = H.start;
+  if (S.arm !== H.arm) { S.arm = H.arm; }
+
+  function persist() {
+    try { localStorage.setItem(storageKey(S.desk), JSON.stringify(Q.items)); } catch (e) { /* full */ }
+  }
+
+  function addCase(entry, blob) {
+    const slices = (entry.slices || []).map((s) => ({ ...s, raw: null }));
+    const c = { ...entry, slices };
+    S.cases.set(entry.position, c);
+    const order = slices.map((_, i) => i);
+    const first = entry.start || 0;
+    order.splice(order.indexOf(first), 1);
+    order.unshift(first);  // the slice shown first is decoded first, the rest after it
+    const blobs = slices.map((s) => blob(s.blob));
+    (async () => {
+      for (const i of order) {
+        const s = slices[i];
+        s.raw = await inflate(blobs[i], s.w, s.h);
+        let top = 1;
+        for (let k = 0; k < s.raw.length; k++) if (s.raw[k] > top) top = s.raw[k];
+        s.span = top * s.scale;
+        if (S.cases.get(entry.position) === c && S.pos === entry.position) renderImage();
+      }
+    })();
+  }
+
+  function isRead(p) {
+    if (S.localRead.has(p)) return true;
+    const row = S.work.find((w) => w[0] === p);
+    return !!(row && row[2]);
+  }
+  function nRead() { return S.work.filter((w) => isRead(w[0])).length; }
+  function nextUnread(from) {
+    const after = S.work.filter((w) => w[0] > from && !isRead(w[0]));
+    const before = S.work.filter((w) => w[0] < from && !isRead(w[0]));
+    const next = after[0] || before[0];
+    return next ? next[0] : null;
+  }
+
+  function sync(extra) {
+    if (!S.send) return;
+    const now = Date.now();
+    S.sentAt = now;
+    S.inFlight = true;
+    S.send("sync", { at: S.pos, have: [...S.cases.keys()].filter((p) => S.cases.get(p).slices),
+      pending: Q.items.map((a) => ({ ...a, age_ms: Math.max(0, now - a.answered_wall) })),
+      ...(extra || {}) });
+  }
+
+  // ---- the viewer
+  const ctx = canvas.getContext("2d");
+  const off = document.createElement("canvas");
+  function freshView(c) {
+    const p = c.presets[0];
+    return { pos: c.position, slice: c.start || 0, center: p.center, width: p.width, zoom: 1,
+      panX: 0, panY: 0, roi: true };
+  }
+
+  function renderImage() {
+    const c = S.cases.get(S.pos);
+    const info = $(".csv-info");
+    if (!c || !c.slices.length) {
+      ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+      info.textContent = c ? (c.image_problem || "No image for this case.") : "Loading the case…";
+      return;
+    }
+    if (!S.view || S.view.pos !== c.position) S.view = freshView(c);
+    const view = S.view;
+    const s = c.slices[view.slice];
+    if (!s.raw) { info.textContent = "Loading the slice…"; return; }
+    off.width = s.w; off.height = s.h;
+    const img = new ImageData(s.w, s.h);
+    const lo = view.center - view.width / 2, k = 255 / Math.max(view.width, 1e-6);
+    for (let i = 0; i < s.raw.length; i++) {
+      const v = (s.raw[i] * s.scale + s.offset - lo) * k;
+      const g = v < 0 ? 0 : v > 255 ? 255 : v;
+      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g;
+      img.data[4 * i + 3] = 255;
+    }
+    off.getContext("2d").putImageData(img, 0, 0);
+    const W = canvas.width, Hc = canvas.height;
+    const fit = Math.min(W / s.w, Hc / s.h) * view.zoom;
+    const x0 = (W - s.w * fit) / 2 + view.panX, y0 = (Hc - s.h * fit) / 2 + view.panY;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, W, Hc);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(off, x0, y0, s.w * fit, s.h * fit);
+    if (view.roi && s.roi) {
+      const [a, b, cc, d] = s.roi;
+      ctx.strokeStyle = c.roi_colour; ctx.lineWidth = 1.5;
+      ctx.strokeRect(x0 + a * fit, y0 + b * fit, (cc - a) * fit, (d - b) * fit);
+    }
+    info.textContent = `Slice ${view.slice + 1} / ${c.slices.length} · level ${Math.round(view.center)}`
+      + ` · window ${Math.round(view.width)} · zoom ${view.zoom.toFixed(2)}×`
+      + (s.roi ? (view.roi ? " · outline on" : " · outline off") : "");
+    if (S.shownFor !== c.position) { S.shownFor = c.position; S.shownAt = performance.now(); }
+    const ds = viewerRoot.dataset;
+    ds.slice = String(view.slice + 1); ds.slices = String(c.slices.length);
+    ds.center = String(view.center); ds.width = String(view.width);
+    ds.zoom = String(view.zoom); ds.roi = view.roi ? "on" : "off";
+    ds.viewId = S.arm + ":" + c.position;
+    ds.drawn = ds.viewId + "#" + (++S.frame);
+    ds.drawnAt = String(performance.now());  // benchmarks: Enter to the next case drawn
+  }
+
+  function step(delta) {
+    const c = S.cases.get(S.pos);
+    if (!c || !S.view) return;
+    S.view.slice = Math.max(0, Math.min(c.slices.length - 1, S.view.slice + delta));
+    renderImage();
+  }
+  function zoomBy(f) { if (S.view) { S.view.zoom = Math.max(0.5, Math.min(8, S.view.zoom * f)); renderImage(); } }
+
+  // ---- the answer panel
+  function currentPick() {
+    if (S.picks.has(S.pos)) return S.picks.get(S.pos);
+    const c = S.cases.get(S.pos);
+    return c && c.answer ? c.answer : null;
+  }
+
+  function percentText(pick) {
+    const chosen = H.levels[pick.certainty];
+    const rest = (100 - chosen) / (H.classes.length - 1);
+    return H.classes.map((n) => `${n} ${+(n === pick.label ? chosen : rest).toFixed(6)}%`).join(" · ");
+  }
+
+  function buttons(sel, names, keys, pressed, onPick) {
+    const row = $(sel);
+    if (row.children.length !== names.length) {
+      row.replaceChildren(...names.map((n) => {
+        const b = document.createElement("button");
+        b.type = "button"; b.textContent = n; b.dataset.name = n;
+        b.title = "key " + keys[n];
+        b.addEventListener("click", () => onPick(n));
+        return b;
+      }));
+    }
+    for (const b of row.children) b.setAttribute("aria-pressed", String(b.dataset.name === pressed));
+  }
+
+  function render() {
+    if (S.stopped) {
+      root.replaceChildren(Object.assign(document.createElement("div"),
+        { className: "csr-stopped", textContent: S.stopped + (S.refusedCount
+          ? ` ${S.refusedCount} answer(s) could not be saved; they are kept for the study admin.` : "") }));
+      root.dataset.stopped = "yes";
+      root.dataset.pending = String(Q.items.length);
+      return;
+    }
+    const c = S.cases.get(S.pos);
+    const n = S.work.length, done = nRead();
+    const row = S.work.find((w) => w[0] === S.pos);
+    $(".csr-title").textContent = row ? `Case ${row[1]} (${S.pos} of ${n})` : "Loading…";
+    $(".csr-progress").textContent = `${done} of ${n} read`;
+    $(".csr-prev").disabled = !(S.pos > 1);
+    $(".csr-next").disabled = !(S.pos < n);
+    const jump = $(".csr-jump");
+    const labels = S.work.map((w) => w[1] + (isRead(w[0]) ? " ✓" : ""));
+    if (jump.options.length !== n || labels.some((t, i) => jump.options[i].textContent !== t)) {
+      jump.replaceChildren(...S.work.map((w, i) => {
+        const o = document.createElement("option");
+        o.value = String(w[0]); o.textContent = labels[i];
+        return o;
+      }));
+    }
+    jump.value = String(S.pos);
+    $(".csr-done").textContent = n && done === n
+      ? "All cases are read. You can still go back and change an answer." : "";
+    const model = $(".csr-model");
+    if (c && c.model) {
+      const b = document.createElement("strong"); b.textContent = "AI model";
+      const p = document.createElement("div");
+      p.textContent = H.classes.map((k) => `${k} ${Math.round(100 * c.model[k])}%`).join(" · ");
+      model.replaceChildren(b, p);
+    } else model.replaceChildren();
+    if (c && c.model_note) model.append(Object.assign(document.createElement("div"), { textContent: c.model_note }));
+    const pick = currentPick();
+    buttons(".csr-types", H.classes, H.type_keys, pick && pick.label, pickType);
+    buttons(".csr-levels", Object.keys(H.levels), H.level_keys, pick && pick.certainty, pickLevel);
+    root.dataset.pick = pick ? pick.label + ":" + pick.certainty : "";
+    const stored = c && c.answer && pick === c.answer;
+    $(".csr-answer").textContent = `${stored ? "Stored answer" : "Answer"}: ${pick ? percentText(pick) : "none yet"}`;
+    $(".csr-submit").textContent = isRead(S.pos) ? "Update" : "Submit and next";
+    $(".csr-keys").textContent = "Keys: " + H.legend;
+    $(".csr-legend").textContent = H.viewer_legend;
+    $(".csr-message").textContent = S.message || S.note;
+    const side = $(".csv-side");
+    side.replaceChildren(...((c && c.side) || []).map((pic) => {
+      const fig = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = pic.src; img.alt = pic.title;
+      const cap = document.createElement("figcaption"); cap.textContent = pic.title;
+      fig.append(img, cap);
+      return fig;
+    }));
+    renderSaving();
+    renderImage();
+  }
+
+  function renderSaving() {
+    const waiting = Q.items.length, line = $(".csr-saving");
+    if (!line) return;  // the desk was replaced by the reason it stopped
+    const late = waiting && Date.now() - Math.min(...Q.items.map((a) => a.answered_wall)) > LATE_MS;
+    root.dataset.pending = String(waiting);
+    root.dataset.pendingLate = late ? "yes" : "no";
+    line.textContent = !waiting ? "All answers saved."
+      : late ? `${waiting} answer(s) waiting to be saved: the server does not answer. They are kept in this browser and sent when it is back.`
+      : `Saving ${waiting} answer(s)…`;
+  }
+
+  function go(p) {
+    if (p < 1 || p > S.work.length || p === S.pos) return;
+    S.pos = p; S.message = ""; S.note = "";
+    const url = new URL(window.location.href);
+    url.searchParams.set("at", S.arm + ":" + p);
+    window.history.replaceState(window.history.state, "", url);
+    render();
+    sync();
+  }
+
+  function pickType(label) {
+    const old = currentPick();
+    S.picks.set(S.pos, { label, certainty: old && old.label === label ? old.certainty : H.default_level });
+    S.message = ""; render();
+  }
+  function pickLevel(level) {
+    const old = currentPick();
+    if (!old) { S.message = "Choose a type first (keys 1, 2, 3)."; render(); return; }
+    S.picks.set(S.pos, { label: old.label, certainty: level });
+    S.message = ""; render();
+  }
+
+  function submit() {
+    const c = S.cases.get(S.pos), row = S.work.find((w) => w[0] === S.pos);
+    const pick = currentPick();
+    if (!row || !c) return;
+    if (!pick) { S.message = "Choose a type first (keys 1, 2, 3), then press Enter."; render(); return; }
+    const revisit = isRead(S.pos);
+    Q.items.push({ attempt: uuid(), arm: S.arm, position: S.pos, display_id: row[1],
+      label: pick.label, certainty: pick.certainty, answered_wall: Date.now(),
+      duration_ms: Math.round(performance.now() - S.shownAt) });
+    persist();
+    S.localRead.set(S.pos, true);
+    c.answer = { label: pick.label, certainty: pick.certainty };
+    S.picks.delete(S.pos);
+    S.message = "";
+    if (revisit) { S.note = "Answer updated."; render(); sync(); return; }
+    const next = nextUnread(S.pos);
+    if (next === null) { S.note = ""; render(); sync(); return; }
+    S.pos = next; S.note = "";
+    const url = new URL(window.location.href);
+    url.searchParams.set("at", S.arm + ":" + next);
+    window.history.replaceState(window.history.state, "", url);
+    render();
+    sync();
+  }
+
+  function onKey(e) {
+    if (S.stopped) return;
+    const t = e.composedPath ? e.composedPath()[0] : e.target;
+    const tag = t && t.tagName ? t.tagName.toUpperCase() : "";
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable)) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const c = S.cases.get(S.pos);
+    const type = H.classes.find((n) => H.type_keys[n] === e.key);
+    const level = Object.keys(H.levels).find((n) => H.level_keys[n] === e.key);
+    const preset = c && c.presets ? c.presets.find((p) => p.key === e.key) : null;
+    if (type) pickType(type);
+    else if (level) pickLevel(level);
+    else if (e.key === "Enter") submit();
+    else if (e.key === "ArrowLeft") go(S.pos - 1);
+    else if (e.key === "ArrowRight") go(S.pos + 1);
+    else if (e.key === "ArrowDown") step(1);
+    else if (e.key === "ArrowUp") step(-1);
+    else if (e.key === "+" || e.key === "=") zoomBy(1.25);
+    else if (e.key === "-" || e.key === "_") zoomBy(0.8);
+    else if (e.key === "0" && c && c.presets) { S.view = freshView(c); renderImage(); }
+    else if ((e.key === "o" || e.key === "O") && S.view) { S.view.roi = !S.view.roi; renderImage(); }
+    else if (preset && S.view) { S.view.center = preset.center; S.view.width = preset.width; renderImage(); }
+    else return;
+    e.preventDefault();
+    e.stopPropagation();
+  }
+  function onWheel(e) {
+    e.preventDefault();
+    if (e.ctrlKey) zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15); else step(e.deltaY > 0 ? 1 : -1);
+  }
+  let drag = null;
+  function onDown(e) { drag = { x: e.clientX, y: e.clientY, pan: e.shiftKey || e.button !== 0 }; canvas.focus(); e.preventDefault(); }
+  function onMove(e) {
+    if (!drag || !S.view) return;
+    const c = S.cases.get(S.pos), s = c && c.slices[S.view.slice];
+    if (!s || !s.raw) return;
+    const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    drag.x = e.clientX; drag.y = e.clientY;
+    if (drag.pan) { S.view.panX += dx; S.view.panY += dy; }
+    else {
+      const per = s.span / Math.max(canvas.clientWidth, 1);
+      S.view.width = Math.max(1, S.view.width + dx * per);
+      S.view.center = S.view.center - dy * per;
+    }
+    renderImage();
+  }
+  function onUp() { drag = null; }
+  function tick() {
+    renderSaving();
+    const due = Date.now() - S.sentAt > (S.inFlight ? 5 * RESEND_MS : RESEND_MS);
+    if (due && !S.stopped && (Q.items.length || !S.cases.has(S.pos))) sync();  // lost on the way: resend
+  }
+
+  if (window.__cervixReaderCleanup) window.__cervixReaderCleanup();
+  const onPrev = () => go(S.pos - 1), onNext = () => go(S.pos + 1);
+  const onJump = (e) => go(parseInt(e.target.value, 10));
+  document.addEventListener("keydown", onKey);
+  canvas.addEventListener("wheel", onWheel, { passive: false });
+  canvas.addEventListener("mousedown", onDown);
+  canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+  window.addEventListener("mousemove", onMove);
+  window.addEventListener("mouseup", onUp);
+  $(".csr-prev").addEventListener("click", onPrev);
+  $(".csr-next").addEventListener("click", onNext);
+  $(".csr-jump").addEventListener("change", onJump);
+  $(".csr-submit").onclick = submit;
+  const timer = setInterval(tick, 1000);
+  const cleanup = () => {
+    clearInterval(timer);
+    document.removeEventListener("keydown", onKey);
+    canvas.removeEventListener("wheel", onWheel);
+    canvas.removeEventListener("mousedown", onDown);
+    window.removeEventListener("mousemove", onMove);
+    window.removeEventListener("mouseup", onUp);
+    $(".csr-prev").removeEventListener("click", onPrev);
+    $(".csr-next").removeEventListener("click", onNext);
+    $(".csr-jump").removeEventListener("change", onJump);
+    if (window.__cervixReaderCleanup === cleanup) window.__cervixReaderCleanup = null;
+  };
+  window.__cervixReaderCleanup = cleanup;
+
+  // keep the cases worth holding: the one on screen, its neighbours and the unread ahead
+  const keep = new Set([S.pos, S.pos - 1, S.pos + 1]);
+  for (let p = S.pos, k = 0; k < (H.prefetch || 2); k++) { p = nextUnread(p); if (p === null) break; keep.add(p); }
+  for (const p of [...S.cases.keys()]) if (S.cases.size > KEEP && !keep.has(p)) S.cases.delete(p);
+
+  render();
+  const allRead = S.work.length && S.work.every((w) => w[2]);
+  if (Q.items.length && !settled.size) sync();  // answers from before a reload or a restart
+  else if (!S.cases.has(S.pos) && !S.stopped) sync();
+  else if (allRead && !Q.items.length && !S.doneSent && !S.stopped) { S.doneSent = true; sync({ done: true }); }
+  return cleanup;
+}
+"""
+
+_reader = st.components.v2.component("cervixscope_reader", html=_HTML, css=_CSS, js=_JS)
+
+
+def reading_workstation(message: bytes, *, key: str, on_sync) -> None:
+    """Mount the workstation on one reply of :func:`core.reader_study.desk.sync`; ``on_sync``
+    runs (before the next script run) when the browser sends a sync."""
+    _reader(data=message, key=key, on_sync_change=on_sync)
