@@ -178,17 +178,23 @@ export default function (component) {
   }
 
   function addCase(entry, blob) {
-    const slices = (entry.slices || []).map((s) => ({ ...s, raw: null }));
-    const c = { ...entry, slices };
+    const old = S.cases.get(entry.position);
+    const slices = (entry.slices || []).map((s, i) => {
+      const had = old && old.slices[i];  // the rest of a case: keep what is decoded already
+      return had && had.raw && had.w === s.w ? { ...s, raw: had.raw, span: had.span } : { ...s, raw: null };
+    });
+    const c = { ...entry, slices, partial: slices.some((s) => s.blob === null), askedRest: false };
+    if (old && old.answer && !entry.answer) c.answer = old.answer;
     S.cases.set(entry.position, c);
     const order = slices.map((_, i) => i);
     const first = entry.start || 0;
     order.splice(order.indexOf(first), 1);
     order.unshift(first);  // the slice shown first is decoded first, the rest after it
-    const blobs = slices.map((s) => blob(s.blob));
+    const blobs = slices.map((s) => (s.blob === null || s.raw ? null : blob(s.blob)));
     (async () => {
       for (const i of order) {
         const s = slices[i];
+        if (!blobs[i]) continue;
         s.raw = await inflate(blobs[i], s.w, s.h);
         let top = 1;
         for (let k = 0; k < s.raw.length; k++) if (s.raw[k] > top) top = s.raw[k];
@@ -241,7 +247,7 @@ export default function (component) {
     if (!S.view || S.view.pos !== c.position) S.view = freshView(c);
     const view = S.view;
     const s = c.slices[view.slice];
-    if (!s.raw) { info.textContent = "Loading the slice…"; return; }
+    if (!s.raw) { info.textContent = `Slice ${view.slice + 1} / ${c.slices.length} · loading…`; return; }
     off.width = s.w; off.height = s.h;
     const img = new ImageData(s.w, s.h);
     const lo = view.center - view.width / 2, k = 255 / Math.max(view.width, 1e-6);
@@ -270,6 +276,7 @@ export default function (component) {
     if (S.shownFor !== c.position) { S.shownFor = c.position; S.shownAt = performance.now(); }
     const ds = viewerRoot.dataset;
     ds.slice = String(view.slice + 1); ds.slices = String(c.slices.length);
+    ds.decoded = String(c.slices.filter((x) => x.raw).length);
     ds.center = String(view.center); ds.width = String(view.width);
     ds.zoom = String(view.zoom); ds.roi = view.roi ? "on" : "off";
     ds.viewId = S.arm + ":" + c.position;
@@ -389,7 +396,7 @@ export default function (component) {
     url.searchParams.set("at", S.arm + ":" + p);
     window.history.replaceState(window.history.state, "", url);
     render();
-    sync();
+    if (!askRest()) sync();
   }
 
   function pickType(label) {
@@ -476,10 +483,17 @@ export default function (component) {
     renderImage();
   }
   function onUp() { drag = null; }
+  function askRest() {  // a case shown by its first slice: the rest of the series, once
+    const c = S.cases.get(S.pos);
+    if (c && c.partial && !c.askedRest && !S.stopped) { c.askedRest = true; sync({ rest: [S.pos] }); return true; }
+    return false;
+  }
   function tick() {
     renderSaving();
     const due = Date.now() - S.sentAt > (S.inFlight ? 5 * RESEND_MS : RESEND_MS);
-    if (due && !S.stopped && (Q.items.length || !S.cases.has(S.pos))) sync();  // lost on the way: resend
+    const c = S.cases.get(S.pos);
+    if (due && c && c.partial) { c.askedRest = false; askRest(); return; }
+    if (due && !S.stopped && (Q.items.length || !c)) sync();  // lost on the way: resend
   }
 
   if (window.__cervixReaderCleanup) window.__cervixReaderCleanup();
@@ -517,7 +531,8 @@ export default function (component) {
 
   render();
   const allRead = S.work.length && S.work.every((w) => w[2]);
-  if (Q.items.length && !settled.size) sync();  // answers from before a reload or a restart
+  if (askRest()) { /* the rest of the case on screen comes with this sync */ }
+  else if (Q.items.length && !settled.size) sync();  // answers from before a reload or a restart
   else if (!S.cases.has(S.pos) && !S.stopped) sync();
   else if (allRead && !Q.items.length && !S.doneSent && !S.stopped) { S.doneSent = true; sync({ done: true }); }
   return cleanup;

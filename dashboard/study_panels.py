@@ -5,8 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 import db
+import db.attempts
 from dashboard import auth, safe_text
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
+
+SLICE_OPTIONS = {"model": "the slices the model used", "series": "the whole series"}
 
 
 def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
@@ -23,6 +26,7 @@ def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
         f"{', '.join(study['arms'])} · washout {study['washout_days']} days · "
         f"{study['n_readers']} readers · model: {run_names.get(run, run) if run else 'none'}"
         f" · {study.get('repeat_cases') or 0} repeat cases per reader"
+        f" · readers see {SLICE_OPTIONS.get(study.get('slices'), 'the slices the model used')}"
     )
     revoked = dict(zip(readers["reader_id"], readers["code_revoked_at"].notna(), strict=True))
     progress = progress.assign(code=progress["reader_id"].map(revoked).map({True: "revoked"}))
@@ -128,3 +132,17 @@ def security_panel(study_id: int) -> None:
     failures = int((audit["event"] == "sign_in_failed").sum())
     with st.expander(f"Security audit ({len(audit)} events, {failures} failed sign-ins)"):
         st.dataframe(audit, hide_index=True, height=260)
+
+
+def refused_answers_panel(study_id: int) -> None:
+    """Answers the server refused (the study was closed, a session had ended): kept, not lost."""
+    with connection() as conn:
+        refused = db.attempts.refused_answers_frame(conn, study_id)
+    if refused.empty:
+        return
+    st.subheader("Answers refused")
+    st.warning(
+        f"{len(refused)} answer(s) reached the server after the study was closed or a reader's "
+        "session had ended. They are not reads; they are kept here with the reason."
+    )
+    st.dataframe(refused.drop(columns=["attempt_id"]), hide_index=True)

@@ -512,6 +512,8 @@ def _v12_answer_attempts(conn: sqlite_utils.Database) -> None:
             reason TEXT, read_id INTEGER
         );
         CREATE INDEX answer_attempts_study ON answer_attempts(study_id, outcome);
+        ALTER TABLE studies ADD COLUMN slices TEXT NOT NULL DEFAULT 'model'
+            CHECK (slices IN ('model', 'series'));
         """,
     )
 

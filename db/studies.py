@@ -55,6 +55,9 @@ class Reader:
     display_name: str
 
 
+SLICE_CHOICES = ("model", "series")  # what readers see of a case (see create_study)
+
+
 def _study_row(raw, study_id: int) -> dict:
     cursor = raw.execute("SELECT * FROM studies WHERE study_id = ?", (int(study_id),))
     row = cursor.fetchone()
@@ -88,6 +91,7 @@ def create_study(
     washout_days: int = 0,
     simulated: bool = False,
     cohorts: Iterable[str] | None = None,
+    slices: str = "model",
 ) -> int:
     """Create an open reader study over a set of cases; return its ``study_id``.
 
@@ -112,6 +116,9 @@ def create_study(
     cohorts : iterable of str, optional
         The cohorts the study's cases were drawn from, recorded with the design; every case must
         belong to one of them. Default: the cohorts of ``case_ids``.
+    slices : str
+        What readers see of a case: ``"model"`` (the slices the model used) or ``"series"``
+        (every slice of the case's series, the model's slices marked).
 
     Raises
     ------
@@ -124,15 +131,17 @@ def create_study(
         outside ``cohorts``.
     """
     name, cases, arms = _check_new_study(name, case_ids, arms, model_run_id, washout_days)
+    if slices not in SLICE_CHOICES:
+        raise ValueError(f"slices must be one of {', '.join(SLICE_CHOICES)}, not {slices!r}")
     with write_transaction(conn) as raw:
         _check_references(raw, name, cases, model_run_id)
         chosen = _study_cohorts(raw, name, cases, cohorts)
         cursor = raw.execute(
             "INSERT INTO studies (name, created_at, arms, order_seed, model_run_id, washout_days,"
-            " simulated, status, cohorts) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+            " simulated, status, cohorts, slices) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
             (name, now_iso(), to_json(list(arms)), int(order_seed),
              None if model_run_id is None else str(model_run_id), int(washout_days),
-             int(bool(simulated)), to_json(chosen)),
+             int(bool(simulated)), to_json(chosen), slices),
         )  # fmt: skip
         study_id = int(cursor.lastrowid)
         raw.executemany(

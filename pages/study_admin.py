@@ -18,6 +18,7 @@ from core.reader_study.sampling import (
 from dashboard import auth, safe_text, study_panels, widgets
 from dashboard.power_planner import power_planner
 from dashboard.store import LIBRARY_ERRORS, connection, errors_shown
+from dashboard.study_panels import SLICE_OPTIONS
 
 auth.require_role("admin")
 st.title("Studies and readers")
@@ -47,6 +48,14 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
         format_func=lambda r: "none" if r is None else run_names[r],
     )
     washout = st.number_input("Washout days between the two reads", 0, 365, 28)
+    slices = st.radio(
+        "Readers see",
+        list(SLICE_OPTIONS),
+        format_func=SLICE_OPTIONS.get,
+        horizontal=True,
+        help="The slices the model used (the lesion's), or every slice of the case's series with "
+        "those marked, as a radiologist reads it. Recorded with the study's design.",
+    )
     repeats = st.number_input(
         "Repeat N cases per reader",
         0,
@@ -83,6 +92,7 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                     model_run_id=run_id,
                     washout_days=int(washout) if aided else 0,
                     cohorts=chosen,
+                    slices=slices,
                 )
                 if repeats:
                     db.repeats.set_repeat_cases(conn, study_id, int(repeats))
@@ -125,6 +135,7 @@ with st.form("add_reader", clear_on_submit=True):
 study_panels.code_controls(study_id)
 study_panels.instructions_editor(study)
 study_panels.security_panel(study_id)
+study_panels.refused_answers_panel(study_id)
 
 st.subheader("Reads as CSV")
 export_col, import_col = st.columns(2)

@@ -30,6 +30,12 @@ def register(subparsers) -> None:
         help="instead, a small external cohort from a second synthetic scanner (40 patients, "
         "two sites, another contrast, noise and class mix) for `cervixscope validate`",
     )
+    p.add_argument(
+        "--series",
+        action="store_true",
+        help="instead, whole T2 sagittal series at real size (12 patients, 24 slices of 512x512, "
+        "16-bit; the manifest names the slices through the lesion) to try the reading page on",
+    )
     p.set_defaults(handler=demo_data)
 
     p = subparsers.add_parser(
@@ -75,6 +81,20 @@ def demo_data(args: argparse.Namespace) -> int:
 
         manifest = generate_external_cohort(args.out, seed=args.seed + 1)
         print(f"wrote a synthetic external cohort {EXTERNAL_COUNTS} to {args.out}: {manifest}")
+        return 0
+    if args.series:
+        from core.data.demo_data import (
+            SERIES_COUNTS,
+            SERIES_SIZE,
+            SERIES_SLICES,
+            generate_series_cohort,
+        )
+
+        manifest = generate_series_cohort(args.out, seed=args.seed)
+        print(
+            f"wrote {sum(SERIES_COUNTS)} synthetic series of {SERIES_SLICES} slices of "
+            f"{SERIES_SIZE}x{SERIES_SIZE} to {args.out}: {manifest}"
+        )
         return 0
     counts = SMALL_COUNTS if args.small else PAPER_COUNTS
     start = time.perf_counter()

@@ -14,6 +14,7 @@ in the AI-aided arm.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from core.reader_study.viewing import ROI_COLOUR
 from db.clock import now_iso
 
 PREFETCH = 2  # unread cases the browser holds beyond the one on screen
+FIRST_ONLY_FROM = 4  # slices: a case not held with more shows its first slice, then the rest
 MAX_PENDING = 500  # answers per sync; more is not a reading page
 CASE_FIELDS = frozenset(
     {"position", "display_id", "answer", "slices", "start", "presets", "roi_colour", "side",
@@ -51,6 +53,7 @@ class SyncRequest:
     at: int | None = None
     pending: tuple[Mapping, ...] = ()
     have: frozenset[int] = frozenset()
+    rest: frozenset[int] = frozenset()  # cases the browser holds the first slice of only
 
 
 def parse_request(value) -> SyncRequest:
@@ -61,10 +64,12 @@ def parse_request(value) -> SyncRequest:
     at = value.get("at")
     pending = value.get("pending") if isinstance(value.get("pending"), list) else []
     have = value.get("have") if isinstance(value.get("have"), list) else []
+    rest = value.get("rest") if isinstance(value.get("rest"), list) else []
     return SyncRequest(
         at=int(at) if isinstance(at, int) and at >= 1 else None,
         pending=tuple(p for p in pending[:MAX_PENDING] if isinstance(p, Mapping)),
         have=frozenset(int(h) for h in have if isinstance(h, int)),
+        rest=frozenset(int(r) for r in rest[: PREFETCH + 1] if isinstance(r, int)),
     )
 
 
@@ -198,11 +203,16 @@ def sync(
     default = start if start is not None and 1 <= start <= len(work) else int(first)
     at = request.at if request.at is not None and request.at <= len(work) else default
     blobs: list[bytes] = []
-    cases = [
-        case_entry(reading.case_for_reader(study_id, reader_id, arm, p, db_path=db_path), blobs)
-        for p in wanted_positions(work, at)
-        if p not in request.have
-    ]
+    cases = []
+    for p in dict.fromkeys([*wanted_positions(work, at), *sorted(request.rest)]):
+        if (p in request.have and p not in request.rest) or not 1 <= p <= len(work):
+            continue
+        case, sources = reading.case_sources(study_id, reader_id, arm, p, db_path=db_path)
+        first_only = (
+            p == at and p not in request.rest and len(sources) > FIRST_ONLY_FROM
+            and not _SLICES.holds(sources)
+        )  # fmt: skip
+        cases.append(case_entry(case, sources, blobs, first_only=first_only))
     header.update(
         status="open",
         start=default,
@@ -215,9 +225,15 @@ def sync(
     return DeskReply(pack(header, blobs), tuple(acks), frozenset(c["position"] for c in cases))
 
 
-def case_entry(case: reading.ReaderCase, blobs: list[bytes]) -> dict:
+def case_entry(
+    case: reading.ReaderCase, sources, blobs: list[bytes], *, first_only: bool = False
+) -> dict:
     """The browser's entry for one case (exactly :data:`CASE_FIELDS`); its slices' compressed
-    pixels are appended to ``blobs`` and named by index."""
+    pixels are appended to ``blobs`` and named by index.
+
+    With ``first_only``, only the slice shown first carries pixels (the others have no ``blob``
+    yet): a case the browser did not hold shows at once, and the browser asks for the rest.
+    """
     entry: dict = dict.fromkeys(CASE_FIELDS)
     entry.update(
         position=int(case.position), display_id=str(case.display_id), roi_colour=ROI_COLOUR
@@ -228,17 +244,20 @@ def case_entry(case: reading.ReaderCase, blobs: list[bytes]) -> dict:
             "label": case.answer_label,
             "certainty": answers.certainty_of(case.answer_label, percent),
         }
+    start = next((i for i, source in enumerate(sources) if source.roi is not None), 0)
     entry["slices"] = []
-    for image, roi in zip(case.slices, case.rois, strict=True):
-        blob, w, h, offset, scale = compressed_slice(image)
-        entry["slices"].append({"w": w, "h": h, "offset": offset, "scale": scale,
-                                "roi": None if roi is None else [int(v) for v in roi],
+    for i, source in enumerate(sources):
+        roi = None if source.roi is None else [int(v) for v in source.roi]
+        if first_only and i != start:
+            entry["slices"].append({**dict.fromkeys(SLICE_FIELDS), "roi": roi})
+            continue
+        blob, w, h, offset, scale = _SLICES.get(source)
+        entry["slices"].append({"w": w, "h": h, "offset": offset, "scale": scale, "roi": roi,
                                 "blob": len(blobs)})  # fmt: skip
         blobs.append(blob)
-    if case.slices:
-        start = next((i for i, roi in enumerate(case.rois) if roi is not None), 0)
+    if sources:
         entry["start"] = start
-        entry["presets"] = window_presets(case.slices[start], case.window_center, case.window_width)
+        entry["presets"] = _presets(sources[start])
     else:
         entry["image_problem"] = case.image_problem or "No image for this case."
     entry["side"] = (
@@ -255,29 +274,43 @@ def case_entry(case: reading.ReaderCase, blobs: list[bytes]) -> dict:
     return entry
 
 
-class _SliceCache:
-    """Compressed slices by content, up to ``limit`` bytes: every reader reads the same cases, so
-    each slice is compressed once per server process. Holds pixels only."""
+@functools.lru_cache(maxsize=4096)
+def _presets_of(key: str, source) -> tuple:
+    decoded = source.decoded()
+    return tuple(
+        window_presets(np.asarray(decoded.array), decoded.window_center, decoded.window_width)
+    )
 
-    def __init__(self, limit: int = 256 * 2**20) -> None:
+
+def _presets(source) -> list[dict]:
+    """The window presets of a slice (its file's window, a wide and a narrow one), cached."""
+    return [dict(p) for p in _presets_of(source.key, source)]
+
+
+class _SliceCache:
+    """Compressed slices by source key, up to ``limit`` bytes: every reader reads the same cases,
+    so each slice is decoded and compressed once per server process. Holds pixels only."""
+
+    def __init__(self, limit: int = 512 * 2**20) -> None:
         self.limit, self.size = limit, 0
-        self.items: OrderedDict[bytes, tuple] = OrderedDict()
+        self.items: OrderedDict[str, tuple] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, image: np.ndarray) -> tuple[bytes, int, int, float, float]:
-        array = np.ascontiguousarray(image)
-        key = hashlib.blake2b(
-            array.tobytes(), digest_size=16, person=str(array.shape).encode()[:16]
-        ).digest()
+    def holds(self, sources) -> bool:
+        """Whether every one of ``sources`` is compressed already (a case cheap to send whole)."""
         with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        raw, offset, scale = quantise(array)
+            return all(source.key in self.items for source in sources)
+
+    def get(self, source) -> tuple[bytes, int, int, float, float]:
+        with self.lock:
+            if source.key in self.items:
+                self.items.move_to_end(source.key)
+                return self.items[source.key]
+        raw, offset, scale = quantise(source.pixels())
         value = (compress_pixels(raw), int(raw.shape[1]), int(raw.shape[0]), offset, scale)
         with self.lock:
-            if key not in self.items:
-                self.items[key] = value
+            if source.key not in self.items:
+                self.items[source.key] = value
                 self.size += len(value[0])
             while self.size > self.limit and len(self.items) > 1:
                 self.size -= len(self.items.popitem(last=False)[1][0])
@@ -285,8 +318,3 @@ class _SliceCache:
 
 
 _SLICES = _SliceCache()
-
-
-def compressed_slice(image: np.ndarray) -> tuple[bytes, int, int, float, float]:
-    """``(blob, w, h, offset, scale)`` of one slice, from the process's cache when seen before."""
-    return _SLICES.get(image)

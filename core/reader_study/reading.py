@@ -162,6 +162,38 @@ def case_for_reader(
     return ReaderCase(**fields)
 
 
+def case_sources(
+    study_id: int, reader_id: int, arm: str, position: int, *, db_path=None
+) -> tuple[ReaderCase, list]:
+    """The case at ``position`` without decoded slices, and where its slices come from
+    (:class:`core.reader_study.slice_sources.SliceSource`, the model's slices or the whole series
+    as the study chose), for the reading desk, which decodes and compresses each slice once.
+
+    Raises
+    ------
+    ValueError
+        As :func:`case_for_reader`.
+    """
+    from core.reader_study.slice_sources import slice_sources
+    from core.reader_study.viewing import case_crop
+
+    with db.connect(db_path) as conn:
+        study = db.get_study(conn, study_id)
+        check_arm(study, arm)
+        row = _entry(conn, study_id, reader_id, arm, position)
+        case_id = str(row["case_id"])
+        fields = _worklist_fields(study_id, arm, int(position), row)
+        sources = slice_sources(conn, case_id, series=study.get("slices") == "series")
+        if isinstance(sources, str):
+            fields["image_problem"], sources = sources, []
+        else:
+            fields["crop"] = case_crop(conn, case_id)
+        if arm == "aided" and study["model_run_id"]:
+            run_id = str(study["model_run_id"])
+            fields.update(model_view(conn, run_id, case_id, fields.get("crop"), True))
+    return ReaderCase(**fields), sources
+
+
 def _worklist_fields(study_id: int, arm: str, position: int, row: dict) -> dict:
     """Position, progress, the arm's display ID and the reader's own earlier answer, if any."""
     shown = str(row["display_id"])
