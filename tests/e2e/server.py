@@ -66,6 +66,7 @@ class StreamlitServer:
             "--browser.gatherUsageStats=false",
             "--client.showErrorDetails=none",
             "--client.toolbarMode=minimal",
+            "--runner.postScriptGC=false",  # as .streamlit/config.toml
         ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
