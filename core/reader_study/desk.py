@@ -213,6 +213,8 @@ def sync(
             and not _SLICES.holds(sources)
         )  # fmt: skip
         cases.append(case_entry(case, sources, blobs, first_only=first_only))
+        if first_only:  # its first slice now; the rest and the prefetch with the next sync
+            break
     header.update(
         status="open",
         start=default,
