@@ -1,7 +1,8 @@
 """Who is signed in, and what each role may open.
 
-Roles: ``"admin"`` (a researcher holding the admin secret) and ``"reader"`` (an expert holding an
-access code). Nobody signed in sees only the sign-in page.
+Roles: ``"admin"`` (a researcher holding the admin secret), ``"reader"`` (an expert holding a
+study's access code) and ``"annotator"`` (an expert marking lesions, with an ``A`` access code).
+Nobody signed in sees only the sign-in page.
 
 A sign-in starts a server-side session (``db.sessions``): the browser holds a random token in the
 URL's ``session`` query parameter, the database only its hash. A reload (F5) is a new Streamlit
@@ -33,10 +34,11 @@ _OTHERS_KEY = "auth_other_sessions"
 
 @dataclass(frozen=True)
 class Identity:
-    role: str  # "admin" | "reader"
+    role: str  # "admin" | "reader" | "annotator"
     name: str
     reader_id: int | None = None
     study_id: int | None = None
+    annotator_id: int | None = None
 
 
 def admin_secret() -> str | None:
@@ -131,6 +133,34 @@ def sign_in_admin(secret: str) -> None:
                           session=db.session_id(token), **source)  # fmt: skip
 
 
+def sign_in_with_code(code: str) -> None:
+    """Sign in with an access code: an annotator's (``A...``) or a reader's (``R...``)."""
+    if db.is_annotator_code(str(code or "").strip()[:MAX_CODE_LENGTH]):
+        sign_in_annotator(code)
+    else:
+        sign_in_reader(code)
+
+
+def sign_in_annotator(code: str) -> None:
+    """Sign in with an annotator's access code, within the sign-in limits and audited like a
+    reader's (raises ``db.SignInThrottled`` or ``db.InvalidAccessCode``)."""
+    source = client_source()
+    code = str(code or "").strip()[:MAX_CODE_LENGTH]
+    credential = db.annotator_credential(code)
+    with connection() as conn:
+        db.check_sign_in(conn, client=source["client"], kind="annotator", credential=credential)
+        try:
+            annotator = db.authenticate_annotator(conn, code)
+        except db.InvalidAccessCode:
+            db.record_sign_in(conn, ok=False, kind="annotator", credential=credential, **source)
+            raise
+    token = sign_in(Identity(role="annotator", name=annotator.display_name,
+                             annotator_id=annotator.annotator_id))  # fmt: skip
+    with connection() as conn:
+        db.record_sign_in(conn, ok=True, kind="annotator", credential=credential,
+                          session=db.session_id(token), **source)  # fmt: skip
+
+
 def sign_in_reader(code: str) -> None:
     """Sign in with a reader's access code, within the sign-in limits; audited like the admin's.
 
@@ -171,7 +201,11 @@ def sign_in(identity: Identity) -> str:
     """Start a server-side session for ``identity``, keep its token in the URL; return it."""
     with connection() as conn:
         token = db.create_session(
-            conn, identity.role, reader_id=identity.reader_id, study_id=identity.study_id
+            conn,
+            identity.role,
+            reader_id=identity.reader_id,
+            study_id=identity.study_id,
+            annotator_id=identity.annotator_id,
         )
     st.session_state[_SESSION_KEY] = identity
     st.session_state[_TOKEN_KEY] = token
@@ -194,7 +228,11 @@ def restore() -> None:
         _forget()
         return
     st.session_state[_SESSION_KEY] = Identity(
-        role=info.role, name=info.display_name, reader_id=info.reader_id, study_id=info.study_id
+        role=info.role,
+        name=info.display_name,
+        reader_id=info.reader_id,
+        study_id=info.study_id,
+        annotator_id=info.annotator_id,
     )
     st.session_state[_TOKEN_KEY] = token
     with contextlib.suppress(OSError, ValueError, db.CervixScopeDBError):

@@ -4,6 +4,24 @@ Open one short-lived connection per operation or thread with :func:`connect`; ev
 function takes it as its first argument, e.g. ``db.submit_read(conn, ...)``.
 """
 
+from db.annotations import (
+    ADMIN_AUTHOR,
+    Annotator,
+    add_annotator,
+    annotator_credential,
+    annotators_frame,
+    authenticate_annotator,
+    current_marks_frame,
+    ingestion_marks_frame,
+    is_annotator_code,
+    mark_choice,
+    mark_versions_frame,
+    record_ingestion_marks,
+    revoke_annotator_code,
+    run_mark_versions,
+    save_marks,
+    set_mark_choice,
+)
 from db.cases import (
     case_audit_frame,
     case_key,
@@ -127,6 +145,22 @@ from db.validations import (
 from db.versions import reads_version
 
 __all__ = [
+    "ADMIN_AUTHOR",
+    "Annotator",
+    "add_annotator",
+    "annotator_credential",
+    "annotators_frame",
+    "authenticate_annotator",
+    "current_marks_frame",
+    "ingestion_marks_frame",
+    "is_annotator_code",
+    "mark_choice",
+    "mark_versions_frame",
+    "record_ingestion_marks",
+    "revoke_annotator_code",
+    "run_mark_versions",
+    "save_marks",
+    "set_mark_choice",
     "reads_version",
     "get_ingestion",
     "ValidationNotFound",

@@ -518,6 +518,79 @@ def _v12_answer_attempts(conn: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="v13_lesion_marks")
+def _v13_lesion_marks(conn: sqlite_utils.Database) -> None:
+    # v13 (issue 25): the expert's lesion marks. Annotators sign in with their own access code
+    # (stored as a salted scrypt hash, like a reader's). Every save of a case's marks by one author
+    # is a new version and old versions stay, so an ingestion names the versions its crops were cut
+    # from (ingestion_marks). mark_choices records whose marks ingestion uses in a cohort.
+    _script(
+        conn,
+        """
+        CREATE TABLE annotators (
+            annotator_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            display_name TEXT NOT NULL UNIQUE,
+            code_salt BLOB NOT NULL, code_hash BLOB NOT NULL,
+            created_at TEXT NOT NULL, code_revoked_at TEXT
+        );
+        CREATE TABLE mark_versions (
+            version_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_id TEXT NOT NULL REFERENCES cases(case_id),
+            author TEXT NOT NULL,
+            annotator_id INTEGER REFERENCES annotators(annotator_id),
+            version INTEGER NOT NULL CHECK (version >= 1),
+            created_at TEXT NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('drawn', 'dicom-seg', 'nifti')),
+            origin_detail TEXT NOT NULL DEFAULT '',
+            UNIQUE (case_id, author, version)
+        );
+        CREATE TABLE marks (
+            mark_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            version_id INTEGER NOT NULL REFERENCES mark_versions(version_id),
+            sop_instance_uid TEXT NOT NULL,
+            frame INTEGER NOT NULL DEFAULT 0,
+            kind TEXT NOT NULL CHECK (kind IN ('box', 'polygon', 'mask')),
+            geometry TEXT NOT NULL
+        );
+        CREATE INDEX marks_version ON marks(version_id);
+        CREATE TABLE mark_choices (
+            cohort TEXT PRIMARY KEY, author TEXT NOT NULL, chosen_at TEXT NOT NULL
+        );
+        CREATE TABLE ingestion_marks (
+            ingestion_id INTEGER NOT NULL REFERENCES ingestions(ingestion_id),
+            image_id TEXT NOT NULL,
+            version_id INTEGER NOT NULL REFERENCES mark_versions(version_id),
+            PRIMARY KEY (ingestion_id, image_id)
+        );
+        ALTER TABLE sessions ADD COLUMN annotator_id INTEGER REFERENCES annotators(annotator_id);
+        """,
+    )
+    # The role CHECKs of sessions and security_audit gain 'annotator' by rewriting their stored
+    # CREATE TABLE text, as v6 did: every stored row stays valid.
+    _widen_check(conn, "sessions", "role IN ('admin', 'reader'))")
+    _widen_check(conn, "security_audit", "role IN ('admin', 'reader'))")
+
+
+def _widen_check(conn: sqlite_utils.Database, table: str, old: str) -> None:
+    raw = conn.conn
+    (sql,) = raw.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    if old not in sql:
+        raise ValueError(f"v13: the {table} table's role CHECK is not the one expected")
+    new = old.replace("'reader')", "'reader', 'annotator')")
+    (version,) = raw.execute("PRAGMA schema_version").fetchone()
+    raw.execute("PRAGMA writable_schema = ON")
+    try:
+        raw.execute(
+            "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
+            (sql.replace(old, new), table),
+        )
+        raw.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        raw.execute("PRAGMA writable_schema = OFF")
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

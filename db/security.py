@@ -49,7 +49,7 @@ ADMIN_LOCKOUT_AFTER = 20  # consecutive wrong admin secrets from one client
 ADMIN_LOCKOUT_S = 15 * 60
 MAX_NAME_LENGTH = 120  # reader display names and study names
 MAX_CLIENT_LENGTH = 200  # client, address and forwarded value alike
-KINDS = ("admin", "reader")
+KINDS = ("admin", "reader", "annotator")
 EVENTS = (
     "sign_in",  # ok
     "sign_in_failed",

@@ -21,7 +21,7 @@ from db.clock import now_iso, utc_now
 from db.transactions import write_transaction
 
 SESSION_HOURS = 12  # a working day of reading; a reader signs in again the next day
-ROLES = ("admin", "reader")
+ROLES = ("admin", "reader", "annotator")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class SessionInfo:
     display_name: str
     expires_at: str
     session_id: str = ""  # :func:`session_id` of the token: safe to show and to audit
+    annotator_id: int | None = None
 
 
 def session_id(token: str) -> str:
@@ -52,6 +53,7 @@ def create_session(
     *,
     reader_id: int | None = None,
     study_id: int | None = None,
+    annotator_id: int | None = None,
     hours: float = SESSION_HOURS,
 ) -> str:
     """Start a session and return its token (shown to the browser once, stored only hashed).
@@ -61,9 +63,11 @@ def create_session(
     conn : sqlite_utils.Database
         From :func:`db.connect`.
     role : str
-        ``"admin"`` or ``"reader"``.
+        ``"admin"``, ``"reader"`` or ``"annotator"``.
     reader_id, study_id : int, optional
         The signed-in reader and their study (required for a reader, absent for an admin).
+    annotator_id : int, optional
+        The signed-in annotator (required for an annotator, absent otherwise).
     hours : float
         Lifetime of the session.
 
@@ -76,15 +80,17 @@ def create_session(
         raise ValueError(f"session role {role!r} is not one of {', '.join(ROLES)}")
     if (role == "reader") != (reader_id is not None):
         raise ValueError("a reader session needs reader_id; an admin session takes none")
+    if (role == "annotator") != (annotator_id is not None):
+        raise ValueError("an annotator session needs annotator_id; other roles take none")
     if not hours > 0:
         raise ValueError(f"session lifetime must be > 0 hours, got {hours}")
     token = secrets.token_urlsafe(32)
     expires = (utc_now() + timedelta(hours=float(hours))).isoformat(timespec="microseconds")
     with write_transaction(conn) as raw:
         raw.execute(
-            "INSERT INTO sessions (token_hash, role, reader_id, study_id, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (_hash(token), role, reader_id, study_id, now_iso(), expires),
+            "INSERT INTO sessions (token_hash, role, reader_id, study_id, annotator_id,"
+            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (_hash(token), role, reader_id, study_id, annotator_id, now_iso(), expires),
         )
     return token
 
@@ -104,8 +110,10 @@ def resolve_session(conn: sqlite_utils.Database, token: str | None) -> SessionIn
         return None
     row = conn.conn.execute(
         "SELECT s.role, s.reader_id, s.study_id, s.expires_at, s.revoked_at,"
-        " r.display_name, r.code_revoked_at"
+        " COALESCE(r.display_name, a.display_name), COALESCE(r.code_revoked_at,"
+        " a.code_revoked_at), s.annotator_id"
         " FROM sessions s LEFT JOIN readers r ON r.reader_id = s.reader_id"
+        " LEFT JOIN annotators a ON a.annotator_id = s.annotator_id"
         " WHERE s.token_hash = ?",
         (_hash(token),),
     ).fetchone()
@@ -114,7 +122,7 @@ def resolve_session(conn: sqlite_utils.Database, token: str | None) -> SessionIn
     if row[3] <= utc_now().isoformat(timespec="microseconds"):
         return None
     name = "admin" if row[0] == "admin" else str(row[5])
-    return SessionInfo(row[0], row[1], row[2], name, row[3], session_id(token))
+    return SessionInfo(row[0], row[1], row[2], name, row[3], session_id(token), row[7])
 
 
 def revoke_session(conn: sqlite_utils.Database, token: str | None) -> None:

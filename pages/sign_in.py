@@ -10,13 +10,17 @@ st.caption(
     "Cervical cancer type from T2-weighted sagittal MRI: cross-validation and reader studies."
 )
 
-reader_tab, admin_tab = st.tabs(["Reader", "Researcher (admin)"])
+reader_tab, admin_tab = st.tabs(["Reader or annotator", "Researcher (admin)"])
 
 with reader_tab, st.form("reader_sign_in"):
-    code = st.text_input("Access code", type="password", help="The code your study admin gave you.")
-    if st.form_submit_button("Start reading", type="primary"):
+    code = st.text_input(
+        "Access code",
+        type="password",
+        help="The code your admin gave you: R... to read a study, A... to mark lesions.",
+    )
+    if st.form_submit_button("Continue", type="primary"):
         try:
-            auth.sign_in_reader(code)
+            auth.sign_in_with_code(code)
         except LIBRARY_ERRORS as exc:  # a wrong code, throttled, or a broken database path
             st.error(str(exc))
         else:

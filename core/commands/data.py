@@ -67,6 +67,13 @@ def register(subparsers) -> None:
         "audited); without it such an ingestion is refused, naming the cases and their runs",
     )
     p.add_argument(
+        "--marks-by",
+        metavar="NAME",
+        help="whose stored lesion marks give the box of a row without box or mask (an "
+        "annotator's name, or admin); default: the admin's choice for the cohort, else the only "
+        "annotator who marked the case",
+    )
+    p.add_argument(
         "--no-db", action="store_true", help="do not record the ingestion in the database"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -130,6 +137,7 @@ def ingest(args: argparse.Namespace) -> int:
             report_csv=args.report,
             cohort=args.cohort,
             allow_label_change=args.allow_label_change,
+            marks_by=args.marks_by,
         )
     finally:
         if conn is not None:

@@ -21,19 +21,22 @@ class CropSet:
     image_ids : (n_images,) str array, unique per image.
     case_ids : (n_images,) str array, the patient pseudonym each image belongs to.
     labels : (n_images,) int64 array of class indices into ``core.data.labels.CLASSES``.
+    mark_versions : (n_images,) int64 array, optional: the stored lesion-mark version each crop
+        was cut from (0 where the manifest gave the box); part of :meth:`data_hash`.
     """
 
     crops: np.ndarray
     image_ids: np.ndarray
     case_ids: np.ndarray
     labels: np.ndarray
+    mark_versions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.crops)
         if self.crops.ndim != 3 or self.crops.shape[1] != self.crops.shape[2]:
             raise ValueError(f"crops must be (n, size, size), got shape {self.crops.shape}")
-        for name in ("image_ids", "case_ids", "labels"):
-            if len(getattr(self, name)) != n:
+        for name in ("image_ids", "case_ids", "labels", "mark_versions"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} crops")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(CLASSES)):
             raise ValueError(f"labels must lie in 0..{len(CLASSES) - 1}")
@@ -59,6 +62,9 @@ class CropSet:
         for arr in (self.image_ids, self.case_ids):
             h.update("\x1f".join(arr.tolist()).encode())
         h.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        if self.mark_versions is not None and np.any(self.mark_versions):
+            # only then, so the hash of crops cut from manifest boxes stays what it was
+            h.update(b"marks" + np.asarray(self.mark_versions, dtype=np.int64).tobytes())
         return h.hexdigest()[:16]
 
     def cases(self) -> tuple[np.ndarray, np.ndarray]:
@@ -73,15 +79,18 @@ class CropSet:
             image_ids=self.image_ids[mask],
             case_ids=self.case_ids[mask],
             labels=self.labels[mask],
+            mark_versions=None if self.mark_versions is None else self.mark_versions[mask],
         )
 
     def save(self, path: str | Path) -> None:
+        extra = {} if self.mark_versions is None else {"mark_versions": self.mark_versions}
         np.savez_compressed(
             path,
             crops=self.crops,
             image_ids=self.image_ids.astype(str),
             case_ids=self.case_ids.astype(str),
             labels=self.labels,
+            **extra,
         )
 
     @classmethod
@@ -92,6 +101,7 @@ class CropSet:
                 image_ids=z["image_ids"],
                 case_ids=z["case_ids"],
                 labels=z["labels"].astype(np.int64, copy=False),
+                mark_versions=z["mark_versions"] if "mark_versions" in z.files else None,
             )
 
 

@@ -90,6 +90,7 @@ class DicomImage:
     n_frames: int
     patient_id: str
     synthetic: bool
+    sop_instance_uid: str = ""  # names the slice a lesion mark belongs to
 
 
 def orientation_label(iop: tuple[float, ...] | None) -> str:
@@ -260,6 +261,7 @@ def _decode(
         n_frames=n_frames,
         patient_id=str(ds.get("PatientID", "")).strip(),
         synthetic="SYNTHETIC" in method.upper(),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")).strip(),
     )
 
 

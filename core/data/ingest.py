@@ -26,6 +26,8 @@ from core.project import home
 from core.data.dataset import CropSet
 from core.data.dicom_io import DicomReadError, read_pixels
 from core.data.manifest import IngestIssue, ManifestRow, read_manifest
+from core.data.mark_geometry import MarkError, crop_box
+from core.data.stored_marks import StoredMarks, stored_marks
 from core.data.transforms import box_inside, lesion_crop
 from core.data.labels import CLASSES
 import db
@@ -59,6 +61,7 @@ class IngestResult:
     ingestion_id: int | None = None
     n_rows: int = 0
     extra: dict = field(default_factory=dict)
+    mark_versions: dict = field(default_factory=dict)  # image_id -> the mark version it was cut from
 
     @property
     def errors(self) -> list[IngestIssue]:
@@ -121,9 +124,13 @@ def _file_digest(path: Path | None) -> str:
     return h.hexdigest()
 
 
-def _cache_key(data_dir: Path, manifest: Path, rows: list[ManifestRow], crop_size, margin) -> str:
-    """Hash of everything that decides the crops: file bytes, manifest bytes, crop parameters."""
+def _cache_key(data_dir: Path, manifest: Path, rows: list[ManifestRow], crop_size, margin,
+               marks: StoredMarks) -> str:  # fmt: skip
+    """Hash of everything that decides the crops: file bytes, manifest bytes, crop parameters,
+    and the stored mark versions when some row takes its box from them."""
     h = hashlib.sha256()
+    if any(row.box is None and row.mask is None for row in rows):
+        h.update(f"marks={marks.digest()}|".encode())
     # The folder is part of the key: the cached records hold each image's absolute path.
     h.update(f"v{PIPELINE_VERSION}|size={crop_size}|margin={margin!r}|{data_dir}|".encode())
     h.update(manifest.read_bytes())
@@ -174,8 +181,10 @@ def _write_report(path: Path, issues: list[IngestIssue]) -> None:
     os.replace(tmp, path)
 
 
-def _read_row(data_dir: Path, row: ManifestRow, make_crop):
-    """One manifest row -> (source, image, box, crop, warning), or the reason it is skipped."""
+def _read_row(data_dir: Path, row: ManifestRow, make_crop, marks: StoredMarks):
+    """One manifest row -> (source, image, box, crop, warning, mark version), or the reason it is
+    skipped. A row without box or mask takes its box from the stored marks of its slice; with none
+    stored, box and crop are None (the image is registered for annotation, not cropped)."""
     source = contained(data_dir, row.path)
     if source is None:
         return f"{row.path} leads outside the data folder through a symbolic link; not read"
@@ -187,8 +196,20 @@ def _read_row(data_dir: Path, row: ManifestRow, make_crop):
         return exc.reason
     if image.modality != "MR":
         return f"Modality is {image.modality or 'missing'!r}, expected MR (only MRI is ingested)"
-    box = row.box
-    if box is None:
+    box, version = row.box, None
+    if box is None and row.mask is None:
+        refusal = marks.refusal(row.patient_id)
+        if refusal:
+            return refusal
+        stored = marks.by_slice.get((row.patient_id, image.sop_instance_uid, row.frame))
+        if stored is None:
+            return source, image, None, None, None, None
+        version, author, shapes = stored
+        try:
+            box = crop_box(list(shapes), image.rows, image.cols)
+        except MarkError as exc:
+            return f"lesion mark version {version} by {author} unusable: {exc}"
+    elif box is None:
         mask = contained(data_dir, row.mask)
         if mask is None:
             return f"lesion mask {row.mask} leads outside the data folder through a symbolic link; not read"
@@ -200,7 +221,7 @@ def _read_row(data_dir: Path, row: ManifestRow, make_crop):
         text = ",".join(f"{v:g}" for v in box)
         return f"ROI {text} lies outside the {image.cols}x{image.rows} image"
     warning = looks_t2_sagittal(image.series_description, image.orientation_label)
-    return source, image, box, make_crop(image.array, box), warning
+    return source, image, box, make_crop(image.array, box), warning, version
 
 
 def _duplicate_of(first_seen: dict[str, ManifestRow], row: ManifestRow, image) -> str | None:
@@ -232,7 +253,8 @@ def _case_record(row: ManifestRow, image) -> dict:
     }
 
 
-def _image_record(row: ManifestRow, image, source: Path, box, crop_index: int) -> dict:
+def _image_record(row: ManifestRow, image, source: Path, box, crop_index: int | None) -> dict:
+    box = box if box is not None else (None, None, None, None)
     return {
         "image_id": f"{row.patient_id}:{row.path}#{row.frame}",
         "case_id": row.patient_id,
@@ -249,16 +271,23 @@ def _image_record(row: ManifestRow, image, source: Path, box, crop_index: int) -
     }
 
 
-def _ingest_rows(data_dir, rows, crop_size, margin, progress):
-    """Read, check and crop each row. Returns crops, ids, labels, issues, case and image dicts."""
-    crops, labels, issues, cases, images = [], [], [], {}, []
+UNMARKED = (
+    "no lesion box, mask or stored mark: registered for annotation (Annotate lesions page), "
+    "not cropped"
+)
+
+
+def _ingest_rows(data_dir, rows, crop_size, margin, progress, marks):
+    """Read, check and crop each row. Returns crops, issues, case and image dicts, and the mark
+    version each crop cut from stored marks came from."""
+    crops, labels, issues, cases, images, versions = [], [], [], {}, [], {}
     make_crop = lesion_crop(crop_size=crop_size, margin=margin)
     first_seen: dict[str, ManifestRow] = {}
     for row in tqdm(rows, desc="ingest", unit="file", disable=not progress, leave=False):
         # pydicom's warnings go to the report (and the log), not through the progress bar
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            read = _read_row(data_dir, row, make_crop)
+            read = _read_row(data_dir, row, make_crop, marks)
         for text in dict.fromkeys(str(w.message) for w in caught):
             log.warning("row %s (%s): %s", row.row, row.path, text)
             issues.append(IngestIssue(row.row, row.path, f"pydicom: {text}", level="warning"))
@@ -267,22 +296,32 @@ def _ingest_rows(data_dir, rows, crop_size, margin, progress):
         if isinstance(read, str):
             issues.append(IngestIssue(row.row, row.path, read))
             continue
-        source, image, box, crop, warning = read
+        source, image, box, crop, warning, version = read
         if warning:
             issues.append(IngestIssue(row.row, row.path, warning, level="warning"))
         cases.setdefault(row.patient_id, _case_record(row, image))
+        if crop is None:
+            issues.append(IngestIssue(row.row, row.path, UNMARKED, level="warning"))
+            images.append(_image_record(row, image, source, None, None))
+            continue
         images.append(_image_record(row, image, source, box, len(crops)))
+        if version is not None:
+            versions[images[-1]["image_id"]] = version
         crops.append(crop)
         labels.append(row.label)
+    cropped = [i for i in images if i["crop_index"] is not None]
     crop_set = CropSet(
         crops=np.stack(crops).astype(np.float32)
         if crops
         else np.zeros((0, crop_size, crop_size), np.float32),
-        image_ids=np.asarray([i["image_id"] for i in images], dtype=str),
-        case_ids=np.asarray([i["case_id"] for i in images], dtype=str),
+        image_ids=np.asarray([i["image_id"] for i in cropped], dtype=str),
+        case_ids=np.asarray([i["case_id"] for i in cropped], dtype=str),
         labels=np.asarray(labels, dtype=np.int64),
+        mark_versions=np.asarray([versions.get(i["image_id"], 0) for i in cropped], np.int64)
+        if versions
+        else None,
     )
-    return crop_set, issues, list(cases.values()), images
+    return crop_set, issues, list(cases.values()), images, versions
 
 
 def ingest_folder(
@@ -298,6 +337,7 @@ def ingest_folder(
     cache_dir: str | Path | None = None,
     cohort: str = "internal",
     allow_label_change: bool = False,
+    marks_by: str | None = None,
 ) -> IngestResult:
     """Ingest every image a manifest lists into lesion crops.
 
@@ -312,26 +352,26 @@ def ingest_folder(
     margin : float, default 0.1
         Context kept around the (squared) lesion box, as a fraction of its side on each side.
     conn : sqlite_utils.Database, optional
-        When given (from ``db.connect()``), the ingestion, its issues, the cases and the images
-        are recorded there.
-    progress : bool, default True
-        Show a tqdm progress bar over the files.
+        From ``db.connect()``: the ingestion, its issues, cases and images are recorded there.
+    progress, use_cache : bool, default True
+        Show a tqdm progress bar over the files; reuse crops cached for identical inputs.
     report_csv : str or Path, optional
         Also copy the report (``row, path, level, problem``) here.
-    use_cache : bool, default True
-        Reuse crops cached for identical inputs.
     cache_dir : str or Path, optional
-        Crop cache; default ``core.project.home.cache_dir("crops")``, never the (maybe read-only) data.
+        Crop cache; default ``core.project.home.cache_dir("crops")``, never the data folder.
     cohort : str, default "internal"
-        The cohort of every case (sites come from the manifest). A case is (cohort, patient ID),
-        keyed ``db.case_key(cohort, patient_id)``: another cohort's cases are never changed.
+        The cohort of every case (sites come from the manifest); a case is keyed
+        ``db.case_key(cohort, patient_id)``, so another cohort's cases are never changed.
     allow_label_change : bool, default False
         Let this ingestion change stored labels (audited); else it is refused, recording nothing.
+    marks_by : str, optional
+        Whose stored marks (read from ``conn``) give the box of a row without box or mask: an
+        annotator's name or ``admin``; default the cohort's chosen author, else the only one.
 
     Returns
     -------
     IngestResult
-        Crops, issues, the report path, case and image records.
+        Crops, issues, report path, case and image records, mark versions used.
 
     Raises
     ------
@@ -345,22 +385,21 @@ def ingest_folder(
     data_dir, manifest, crop_size = _checked_inputs(data_dir, manifest, crop_size, margin)
     cohort = db.check_cohort(cohort)
     rows, manifest_issues = read_manifest(manifest)
+    marks = stored_marks(conn, cohort, marks_by) if conn is not None else StoredMarks()
     cache = _CacheFiles.for_key(
         Path(cache_dir) if cache_dir else home.cache_dir("crops"),
-        _cache_key(data_dir, manifest, rows, crop_size, margin),
+        _cache_key(data_dir, manifest, rows, crop_size, margin, marks),
     )
     from_cache = use_cache and cache.complete()
-    options = (crop_size, margin, progress)
-    crops, issues, cases, images = (
-        cache.load()
-        if from_cache
-        else _ingest_and_cache(cache, data_dir, rows, manifest_issues, options)
+    crops, issues, cases, images, versions = _load_or_ingest(
+        cache, from_cache, data_dir, rows, manifest_issues, (crop_size, margin, progress, marks)
     )
     crops, cases, images = _in_cohort(cohort, crops, cases, images)
     result = IngestResult(
         crops, issues, _report_copy(cache.report, report_csv), cases, images, cache.npz,
         cache_key=cache.key, from_cache=from_cache,
         n_rows=len(rows) + sum(1 for i in manifest_issues if i.row),
+        mark_versions={f"{cohort}/{i}": v for i, v in versions.items()},
     )  # fmt: skip
     if conn is not None:
         _record(conn, result, (data_dir, manifest, crop_size), allow_label_change)
@@ -387,6 +426,7 @@ def _in_cohort(cohort: str, crops: CropSet, cases: list[dict], images: list[dict
         image_ids=np.asarray([prefix + i for i in crops.image_ids.tolist()], dtype=str),
         case_ids=np.asarray([key[c] for c in crops.case_ids.tolist()], dtype=str),
         labels=crops.labels,
+        mark_versions=crops.mark_versions,
     )
     return scoped, scoped_cases, scoped_images
 
@@ -399,12 +439,19 @@ def _report_copy(report: Path, report_csv) -> Path:
     return Path(report_csv)
 
 
+def _load_or_ingest(cache, from_cache: bool, data_dir, rows, manifest_issues, options):
+    """The cached crops and records when ``from_cache``, else those of a fresh ingestion."""
+    if from_cache:
+        return cache.load()
+    return _ingest_and_cache(cache, data_dir, rows, manifest_issues, options)
+
+
 def _ingest_and_cache(cache, data_dir, rows, manifest_issues, options):
     """Ingest the rows afresh (``options`` = crop size, margin, progress) and cache the result."""
-    crops, row_issues, cases, images = _ingest_rows(data_dir, rows, *options)
+    crops, row_issues, cases, images, versions = _ingest_rows(data_dir, rows, *options)
     issues = sorted(manifest_issues + row_issues, key=lambda i: (i.row, i.level))
-    cache.save(crops, issues, cases, images)
-    return crops, issues, cases, images
+    cache.save(crops, issues, cases, images, versions)
+    return crops, issues, cases, images, versions
 
 
 def _checked_inputs(data_dir, manifest, crop_size, margin) -> tuple[Path, Path, int]:
@@ -446,16 +493,18 @@ class _CacheFiles:
     def load(self):
         meta = json.loads(self.meta.read_text())
         issues = [IngestIssue(**i) for i in meta["issues"]]
-        return CropSet.load(self.npz), issues, meta["cases"], meta["images"]
+        versions = meta.get("mark_versions", {})
+        return CropSet.load(self.npz), issues, meta["cases"], meta["images"], versions
 
-    def save(self, crops: CropSet, issues, cases, images) -> None:
+    def save(self, crops: CropSet, issues, cases, images, versions) -> None:
         for image in images:
-            image["crop_cache"] = str(self.npz)
+            image["crop_cache"] = str(self.npz) if image["crop_index"] is not None else None
         tmp = self.npz.with_name(f"{self.npz.stem}.tmp{os.getpid()}.npz")
         crops.save(tmp)
         os.replace(tmp, self.npz)
         _write_report(self.report, issues)
-        meta = {"issues": [asdict(i) for i in issues], "cases": cases, "images": images}
+        meta = {"issues": [asdict(i) for i in issues], "cases": cases, "images": images,
+                "mark_versions": versions}  # fmt: skip
         tmp = self.meta.with_name(self.meta.name + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, self.meta)
@@ -490,3 +539,4 @@ def _record(conn, result: IngestResult, inputs: tuple, allow_label_change: bool)
     result.ingestion_id = ingestion_id
     db.upsert_cases(conn, result.cases, allow_label_change=allow_label_change)
     db.upsert_images(conn, result.images)
+    db.record_ingestion_marks(conn, ingestion_id, sorted(result.mark_versions.items()))

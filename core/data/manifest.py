@@ -2,7 +2,8 @@
 
 Columns: ``patient_id``, ``path`` (relative to the data folder), ``label`` (SCC, AC or ASC), the
 lesion box ``x0, y0, x1, y1`` in pixel coordinates (x along columns, x1/y1 exclusive) or a
-``mask`` path (a DICOM, PNG or .npy file whose non-zero pixels mark the lesion), and an optional
+``mask`` path (a DICOM, PNG or .npy file whose non-zero pixels mark the lesion), or neither (the
+box then comes from the lesion marks stored in the database, drawn or imported), and an optional
 ``frame`` for multi-frame files, and an optional ``site`` (the hospital or scanner the image came
 from; used by site-grouped cross-validation and per-site results). Rows are numbered by their line in the file (the header is
 line 1), the way a spreadsheet shows them.
@@ -42,7 +43,8 @@ class IngestIssue:
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """One valid manifest row. ``box`` is None when the lesion is given by ``mask``."""
+    """One valid manifest row. ``box`` is None when the lesion is given by ``mask``; both are None
+    when it comes from the lesion marks stored in the database (or is still to be marked)."""
 
     row: int
     patient_id: str
@@ -125,10 +127,9 @@ def _checked_header(path: Path, fieldnames) -> list[str]:
     """The lower-cased header, or a ValueError saying which columns a manifest needs."""
     header = [(h or "").strip().lower() for h in (fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
-    has_box = all(c in header for c in BOX)
-    if not missing and (has_box or "mask" in header):
+    if not missing:
         return header
-    need = ", ".join(REQUIRED) + ", and either " + ",".join(BOX) + " or mask"
+    need = ", ".join(REQUIRED) + ", and optionally " + ",".join(BOX) + " or mask"
     if not header:
         raise ValueError(f"manifest {path} is empty; it needs a header row with {need}")
     other = [d for d in ";\t|" if len(header) == 1 and d in header[0]]
@@ -216,6 +217,4 @@ def _check(values: dict[str, str]) -> str | None:
             return f"lesion box {','.join(box_text)} needs four numbers x0,y0,x1,y1"
         if not (x1 > x0 and y1 > y0):
             return f"lesion box {x0:g},{y0:g},{x1:g},{y1:g} is empty: need x1 > x0 and y1 > y0"
-    elif not values.get("mask"):
-        return "no lesion region: give x0,y0,x1,y1 or a mask path"
     return None

@@ -41,7 +41,7 @@ def sign_in_admin(at: AppTest) -> AppTest:
 
 def sign_in_reader(at: AppTest, code: str) -> AppTest:
     by_label(at.text_input, "Access code").input(code)
-    by_label(at.button, "Start reading").click()
+    by_label(at.button, "Continue").click()
     return at.run()
 
 

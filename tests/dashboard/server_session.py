@@ -32,7 +32,7 @@ def aided_read(code: str) -> dict:
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     next(t for t in at.text_input if t.label == "Access code").input(code)
-    _button(at, "Start reading").click()
+    _button(at, "Continue").click()
     at.run()
     header = desk_header(at)
     case = current_case(at)

@@ -198,7 +198,7 @@ def sign_in_admin(page, url: str, secret: str = ADMIN_SECRET) -> None:
 def sign_in_reader(page, code: str) -> None:
     """Sign in on the sign-in page already open (a reload lands there too) and wait for a case."""
     page.get_by_role("textbox", name="Access code").fill(code)
-    page.get_by_role("button", name="Start reading").click()
+    page.get_by_role("button", name="Continue").click()
     wait_heading(page, CASE_HEADING)
 
 

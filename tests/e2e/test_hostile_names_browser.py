@@ -58,7 +58,7 @@ def test_markdown_image_names_render_as_text_in_the_browser(hostile_server, new_
     reader_requests = _watch(reader)
     open_app(reader, srv.url)
     reader.get_by_role("textbox", name="Access code").fill(code)
-    reader.get_by_role("button", name="Start reading").click()
+    reader.get_by_role("button", name="Continue").click()
     reader.get_by_role("heading", name="Read carefully").first.wait_for()  # Markdown still works
     wait_idle(reader)
     assert reader.get_by_text(f"![x](http://{BEACON_HOST}/instructions.png)").count() >= 1

@@ -105,7 +105,7 @@ def sign_in(url: str, source: str, field: str, submit: str, value: str, forwarde
 
 
 def reader_sign_in(url: str, code: str, source: str = READER, forwarded=None):
-    return sign_in(url, source, "Access code", "Start reading", code, forwarded)
+    return sign_in(url, source, "Access code", "Continue", code, forwarded)
 
 
 def admin_sign_in(url: str, secret: str, source: str = ADMIN, forwarded=None):

@@ -99,7 +99,7 @@ def read_cohort(kind: str, n_reads: int, n_jumps: int) -> dict:
                 page.goto(server.url)
                 wait_idle(page)
                 page.get_by_role("textbox", name="Access code").fill(code)
-                page.get_by_role("button", name="Start reading").click()
+                page.get_by_role("button", name="Continue").click()
                 drawn(page, "unaided:1", timeout_s=120)
                 wait_idle(page)
                 cold = []
