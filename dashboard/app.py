@@ -32,12 +32,20 @@ def pages_for(role: str | None) -> dict[str, list]:
                 _page("overview.py", "Overview", ":material/dashboard:", default=True),
                 _page("cv_results.py", "Cross-validation results", ":material/monitoring:"),
                 _page("case_browser.py", "Case browser", ":material/image_search:"),
+                _page("annotate.py", "Annotate lesions", ":material/draw:"),
                 _page("run_cv.py", "Run a cross-validation", ":material/play_circle:"),
                 _page("report.py", "Report export", ":material/download:"),
             ],
             "Reader study": [
                 _page("study_admin.py", "Studies and readers", ":material/group:"),
                 _page("study_analysis.py", "Reader analysis", ":material/query_stats:"),
+            ],
+            "Account": [_page("sign_out.py", "Sign out", ":material/logout:")],
+        }
+    if role == "annotator":
+        return {
+            "Annotation": [
+                _page("annotate.py", "Annotate lesions", ":material/draw:", default=True)
             ],
             "Account": [_page("sign_out.py", "Sign out", ":material/logout:")],
         }

@@ -136,6 +136,12 @@ def _current_version(raw, case_id: str, author: str) -> tuple[int, int] | None:
     ).fetchone()
 
 
+def current_mark_version(conn: sqlite_utils.Database, case_id: str, author: str) -> int:
+    """The number of the author's latest version of the case's marks (0: never saved)."""
+    found = _current_version(conn.conn, case_id, author)
+    return 0 if found is None else int(found[1])
+
+
 def _mark_rows(raw, version_id: int) -> list[tuple]:
     return [
         tuple(r)
@@ -161,8 +167,8 @@ def save_marks(
 
     ``marks`` are dicts with ``sop_instance_uid``, ``frame``, ``kind`` and ``geometry`` (a dict).
     Saving exactly the current marks again stores nothing and returns the current version (a
-    repeated save from the browser is one version). An empty list is a version too: the author
-    removed their marks. The whole version is stored in one transaction, or nothing is.
+    repeated save from the browser is one version). An empty list is a version too (the author
+    removed their marks), except on a case they never marked (returns 0). The whole version is stored in one transaction, or nothing is.
     """
     if origin not in ORIGINS:
         raise ValueError(f"mark origin {origin!r} is not one of {', '.join(ORIGINS)}")
@@ -175,6 +181,8 @@ def save_marks(
         if raw.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
             raise ValueError(f"case {case_id!r} is not in the database")
         current = _current_version(raw, case_id, author)
+        if current is None and not rows:
+            return 0  # nothing drawn on a case never marked: no version to keep
         if current is not None and _mark_rows(raw, current[0]) == rows:
             return int(current[1])
         version = 1 if current is None else int(current[1]) + 1

@@ -65,6 +65,10 @@ EVENTS = (
     "code_revoked",
     "code_reissued",
     "sessions_ended",  # a reader ended their other sessions
+    "annotator_added",
+    "annotator_code_revoked",
+    "marks_imported",  # a DICOM SEG or NIfTI mask became a version of someone's marks
+    "mark_choice",  # whose marks ingestion uses in a cohort
 )
 # control characters, line separators, zero-width and bidirectional overrides (a name must not
 # reorder or hide the text around it)

@@ -91,10 +91,12 @@ def save_imported(conn, case_id: str, author: str, masks: dict, *, origin: str, 
     return db.save_marks(conn, case_id, author, rows, origin=origin, origin_detail=detail)
 
 
-def marks_on_slices(conn, case_id: str, slices: list[CaseSlice]) -> dict[str, list[dict]]:
+def marks_on_slices(conn, case_id: str, slices) -> dict[str, list[dict]]:
     """``{author: [{"slice", "kind", "points", "bits"?, "version"}]}`` of every author's current
-    marks on these slices (a mark of a slice no longer in the series is left out)."""
-    index = {(s.sop_instance_uid, s.frame): i for i, s in enumerate(slices)}
+    marks on ``slices`` (:class:`CaseSlice` or ``(sop_instance_uid, frame)`` pairs); a mark of a
+    slice not among them is left out."""
+    keys = [(s.sop_instance_uid, s.frame) if isinstance(s, CaseSlice) else tuple(s) for s in slices]
+    index = {(str(uid), int(frame)): i for i, (uid, frame) in enumerate(keys)}
     out: dict[str, list[dict]] = {}
     frame = db.current_marks_frame(conn, case_id=case_id)
     for row in frame.itertuples(index=False):
@@ -104,6 +106,27 @@ def marks_on_slices(conn, case_id: str, slices: list[CaseSlice]) -> dict[str, li
         slot = index[(row.sop_instance_uid, int(row.frame))]
         out[row.author].append({"slice": slot, **row.geometry, "version": int(row.version)})
     return out
+
+
+def marked_cases(conn, cohort: str, author: str) -> set[str]:
+    """The cases of ``cohort`` whose current version by ``author`` holds at least one mark."""
+    frame = db.current_marks_frame(conn, cohort=cohort).dropna(subset=["kind"])
+    return set(frame.loc[frame["author"] == author, "case_id"])
+
+
+def next_position(marked: list[bool], current: int, move: str) -> int:
+    """Where a move from ``current`` lands in a worklist: ``next``/``previous`` (clamped), or
+    ``next-unmarked`` (the next case after it without marks, round the end; else ``current``)."""
+    n = len(marked)
+    if move == "previous":
+        return max(current - 1, 0)
+    if move == "next":
+        return min(current + 1, n - 1)
+    for step in range(1, n + 1):
+        candidate = (current + step) % n
+        if not marked[candidate]:
+            return candidate
+    return current
 
 
 def author_masks(conn, case_id: str) -> dict[str, dict[tuple[str, int], object]]:
