@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import db
-from core.commands import app, data, study, train
+from core.commands import app, data, marks, study, train
 from core.data.dicom_io import DicomReadError
 from core.project import home
 
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     data,  # demo-data, ingest
     train,  # cv, compare, predict, bench
     study,  # demo-study, study export/import
+    marks,  # annotator add/list/revoke, marks import/export
     app,  # demo, dashboard, prefetch-weights, unlock-admin
 )
 # What a bad input or a bad file raises: one line on stderr, exit status 2, no traceback.

@@ -8,6 +8,7 @@ browser with the reason shown under the image.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import streamlit as st
@@ -41,6 +42,11 @@ def author_of(identity) -> Author:
 def _on_save() -> None:
     value = st.session_state.get(COMPONENT_KEY) or {}
     st.session_state[SAVE_KEY] = value.get("save")
+
+
+def _store_key(author: str, display_id: str) -> str:
+    """Where this browser keeps marks not yet stored: per author and case, the name hashed."""
+    return hashlib.sha256(author.encode()).hexdigest()[:12] + ":" + display_id
 
 
 def view_id(display_id: str) -> str:
@@ -96,6 +102,7 @@ def annotation_view(author: Author, case_id: str, display_id: str, slices) -> No
     payload["annotate"] = {
         "marks": own,
         "version": version,
+        "store_key": _store_key(author.name, display_id),
         "colour": marks_lib.AUTHOR_COLOURS[0],
         "note": st.session_state.get(NOTE_KEY, ""),
     }

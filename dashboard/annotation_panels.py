@@ -76,6 +76,7 @@ def agreement_panel(cohort: str, authors: list[str]) -> None:
             f"Ingestion of cohort {safe_text.plain(cohort)} uses the marks of",
             options,
             index=options.index(chosen) if chosen in options else 0,
+            format_func=safe_text.plain,  # radio labels are Markdown; names are user text
             key="mark_choice",
         )
         wanted = None if pick == NO_CHOICE else pick

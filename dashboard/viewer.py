@@ -106,9 +106,19 @@ export default function (component) {
   const note = root.querySelector(".csv-note");
   const A = data.annotate || null;
   // The marks being edited survive reruns of the same case until the server stores them.
+  const keep = A ? "cervixscope.annotate." + A.store_key : "";
   if (A && (!view.work || view.base !== A.version || view.viewOf !== data.view_id)) {
     view.work = copyMarks(A.marks); view.base = A.version; view.viewOf = data.view_id;
     view.open = null; view.selected = -1; view.tool = view.tool || "box";
+    // marks drawn but not stored before a reload or a crash come back from local storage
+    let kept = null;
+    try { kept = JSON.parse(localStorage.getItem(keep) || "null"); } catch (err) { kept = null; }
+    if (kept && kept.base === A.version) view.work = copyMarks(kept.marks);
+    else localStorage.removeItem(keep);
+  }
+  function persist() {
+    try { localStorage.setItem(keep, JSON.stringify({ base: view.base, marks: view.work })); }
+    catch (err) { /* storage full or off: the marks still live in this page */ }
   }
   if (A) note.textContent = A.note || "";
   const ctx = canvas.getContext("2d");
@@ -202,7 +212,7 @@ export default function (component) {
 
   function closePolygon() {
     view.work.push({ slice: view.slice, kind: "polygon", points: view.open.points });
-    view.selected = view.work.length - 1; view.open = null;
+    view.selected = view.work.length - 1; view.open = null; persist();
   }
 
   function removeMark() {
@@ -212,7 +222,7 @@ export default function (component) {
       i = view.work.map((m) => m.slice).lastIndexOf(view.slice);
     }
     if (i >= 0) view.work.splice(i, 1);
-    view.selected = -1; draw();
+    view.selected = -1; persist(); draw();
   }
 
   function onAnnotateKey(e) {
@@ -305,7 +315,7 @@ export default function (component) {
       if (Math.abs(bx - ax) >= 1 && Math.abs(by - ay) >= 1) {
         view.work.push({ slice: view.slice, kind: "box",
           points: [[Math.min(ax, bx), Math.min(ay, by)], [Math.max(ax, bx), Math.max(ay, by)]] });
-        view.selected = view.work.length - 1;
+        view.selected = view.work.length - 1; persist();
       }
       draw();
     }

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.annotation import marks as annotation_marks
 from core.data.labels import CLASSES
 from core.reader_study import heatmaps, viewer_data, viewing
-from dashboard import loaders, selection, store
+from dashboard import loaders, safe_text, selection, store
 from dashboard.viewer import KEY_LEGEND, image_viewer
 
 NO_RUNS_HELP = (
@@ -191,8 +192,15 @@ def case_viewer(case_id: str, *, key: str) -> np.ndarray | None:
         view_id=f"browser:{case_id}",
         crop=shown["crop"],
     )
+    with store.connection() as conn:
+        payload["marks"] = annotation_marks.viewer_mark_groups(conn, case_id)
     image_viewer(payload, key=key, size=420, side_size=130)
     st.caption(KEY_LEGEND)
+    if payload["marks"]:
+        st.caption(
+            "Lesion marks (dashed): "
+            + ", ".join(f"{safe_text.plain(g['author'])} {g['colour']}" for g in payload["marks"])
+        )
     return shown["crop"]
 
 

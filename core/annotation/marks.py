@@ -166,3 +166,24 @@ def agreement_frame(conn, cohort: str, first: str, second: str):
             rows.append({"case_id": case_id, "display_id": display_id, "iou": iou, "dice": dice})
     frame = pd.DataFrame(rows, columns=["case_id", "display_id", "iou", "dice"])
     return frame.sort_values(["dice", "display_id"]).reset_index(drop=True)
+
+
+def viewer_mark_groups(conn, case_id: str, *, series: bool = False) -> list[dict]:
+    """Every author's current marks on the case's slices (the model's, or the whole series) as
+    the viewer draws them: ``[{"author", "colour", "marks"}]``, one colour per author."""
+    sources = slice_sources(conn, case_id, series=series)
+    if isinstance(sources, str):
+        return []
+    try:
+        keys = [(s.decoded().sop_instance_uid, s.frame) for s in sources]
+    except Exception:  # noqa: BLE001 - an unreadable slice: the viewer says so itself
+        return []
+    by_author = {a: m for a, m in marks_on_slices(conn, case_id, keys).items() if m}
+    return [
+        {
+            "author": name,
+            "colour": AUTHOR_COLOURS[i % len(AUTHOR_COLOURS)],
+            "marks": by_author[name],
+        }
+        for i, name in enumerate(sorted(by_author))
+    ]

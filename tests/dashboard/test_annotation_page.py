@@ -118,3 +118,30 @@ def test_the_admin_adds_an_annotator_and_compares_two_authors(annotation_env):
     conn = db.connect(path)
     assert "Dr New" in db.annotators_frame(conn)["display_name"].tolist()
     conn.close()
+
+
+def test_the_case_browser_shows_both_annotators_marks(eval_db, tmp_path, monkeypatch):
+    import sqlite3
+
+    copy = tmp_path / "browser.db"
+    with sqlite3.connect(eval_db.path) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(copy))
+    monkeypatch.setenv("CERVIXSCOPE_HOME", str(eval_db.workdir))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    at = sign_in_admin(session())
+    at.switch_page("../pages/case_browser.py").run()
+    case_id = at.selectbox(key="case_pick").value
+    conn = db.connect(copy)
+    for author, x in (("Dr Ann", 10), ("Dr Bo", 14)):
+        save_drawn(
+            conn, case_id, author, [{"slice": 0, "kind": "box", "points": [[x, 10], [40, 40]]}]
+        )
+    conn.close()
+    at.run()
+    groups = viewer_data(at)["marks"]
+    assert [g["author"] for g in groups] == ["Dr Ann", "Dr Bo"]
+    assert groups[0]["colour"] != groups[1]["colour"]
+    assert [g["marks"][0]["points"] for g in groups] == [[[10.0, 10.0], [40.0, 40.0]],
+                                                         [[14.0, 10.0], [40.0, 40.0]]]  # fmt: skip
+    assert any("Lesion marks (dashed)" in c.value for c in at.caption)

@@ -162,3 +162,46 @@ def test_hostile_drawn_marks_store_nothing(unmarked_db):
         with pytest.raises(MarkError, match=message):
             save_drawn(unmarked_db, case_id, "Dr A", [fine, bad])
     assert stored_versions(unmarked_db) == 0
+
+
+def without_references(path) -> None:
+    """Strip a SEG's references to its source images (some tools write none): only the
+    frames' positions and the frame of reference are left to match it by."""
+    seg = pydicom.dcmread(path)
+    del seg.ReferencedSeriesSequence
+    for item in seg.PerFrameFunctionalGroupsSequence:
+        if "DerivationImageSequence" in item:
+            del item.DerivationImageSequence
+    seg.save_as(path)
+
+
+def test_a_seg_without_references_is_matched_by_position_in_its_frame_of_reference(
+    unmarked_db, tmp_path
+):
+    case_id, other = first_case(unmarked_db)
+    slices = case_slices(unmarked_db, case_id)
+    source = pydicom.dcmread(slices[0].source.path)
+    write_seg(tmp_path / "noref.dcm", source, box_mask(source.Rows, source.Columns, *BOX))
+    without_references(tmp_path / "noref.dcm")
+    import_seg(unmarked_db, tmp_path / "noref.dcm", case_id, slices, "Dr Pos")
+    marks = marks_on_slices(unmarked_db, case_id, slices)["Dr Pos"]
+    assert [(m["kind"], m["points"]) for m in marks] == [
+        ("box", [[BOX[0], BOX[1]], [BOX[2], BOX[3]]])
+    ]
+    # the other patient's slices lie at the same positions, in another frame of reference
+    theirs = pydicom.dcmread(case_slices(unmarked_db, other)[0].source.path)
+    write_seg(tmp_path / "theirs.dcm", theirs, box_mask(theirs.Rows, theirs.Columns, *BOX))
+    without_references(tmp_path / "theirs.dcm")
+    with pytest.raises(MaskImportError, match=r"^theirs\.dcm: names no source image"):
+        import_seg(unmarked_db, tmp_path / "theirs.dcm", case_id, slices, "Dr Pos")
+
+
+def test_saving_the_same_marks_again_is_no_new_version(unmarked_db):
+    case_id, _ = first_case(unmarked_db)
+    marks = [{"slice": 0, "kind": "box", "points": [[3, 3], [20, 20]]}]
+    assert save_drawn(unmarked_db, case_id, "Dr A", marks) == 1
+    assert save_drawn(unmarked_db, case_id, "Dr A", marks) == 1
+    assert save_drawn(unmarked_db, case_id, "Dr A", []) == 2  # removing them is a version
+    _, other = first_case(unmarked_db)
+    assert save_drawn(unmarked_db, other, "Dr A", []) == 0  # nothing on a never-marked case
+    assert db.mark_versions_frame(unmarked_db, other).empty
