@@ -141,19 +141,25 @@ def sign_in_with_code(code: str) -> None:
         sign_in_reader(code)
 
 
+def _checked_code(kind: str, code: str, credential, authenticate, source: dict):
+    """Who an access code belongs to, within the sign-in limits; a wrong code is audited and
+    raises ``db.InvalidAccessCode`` (the code is not even hashed when a limit applies)."""
+    with connection() as conn:
+        db.check_sign_in(conn, client=source["client"], kind=kind, credential=credential)
+        try:
+            return authenticate(conn, code)
+        except db.InvalidAccessCode:
+            db.record_sign_in(conn, ok=False, kind=kind, credential=credential, **source)
+            raise
+
+
 def sign_in_annotator(code: str) -> None:
     """Sign in with an annotator's access code, within the sign-in limits and audited like a
     reader's (raises ``db.SignInThrottled`` or ``db.InvalidAccessCode``)."""
     source = client_source()
     code = str(code or "").strip()[:MAX_CODE_LENGTH]
     credential = db.annotator_credential(code)
-    with connection() as conn:
-        db.check_sign_in(conn, client=source["client"], kind="annotator", credential=credential)
-        try:
-            annotator = db.authenticate_annotator(conn, code)
-        except db.InvalidAccessCode:
-            db.record_sign_in(conn, ok=False, kind="annotator", credential=credential, **source)
-            raise
+    annotator = _checked_code("annotator", code, credential, db.authenticate_annotator, source)
     token = sign_in(Identity(role="annotator", name=annotator.display_name,
                              annotator_id=annotator.annotator_id))  # fmt: skip
     with connection() as conn:
@@ -174,13 +180,7 @@ def sign_in_reader(code: str) -> None:
     source = client_source()
     code = str(code or "").strip()[:MAX_CODE_LENGTH]  # real codes are ~20 characters
     credential = db.code_credential(code)
-    with connection() as conn:
-        db.check_sign_in(conn, client=source["client"], kind="reader", credential=credential)
-        try:
-            reader = db.authenticate_reader(conn, code)
-        except db.InvalidAccessCode:
-            db.record_sign_in(conn, ok=False, kind="reader", credential=credential, **source)
-            raise
+    reader = _checked_code("reader", code, credential, db.authenticate_reader, source)
     identity = Identity(role="reader", name=reader.display_name, reader_id=reader.reader_id,
                         study_id=reader.study_id)  # fmt: skip
     token = sign_in(identity)
