@@ -209,13 +209,23 @@ def gradcam_panel(
 ) -> None:
     """Grad-CAM over the crop for one class (made by a worker process, cached on disk: torch
     never loads into the server), or a clear message when it cannot be computed. With
-    ``case_id``, from the fold model that never saw the case, like its out-of-fold probabilities."""
-    try:
-        with st.spinner("Grad-CAM…"):
-            overlay = heatmaps.gradcam_overlay(
-                run_id, np.ascontiguousarray(crop), int(class_index), case_id=case_id
-            )
-    except Exception as exc:  # the worker's own one-line reason, not a traceback
-        st.info(f"No Grad-CAM for this run: {exc}")
-        return
-    st.image(np.asarray(overlay), caption=caption, width="stretch", clamp=True)
+    ``case_id``, from the fold model that never saw the case, like its out-of-fold probabilities.
+
+    A map not made yet does not hold the page: the worker starts in the background and a
+    fragment looks for its result every second, then redraws the page once with it."""
+    crop = np.ascontiguousarray(crop)
+    state, value = heatmaps.overlay_status(run_id, crop, int(class_index), case_id)
+    if state == "making":
+        _gradcam_pending(run_id, crop, int(class_index), case_id)
+    elif state == "failed":
+        st.info(f"No Grad-CAM for this run: {value}")  # the worker's own one-line reason
+    else:
+        st.image(np.asarray(value), caption=caption, width="stretch", clamp=True)
+
+
+@st.fragment(run_every=1.0)
+def _gradcam_pending(run_id: str, crop: np.ndarray, class_index: int, case_id) -> None:
+    state, _ = heatmaps.overlay_status(run_id, crop, class_index, case_id)
+    if state != "making":
+        st.rerun(scope="app")  # the page draws the map (or the reason) from the cache
+    st.caption("Grad-CAM: a worker process is loading the fold model (a few seconds, once)…")

@@ -30,6 +30,7 @@ RETRY_AFTER_S = 300  # after a failed worker, the same run is not tried again fo
 # Keyed by project home and run id: the same run id under another home is another model.
 _FAILED: dict[str, tuple[float, str]] = {}  # run -> (when, why) of the last failure
 _BATCHES: dict[str, subprocess.Popen] = {}  # run -> its background worker, if one was started
+_LOGS: dict[str, Path] = {}  # run -> where its background worker writes its errors
 
 
 def _run_key(run_id: str) -> str:
@@ -92,6 +93,37 @@ def gradcam_overlay(run_id: str, crop: np.ndarray, class_index: int, case_id=Non
     return np.load(target)
 
 
+def overlay_status(run_id: str, crop: np.ndarray, class_index: int, case_id=None):
+    """``("ready", overlay)``, ``("making", None)`` or ``("failed", reason)``, without waiting:
+    when no worker is making it, one is started in the background (pages poll this instead of
+    holding a script run for the seconds a cold torch import takes)."""
+    found = cached_overlay(run_id, crop, class_index, case_id)
+    if found is not None:
+        return "ready", found
+    key = _run_key(run_id)
+    failed = _FAILED.get(key)
+    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
+        return "failed", failed[1]
+    batch = _BATCHES.get(key)
+    if batch is not None and batch.poll() is None:
+        return "making", None
+    if batch is not None and batch.returncode != 0:  # it ended without this overlay
+        reason = _last_line(_LOGS.get(key)) or f"worker exited with {batch.returncode}"
+        _FAILED[key] = (time.monotonic(), reason)
+        _BATCHES.pop(key, None)
+        return "failed", reason
+    make_overlays(run_id, [(crop, class_index, case_id)], wait=False)
+    return "making", None
+
+
+def _last_line(path: Path | None) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except (OSError, AttributeError):
+        return ""
+    return lines[-1] if lines else ""
+
+
 def make_overlays(run_id: str, jobs: list[tuple[np.ndarray, int]], *, wait: bool = True):
     """Make the overlays of many crops in one worker process (the model loads once).
 
@@ -120,7 +152,8 @@ def make_overlays(run_id: str, jobs: list[tuple[np.ndarray, int]], *, wait: bool
     (folder / "jobs.tsv").write_text("\n".join(lines), encoding="utf-8")
     args = [str(run_id), str(folder / "jobs.tsv")]
     if not wait:
-        _BATCHES[_run_key(run_id)] = _start_worker(args)
+        _LOGS[_run_key(run_id)] = folder / "worker.log"
+        _BATCHES[_run_key(run_id)] = _start_worker(args, folder / "worker.log")
         return _BATCHES[_run_key(run_id)]
     try:
         _run_worker(args)
@@ -135,15 +168,16 @@ def _worker_env() -> dict:
     return env
 
 
-def _start_worker(args: list[str]) -> subprocess.Popen:
+def _start_worker(args: list[str], log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "core.reader_study.heatmaps", *args]
-    return subprocess.Popen(
-        command,
-        env=_worker_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # not tied to the page's session: it finishes on its own
-    )
+    with log.open("w", encoding="utf-8") as err:  # the child keeps its own copy of the handle
+        return subprocess.Popen(
+            command,
+            env=_worker_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,  # not tied to the page's session: it finishes on its own
+        )
 
 
 def _run_worker(args: list[str]) -> None:

@@ -14,6 +14,7 @@ import db
 from core.data.labels import CLASS_INDEX
 from core.statistics import metrics
 from dashboard.auth import Identity
+from tests.dashboard.gradcam_wait import settle_gradcam
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -264,9 +265,9 @@ def test_results_confusion_click_lists_cases(eval_env):
 
 
 def test_case_browser_filters_and_shows_a_case(eval_env):
-    at = _open("case_browser")
+    at = settle_gradcam(_open("case_browser"))
     _no_errors(at)
-    at.selectbox(key="f_outcome").set_value("wrong").run()
+    settle_gradcam(at.selectbox(key="f_outcome").set_value("wrong").run())
     _no_errors(at)
     table = _frame(at, ["case_id", "correct"])
     assert not table.empty and not table["correct"].any()
@@ -302,7 +303,7 @@ def test_case_browser_explains_missing_final_model(eval_env, tmp_path, monkeypat
     monkeypatch.setenv("CERVIXSCOPE_HOME", str(tmp_path))
     gradcam._model.cache_clear()  # core keeps loaded models in memory; forget them
     shutil.rmtree(cache_dir("gradcam"), ignore_errors=True)  # and heat maps made earlier
-    at = _open("case_browser")
+    at = settle_gradcam(_open("case_browser"))
     assert not at.exception
     looked = str(tmp_path / "runs")
     assert any("there is no folder" in i.value and looked in i.value for i in at.info), (

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 import db
 from dashboard.auth import Identity
+from tests.dashboard.gradcam_wait import settle_gradcam
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def _case_browser(db_path: Path, monkeypatch, cwd: Path) -> AppTest:
     at.session_state["auth"] = Identity(role="admin", name="admin")
     at.run()
     at.switch_page("../pages/case_browser.py")
-    at.run()
+    settle_gradcam(at.run())
     assert not at.exception, [e.value for e in at.exception]
     return at
 
