@@ -39,11 +39,13 @@ def format_table(results: dict) -> str:
 
 
 def _pages_table(pages: list[dict], analysis: dict | None) -> str:
-    lines = ["(p) first render, s | peak MB | torch loaded"]
+    lines = ["(p) first render, s | rerun, s | peak MB | torch loaded"]
     for p in pages:
         errors = f"  ERRORS: {p['errors']}" if p["errors"] else ""
+        rerun = p.get("rerun_seconds", float("nan"))
         lines.append(
-            f"  {p['page']:<16} {p['seconds']:6.2f} {p['peak_mb']:7.0f} {p['torch']}{errors}"
+            f"  {p['page']:<16} {p['seconds']:6.2f} {rerun:6.2f} {p['peak_mb']:7.0f} "
+            f"{p['torch']}{errors}"
         )
     if analysis:
         lines.append(

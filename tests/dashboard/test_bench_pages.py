@@ -43,3 +43,18 @@ def test_the_reader_analysis_part_renders_the_page_without_errors(tmp_path, eval
     assert out["readers"] == 3 and out["reads"] == 3 * len(cases)
     assert out["errors"] == [] and out["torch"] is False
     assert out["first_seconds"] > 0 and out["rerun_seconds"] > 0
+
+
+@pytest.mark.timeout(600)
+def test_a_page_render_reports_its_first_render_and_a_rerun(eval_db):
+    from core.bench.children import run_child
+    from core.bench.report import _pages_table
+
+    env = bench_pages._env(eval_db.path, "b" * 16)
+    out = run_child(["dashboard.bench_pages", "page", "cv_results"], env)
+    assert out["errors"] == [] and out["torch"] is False
+    assert out["seconds"] > 0 and out["rerun_seconds"] > 0
+    line = _pages_table([out], None).splitlines()[1].split()
+    assert line[0] == "cv_results" and float(line[2]) == pytest.approx(
+        out["rerun_seconds"], abs=0.01
+    )
