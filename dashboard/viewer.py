@@ -240,6 +240,7 @@ export default function (component) {
 
   function step(delta) {
     view.slice = Math.max(0, Math.min(slices.length - 1, view.slice + delta));
+    if (A) { view.open = null; view.selected = -1; }  // an outline belongs to one slice
     draw();
   }
 
