@@ -172,6 +172,17 @@ export default function (component) {
   for (const entry of H.cases || []) addCase(entry, msg.blob);
   if (S.pos === null && H.start) S.pos = H.start;
   if (S.arm !== H.arm) { S.arm = H.arm; }
+  markPosition();
+
+  // The browser owns the case on screen: a reply to an older sync carries the server's older
+  // idea of it into the URL, so every reply writes the position back (a reload returns here).
+  function markPosition() {
+    if (S.pos === null) return;
+    const url = new URL(window.location.href);
+    if (url.searchParams.get("at") === S.arm + ":" + S.pos) return;
+    url.searchParams.set("at", S.arm + ":" + S.pos);
+    window.history.replaceState(window.history.state, "", url);
+  }
 
   function persist() {
     try { localStorage.setItem(storageKey(S.desk), JSON.stringify(Q.items)); } catch (e) { /* full */ }
@@ -392,9 +403,7 @@ export default function (component) {
   function go(p) {
     if (p < 1 || p > S.work.length || p === S.pos) return;
     S.pos = p; S.message = ""; S.note = "";
-    const url = new URL(window.location.href);
-    url.searchParams.set("at", S.arm + ":" + p);
-    window.history.replaceState(window.history.state, "", url);
+    markPosition();
     render();
     if (!askRest()) sync();
   }
@@ -429,9 +438,7 @@ export default function (component) {
     const next = nextUnread(S.pos);
     if (next === null) { S.note = ""; render(); sync(); return; }
     S.pos = next; S.note = "";
-    const url = new URL(window.location.href);
-    url.searchParams.set("at", S.arm + ":" + next);
-    window.history.replaceState(window.history.state, "", url);
+    markPosition();
     render();
     sync();
   }
