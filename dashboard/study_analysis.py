@@ -86,23 +86,40 @@ def simulated_warning(data: StudyData) -> None:
         )
 
 
-def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> None:
-    """Per rater: the confusion table, its figure and the metrics with CIs."""
+DETAILED_RATERS = 5  # raters whose confusion table, figure and metrics are drawn at first
+
+
+def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[str]:
+    """Per rater: the confusion table, its figure and the metrics with CIs. With many readers
+    only the chosen raters are drawn (the model and the first readers by default); every rater's
+    tables still go into the CSV export, computed when it is downloaded."""
     st.header("Confusion matrices and metrics")
     st.caption("Rows: true type; columns: predicted type (the paper's layout). 95% CIs: bootstrap.")
-    for name, rater in named.items():
-        st.subheader(analysis.rater_heading(name, len(rater)))
-        table, metrics, wide, figure = _memo(
-            f"rater {name}",
-            getattr(named, "key", ""),
-            lambda rater=rater, name=name: _rater(rater, name),
+    names = list(named)
+    shown = names
+    if len(names) > DETAILED_RATERS:
+        shown = st.multiselect(
+            f"Raters shown in detail ({len(names)} in the study; all are in the CSV export)",
+            names,
+            default=names[:DETAILED_RATERS],
+            key="analysis_detailed_raters",
         )
+    key = getattr(named, "key", "")
+    for name, rater in named.items():
+        compute = lambda rater=rater, name=name: _rater(rater, name)  # noqa: E731
+        if name not in shown:
+            out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[0]
+            out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[1]
+            continue
+        st.subheader(analysis.rater_heading(name, len(rater)))
+        table, metrics, wide, figure = _memo(f"rater {name}", key, compute)
         out[f"confusion {name}"] = table
         out[f"metrics {name}"] = metrics
         left, right = st.columns([2, 3])
         left.dataframe(table, key=f"cm_{name}")
         left.plotly_chart(figure, key=f"cmfig_{name}")
         right.dataframe(wide, key=f"metrics_{name}")
+    return shown
 
 
 def _rater(rater: pd.DataFrame, name: str) -> tuple:
@@ -113,7 +130,9 @@ def _rater(rater: pd.DataFrame, name: str) -> tuple:
     return table, metrics, analysis.metrics_wide(metrics), figure
 
 
-def calibration_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
+def calibration_section(
+    named: dict[str, pd.DataFrame], out: Exports, shown: list[str] | None = None
+) -> None:
     """Brier and ECE (patient-bootstrap CIs) and the reliability diagram per rater."""
     st.header("Calibration")
     st.caption(
@@ -130,13 +149,17 @@ def calibration_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     out["calibration"] = scores
     by_rater = scores.rename(columns={"rater": "model"})  # value (95% CI) per metric and class
     st.dataframe(loaders.calibration_table(by_rater), key="calibration_table")
+    if shown is not None:  # the diagram of the raters shown in detail; the table has them all
+        points = points.loc[points["model"].isin(shown)]
     st.plotly_chart(reliability_figure(points), key="reliability")
 
 
-def roc_section(named: dict[str, pd.DataFrame]) -> None:
+def roc_section(named: dict[str, pd.DataFrame], shown: list[str] | None = None) -> None:
+    """The ROC figure of the raters shown in detail (all of them when few)."""
     st.header("ROC curves and operating points")
-    key = getattr(named, "key", "")
-    st.plotly_chart(_memo("roc", key, lambda: roc_with_operating_points(named)), key="roc")
+    chosen = {n: r for n, r in named.items() if shown is None or n in shown}
+    key = getattr(named, "key", "") and f"{named.key}|{','.join(chosen)}"
+    st.plotly_chart(_memo("roc", key, lambda: roc_with_operating_points(chosen)), key="roc")
 
 
 def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
@@ -281,7 +304,7 @@ def export_section(data: StudyData, study_id: int, tables: Exports) -> None:
     )
     st.download_button(
         "Analysis tables (CSV)",
-        lambda: exports.tables_csv(tables),
+        lambda: exports.tables_csv({t: v() if callable(v) else v for t, v in tables.items()}),
         f"study-{study_id}-analysis.csv",
         "text/csv",
     )

@@ -31,9 +31,9 @@ def analysis() -> None:
     arm = st.radio("Arm", data.arms, horizontal=True) if len(data.arms) > 1 else data.arms[0]
     named = sections.rater_frames(data, arm)
     tables: dict = {}  # title -> table, filled by each section for the CSV export
-    sections.confusion_and_metrics(named, tables)
-    sections.roc_section(named)
-    sections.calibration_section(named, tables)
+    shown = sections.confusion_and_metrics(named, tables)  # the raters drawn in detail
+    sections.roc_section(named, shown)
+    sections.calibration_section(named, tables, shown)
     sections.mcnemar_section(named, tables)
     sections.agreement_section(named, tables)
     sections.repeat_section(data, tables)

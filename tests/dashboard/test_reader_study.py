@@ -398,3 +398,51 @@ def test_reading_time_is_the_browsers_measure_from_display_to_enter(app_env):
     submitted, shown = parsed(read["submitted_at"]), parsed(read["shown_at"])
     assert submitted - shown == timedelta(milliseconds=1500)
     assert submitted <= before + timedelta(seconds=1)  # Enter, 10 ms before the send: not later
+
+
+def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
+    demo_study_db, tmp_path, monkeypatch
+):
+    import shutil
+
+    from core.bench.pages import add_simulated_readers
+    from dashboard.study_analysis import DETAILED_RATERS
+
+    path = tmp_path / "many.db"
+    shutil.copy(demo_study_db["path"], path)
+    conn = db.connect(path)
+    add_simulated_readers(conn, demo_study_db["study_id"], 7)
+    conn.close()
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    at = sign_in_admin(session())
+    at.switch_page("../pages/study_analysis.py").run()
+    assert not at.exception, at.exception
+    (pick,) = [m for m in at.multiselect if m.label.startswith("Raters shown in detail")]
+    assert len(pick.options) == 8  # the model and 7 readers
+    assert len(pick.value) == DETAILED_RATERS
+    drawn = [h.value for h in at.subheader if h.value.endswith(" cases)")]
+    assert len(drawn) == DETAILED_RATERS
+    last = pick.options[-1]
+    pick.set_value([*pick.value, last]).run()
+    drawn = [h.value for h in at.subheader if h.value.endswith(" cases)")]
+    assert len(drawn) == DETAILED_RATERS + 1 and drawn[-1].startswith(last.split(" (")[0])
+    # every rater still reaches the tables that list them all
+    kappa = next(d.value for d in at.dataframe if "kappa" in " ".join(map(str, d.value.columns)))
+    assert len(kappa) == 7 * 8 // 2
+    # the CSV export holds every rater's confusion table and metrics, drawn or not
+    from core.reader_study import exports
+    from dashboard import study_analysis as sections
+
+    conn = db.connect(path)
+    data = sections.study_data(conn, demo_study_db["study_id"])
+    conn.close()
+    named = sections.rater_frames(data, data.arms[0])
+    tables: dict = {}
+    sections.confusion_and_metrics(named, tables)  # bare mode: the default raters are drawn
+    text = exports.tables_csv({t: v() if callable(v) else v for t, v in tables.items()})
+    titles = [line[2:] for line in text.splitlines() if line.startswith("# confusion ")]
+    assert titles == [f"confusion {name}" for name in named]
+    own = tables[f"confusion {last}"]
+    own = own() if callable(own) else own
+    assert int(own.to_numpy().sum()) == len(named[last])
