@@ -15,7 +15,6 @@ import streamlit as st
 
 import db
 from core.annotation import marks as marks_lib
-from core.data.mark_geometry import MarkError
 from core.reader_study.viewer_data import viewer_payload
 from dashboard import safe_text, store
 from dashboard.viewer import ANNOTATE_LEGEND, image_viewer
@@ -62,10 +61,7 @@ def handle_save(author: Author, case_id: str, display_id: str) -> str | None:
         with store.connection() as conn:
             version = marks_lib.save_drawn(conn, case_id, author.name, request.get("marks"),
                                            annotator_id=author.annotator_id)  # fmt: skip
-    except MarkError as exc:
-        st.session_state[NOTE_KEY] = f"Not saved: {exc}"
-        return None
-    except store.LIBRARY_ERRORS as exc:
+    except store.LIBRARY_ERRORS as exc:  # a MarkError is a ValueError: the bad mark, named
         st.session_state[NOTE_KEY] = f"Not saved: {exc}"
         return None
     # the version row itself records who saved what and when

@@ -292,19 +292,24 @@ def _v6_run_liveness(conn: sqlite_utils.Database) -> None:
         ALTER TABLE runs ADD COLUMN host TEXT;
         """,
     )
+    _rewrite_table_sql(conn, "runs", "'failed', 'partial')", "'failed', 'partial', 'cancelled')")
+
+
+def _rewrite_table_sql(conn: sqlite_utils.Database, table: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a table's stored CREATE TABLE text (SQLite's documented way
+    to widen a CHECK that every stored row already meets), bumping the schema version."""
     raw = conn.conn
     (sql,) = raw.execute(
-        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'runs'"
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
     ).fetchone()
-    old = "'failed', 'partial')"
     if old not in sql:
-        raise ValueError("v6: the runs table's status CHECK is not the one v1 created")
+        raise ValueError(f"the {table} table's CREATE text lacks {old!r}: not the expected schema")
     (version,) = raw.execute("PRAGMA schema_version").fetchone()
     raw.execute("PRAGMA writable_schema = ON")
     try:
         raw.execute(
-            "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'runs'",
-            (sql.replace(old, "'failed', 'partial', 'cancelled')"),),
+            "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
+            (sql.replace(old, new), table),
         )
         raw.execute(f"PRAGMA schema_version = {int(version) + 1}")
     finally:
@@ -567,28 +572,10 @@ def _v13_lesion_marks(conn: sqlite_utils.Database) -> None:
     )
     # The role CHECKs of sessions and security_audit gain 'annotator' by rewriting their stored
     # CREATE TABLE text, as v6 did: every stored row stays valid.
-    _widen_check(conn, "sessions", "role IN ('admin', 'reader'))")
-    _widen_check(conn, "security_audit", "role IN ('admin', 'reader'))")
-
-
-def _widen_check(conn: sqlite_utils.Database, table: str, old: str) -> None:
-    raw = conn.conn
-    (sql,) = raw.execute(
-        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone()
-    if old not in sql:
-        raise ValueError(f"v13: the {table} table's role CHECK is not the one expected")
-    new = old.replace("'reader')", "'reader', 'annotator')")
-    (version,) = raw.execute("PRAGMA schema_version").fetchone()
-    raw.execute("PRAGMA writable_schema = ON")
-    try:
-        raw.execute(
-            "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?",
-            (sql.replace(old, new), table),
+    for table in ("sessions", "security_audit"):
+        _rewrite_table_sql(
+            conn, table, "role IN ('admin', 'reader'))", "role IN ('admin', 'reader', 'annotator'))"
         )
-        raw.execute(f"PRAGMA schema_version = {int(version) + 1}")
-    finally:
-        raw.execute("PRAGMA writable_schema = OFF")
 
 
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
