@@ -31,7 +31,7 @@ from core.statistics.mrmc.noninferiority import (
     model_noninferiority,
     noninferiority_test,
 )
-from core.statistics.mrmc.obuchowski_rockette import ORResult, or_analysis
+from core.statistics.mrmc.obuchowski_rockette import ORResult, or_analysis, or_analysis_of_jackknife
 from core.statistics.mrmc.split_plot import reader_groups, split_plot_analysis
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "model_noninferiority",
     "noninferiority_test",
     "or_analysis",
+    "or_analysis_of_jackknife",
     "read_imrmc",
     "reader_groups",
     "split_plot_analysis",

@@ -15,10 +15,14 @@ from core.statistics.stats import delong_covariance
 COVARIANCES = ("jackknife", "delong", "bootstrap")
 
 
-def _jackknife_covariance(fom: Fom) -> np.ndarray:
-    jk = fom_jackknife(fom)
+def jackknife_covariance(jk: np.ndarray) -> np.ndarray:
+    """(t*J, t*J) covariance of leave-one-case-out FOMs ``jk`` (t, J, K), scaled by (K-1)^2/K."""
     t, j, k = jk.shape
     return np.cov(jk.reshape(t * j, k)) * (k - 1) ** 2 / k
+
+
+def _jackknife_covariance(fom: Fom) -> np.ndarray:
+    return jackknife_covariance(fom_jackknife(fom))
 
 
 def _delong_covariance(fom: Fom) -> np.ndarray:

@@ -14,8 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from core.statistics.mrmc.covariance import or_components, reader_components
-from core.statistics.mrmc.design import FomEstimates, check_options, estimate_foms
+from core.statistics.mrmc.covariance import (
+    jackknife_covariance,
+    or_components,
+    reader_components,
+)
+from core.statistics.mrmc.design import Design, FomEstimates, check_options, estimate_foms
+from core.statistics.mrmc.figures_of_merit import Fom
 
 DIFFERENCE_COLUMNS = [
     "modality_a",
@@ -303,6 +308,43 @@ def or_analysis(
     check_options(cov, analysis, alpha)
     est = estimate_foms(frame, fom=fom, cov=cov, analysis=analysis, n_boot=n_boot, seed=seed)
     return _test_modalities(est, cov, analysis, alpha)
+
+
+def or_analysis_of_jackknife(
+    name: str,
+    jackknife: np.ndarray,
+    theta: np.ndarray,
+    *,
+    modalities: list,
+    readers: list,
+    cases: list,
+    analysis: str = "random_readers",
+    alpha: float = 0.05,
+) -> ORResult:
+    """The OR analysis of any FOM given by its values ``theta`` (t, J) and its leave-one-case-out
+    values ``jackknife`` (t, J, K): for figures of merit the reads table cannot express (wAFROC
+    and LROC areas of localisation reads).
+
+    Raises
+    ------
+    ValueError
+        On shapes that disagree, bad options, or random readers with fewer than 2 readers.
+    """
+    check_options("jackknife", analysis, alpha)
+    t, j, k = jackknife.shape
+    if theta.shape != (t, j) or (len(modalities), len(readers), len(cases)) != (t, j, k):
+        raise ValueError(
+            f"FOMs {theta.shape} and jackknife {jackknife.shape} disagree with {len(modalities)} "
+            f"modalities, {len(readers)} readers and {len(cases)} cases"
+        )
+    if analysis == "random_readers" and j < 2:
+        raise ValueError(
+            f"analysis='random_readers' needs at least 2 readers, got {j}; "
+            "use analysis='fixed_readers'"
+        )
+    design = Design(list(readers), list(modalities), list(cases), pd.Series(dtype=float), None)
+    est = FomEstimates(design, Fom(name), np.asarray(theta, float), jackknife_covariance(jackknife))
+    return _test_modalities(est, "jackknife", analysis, alpha)
 
 
 def _test_modalities(est: FomEstimates, cov: str, analysis: str, alpha: float) -> ORResult:
