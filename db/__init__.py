@@ -70,6 +70,7 @@ from db.predictions import (
     save_image_predictions,
     save_predictions,
 )
+from db.read_marks import MAX_MARKS, own_marks, read_marks_frame
 from db.reads import (
     audit_frame,
     next_unread,
@@ -146,6 +147,9 @@ from db.validations import (
 from db.versions import reads_version
 
 __all__ = [
+    "MAX_MARKS",
+    "own_marks",
+    "read_marks_frame",
     "ADMIN_AUTHOR",
     "Annotator",
     "add_annotator",

@@ -35,6 +35,7 @@ class Attempt:
     confidences: Mapping[str, float]
     duration_ms: int | None
     answered_at: str
+    marks: tuple = ()  # a localisation read's marks as the browser sent them (dicts)
 
 
 class AttemptRefused(Exception):
@@ -53,11 +54,12 @@ def _insert(raw, attempt: Attempt, outcome: str, *, case_id=None, read_id=None, 
     raw.execute(
         "INSERT OR IGNORE INTO answer_attempts (attempt_id, study_id, reader_id, arm, position,"
         " display_id, case_id, label, confidences, duration_ms, answered_at, received_at,"
-        " outcome, reason, read_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " outcome, reason, read_id, marks)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (attempt.attempt_id, int(attempt.study_id), int(attempt.reader_id), attempt.arm,
          int(attempt.position), attempt.display_id, case_id, attempt.label,
          to_json(dict(attempt.confidences)), attempt.duration_ms, attempt.answered_at, now_iso(),
-         outcome, reason, read_id),
+         outcome, reason, read_id, to_json(list(attempt.marks))),
     )  # fmt: skip
 
 
@@ -112,7 +114,7 @@ def refused_answers_frame(conn: sqlite_utils.Database, study_id: int) -> pd.Data
     """The study's refused answers (admin only): reader, case, answer, reason, times."""
     sql = (
         "SELECT a.attempt_id, a.reader_id, r.display_name AS reader, a.arm, a.position, a.display_id,"
-        " a.case_id, a.label, a.confidences, a.duration_ms, a.answered_at, a.received_at,"
+        " a.case_id, a.label, a.confidences, a.marks, a.duration_ms, a.answered_at, a.received_at,"
         " a.reason FROM answer_attempts a LEFT JOIN readers r ON r.reader_id = a.reader_id"
         " WHERE a.study_id = ? AND a.outcome = 'refused' ORDER BY a.received_at, a.attempt_id"
     )

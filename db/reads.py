@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlite_utils
 
+from db import read_marks
 from db.cases import CLASSES, _plain, normalise_label
 from db.clock import now_iso
 from db.errors import CaseNotFound
@@ -111,7 +112,15 @@ def build_read(
 
 
 def _upsert_read(
-    raw, *, study_id: int, reader_id: int, case_id: str, arm: str, record: dict, source: str
+    raw,
+    *,
+    study_id: int,
+    reader_id: int,
+    case_id: str,
+    arm: str,
+    record: dict,
+    source: str,
+    marks: list[dict] | None = None,
 ) -> int:
     """Write one read and its audit row inside the caller's transaction; return ``read_id``."""
     cursor = raw.execute(
@@ -135,12 +144,19 @@ def _upsert_read(
             " submitted_at = ?, duration_ms = ?, revision = revision + 1 WHERE read_id = ?",
             (*values, read_id),
         )
-        action, old_json = "update", to_json(dict(zip(READ_FIELDS, old[1:], strict=True)))
+        old_fields = dict(zip(READ_FIELDS, old[1:], strict=True))
+        if marks is not None:
+            old_fields["marks"] = read_marks.stored_marks(raw, read_id)
+        action, old_json = "update", to_json(old_fields)
+    new_fields = dict(zip(READ_FIELDS, values, strict=True))
+    if marks is not None:  # a localisation read: its marks are part of the answer
+        read_marks.replace_marks(raw, read_id, marks)
+        new_fields["marks"] = marks
     raw.execute(
         "INSERT INTO read_audit (read_id, study_id, reader_id, case_id, arm, action, source,"
         " old, new, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (read_id, study_id, reader_id, case_id, arm, action, source, old_json,
-         to_json(dict(zip(READ_FIELDS, values, strict=True))), now_iso()),
+         to_json(new_fields), now_iso()),
     )  # fmt: skip
     return int(read_id)
 
@@ -156,6 +172,7 @@ def submit_read(
     confidences: Mapping[str, float] | Sequence[float] | None,
     shown_at: str | datetime | None,
     submitted_at: str | datetime | None = None,
+    marks: list[dict] | None = None,
 ) -> int:
     """Store a reader's answer: insert, or replace the earlier answer for the same study, reader,
     case and arm, and append an audit row, all in one transaction. Return the ``read_id``.
@@ -168,6 +185,9 @@ def submit_read(
         ``"SCC"``, ``"AC"`` or ``"ASC"`` (any case) or a class index.
     confidences : dict, 3-sequence or None
         Per-class confidence in [0, 1], keys ``SCC`` or ``c_SCC`` etc.
+    marks : list of dict, optional
+        Where the reader saw the lesion (localisation studies; :mod:`db.read_marks`), checked by
+        the caller against the case's slices; they replace the read's earlier marks.
     shown_at, submitted_at : datetime or ISO 8601 str
         When the case appeared and when the answer was given (default: now). Naive times are UTC.
 
@@ -195,6 +215,7 @@ def submit_read(
             arm=arm,
             record=record,
             source="app",
+            marks=marks,
         )
 
 

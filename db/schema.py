@@ -578,6 +578,34 @@ def _v13_lesion_marks(conn: sqlite_utils.Database) -> None:
         )
 
 
+@migrations(name="v14_localisation")
+def _v14_localisation(conn: sqlite_utils.Database) -> None:
+    # v14 (issue 26): a study may ask readers to mark where they see the lesion. Marks are part
+    # of the read (replaced with it, in its audit row) and are scored against the reference ROI
+    # at analysis time, by the rule recorded with the study (inside, or within hit_radius_mm).
+    _script(
+        conn,
+        """
+        ALTER TABLE studies ADD COLUMN localise INTEGER NOT NULL DEFAULT 0
+            CHECK (localise IN (0, 1));
+        ALTER TABLE studies ADD COLUMN hit_radius_mm REAL NOT NULL DEFAULT 0
+            CHECK (hit_radius_mm >= 0);
+        ALTER TABLE answer_attempts ADD COLUMN marks TEXT;
+        CREATE TABLE read_marks (
+            read_id INTEGER NOT NULL REFERENCES reads(read_id),
+            mark_index INTEGER NOT NULL CHECK (mark_index >= 0),
+            slice INTEGER NOT NULL CHECK (slice >= 0),
+            image_id TEXT,
+            sop_instance_uid TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL CHECK (kind IN ('point', 'box')),
+            x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+            row_spacing_mm REAL, col_spacing_mm REAL,
+            PRIMARY KEY (read_id, mark_index)
+        );
+        """,
+    )
+
+
 MIGRATION_NAMES: tuple[str, ...] = tuple(m.name for m in migrations._migrations)
 SCHEMA_VERSION: int = len(MIGRATION_NAMES)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import random
 import re
 import secrets
@@ -92,6 +93,8 @@ def create_study(
     simulated: bool = False,
     cohorts: Iterable[str] | None = None,
     slices: str = "model",
+    localise: bool = False,
+    hit_radius_mm: float = 0.0,
 ) -> int:
     """Create an open reader study over a set of cases; return its ``study_id``.
 
@@ -119,6 +122,12 @@ def create_study(
     slices : str
         What readers see of a case: ``"model"`` (the slices the model used) or ``"series"``
         (every slice of the case's series, the model's slices marked).
+    localise : bool
+        Readers also mark where they see the lesion (a click, or a drag for a box); the reference
+        ROI is then never shown to them.
+    hit_radius_mm : float
+        A mark is a hit inside the slice's reference ROI or within this distance of it (mm, from
+        the slice's pixel spacing); 0 means inside only.
 
     Raises
     ------
@@ -133,15 +142,17 @@ def create_study(
     name, cases, arms = _check_new_study(name, case_ids, arms, model_run_id, washout_days)
     if slices not in SLICE_CHOICES:
         raise ValueError(f"slices must be one of {', '.join(SLICE_CHOICES)}, not {slices!r}")
+    radius = _hit_radius(hit_radius_mm)
     with write_transaction(conn) as raw:
         _check_references(raw, name, cases, model_run_id)
         chosen = _study_cohorts(raw, name, cases, cohorts)
         cursor = raw.execute(
             "INSERT INTO studies (name, created_at, arms, order_seed, model_run_id, washout_days,"
-            " simulated, status, cohorts, slices) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            " simulated, status, cohorts, slices, localise, hit_radius_mm)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
             (name, now_iso(), to_json(list(arms)), int(order_seed),
              None if model_run_id is None else str(model_run_id), int(washout_days),
-             int(bool(simulated)), to_json(chosen), slices),
+             int(bool(simulated)), to_json(chosen), slices, int(bool(localise)), radius),
         )  # fmt: skip
         study_id = int(cursor.lastrowid)
         raw.executemany(
@@ -149,6 +160,13 @@ def create_study(
             [(study_id, c) for c in cases],
         )
     return study_id
+
+
+def _hit_radius(value) -> float:
+    radius = float(value)
+    if not (math.isfinite(radius) and radius >= 0):
+        raise ValueError(f"hit_radius_mm must be a distance >= 0 in mm, not {value!r}")
+    return radius
 
 
 def _check_new_study(

@@ -9,7 +9,8 @@ acknowledgements, the worklist, and the cases the browser should hold and lacks.
 
 Blinding: a case entry is built from :class:`core.reader_study.reading.ReaderCase` by an explicit
 list of fields (:data:`CASE_FIELDS`); it names nothing of any other case; model output goes only
-in the AI-aided arm.
+in the AI-aided arm. In a localisation study (readers mark the lesion) no ROI, no lesion crop and
+no Grad-CAM image is sent at all: each would show where the lesion is.
 """
 
 from __future__ import annotations
@@ -100,12 +101,18 @@ def attempt_from(
         raise ValueError(f"answer {attempt_id}: no case position or display ID")
     duration = _non_negative(entry.get("duration_ms"))
     age = _non_negative(entry.get("age_ms")) or 0
+    marks = entry.get("marks")
+    if marks is not None and not isinstance(marks, list):
+        raise ValueError(f"answer {attempt_id}: marks are not a list")
+    if marks and len(marks) > 10 * db.MAX_MARKS:  # not kept: no reader makes these
+        raise ValueError(f"answer {attempt_id}: a read holds at most {db.MAX_MARKS} marks")
     answered = received - pd.Timedelta(milliseconds=age)
     return db.attempts.Attempt(
         attempt_id=attempt_id, study_id=int(study_id), reader_id=int(reader_id), arm=arm,
         position=position, display_id=display_id[:64], label=label,
         confidences=answers.confidences_for(label, certainty), duration_ms=duration,
         answered_at=answered.isoformat(timespec="milliseconds"),
+        marks=tuple(marks or ()),
     )  # fmt: skip
 
 
@@ -191,9 +198,10 @@ def sync(
     acks, refused = store_pending(
         study_id, reader_id, arm, request.pending, refuse=refuse, db_path=db_path
     )
-    header: dict = {"v": 1, "arm": arm, "desk": desk_key(study_id, reader_id), "acks": acks,
-                    "refused": refused, **constants(ui)}  # fmt: skip
     study = reading.study_overview(study_id, db_path=db_path)
+    header: dict = {"v": 1, "arm": arm, "desk": desk_key(study_id, reader_id), "acks": acks,
+                    "refused": refused, "localise": study["localise"],
+                    **constants(ui)}  # fmt: skip
     if refuse or not study["open"]:
         reason = refuse or f"The study {study['name']} is closed."
         message = pack({**header, "status": "stopped", "message": reason, "cases": []}, [])
@@ -212,7 +220,9 @@ def sync(
             p == at and p not in request.rest and len(sources) > FIRST_ONLY_FROM
             and not _SLICES.holds(sources)
         )  # fmt: skip
-        cases.append(case_entry(case, sources, blobs, first_only=first_only))
+        cases.append(
+            case_entry(case, sources, blobs, first_only=first_only, localise=study["localise"])
+        )
         if first_only:  # its first slice now; the rest and the prefetch with the next sync
             break
     header.update(
@@ -228,13 +238,19 @@ def sync(
 
 
 def case_entry(
-    case: reading.ReaderCase, sources, blobs: list[bytes], *, first_only: bool = False
+    case: reading.ReaderCase,
+    sources,
+    blobs: list[bytes],
+    *,
+    first_only: bool = False,
+    localise: bool = False,
 ) -> dict:
     """The browser's entry for one case (exactly :data:`CASE_FIELDS`); its slices' compressed
     pixels are appended to ``blobs`` and named by index.
 
     With ``first_only``, only the slice shown first carries pixels (the others have no ``blob``
     yet): a case the browser did not hold shows at once, and the browser asks for the rest.
+    With ``localise`` (the reader marks the lesion) no ROI and no picture of the lesion is sent.
     """
     entry: dict = dict.fromkeys(CASE_FIELDS)
     entry.update(
@@ -246,10 +262,13 @@ def case_entry(
             "label": case.answer_label,
             "certainty": answers.certainty_of(case.answer_label, percent),
         }
-    start = next((i for i, source in enumerate(sources) if source.roi is not None), 0)
+        if localise:
+            entry["answer"]["marks"] = [_browser_mark(m) for m in case.answer_marks]
+    # the slice the model used opens first, except where that would point at the lesion
+    start = 0 if localise else next((i for i, s in enumerate(sources) if s.roi is not None), 0)
     entry["slices"] = []
     for i, source in enumerate(sources):
-        roi = None if source.roi is None else [int(v) for v in source.roi]
+        roi = None if source.roi is None or localise else [int(v) for v in source.roi]
         if first_only and i != start:
             entry["slices"].append({**dict.fromkeys(SLICE_FIELDS), "roi": roi})
             continue
@@ -262,18 +281,24 @@ def case_entry(
         entry["presets"] = _presets(sources[start])
     else:
         entry["image_problem"] = case.image_problem or "No image for this case."
-    entry["side"] = (
-        [{"title": "Lesion crop", "src": png_data_url(case.crop)}] if case.crop is not None else []
-    )
+    show_crop = case.crop is not None and not localise
+    entry["side"] = [{"title": "Lesion crop", "src": png_data_url(case.crop)}] if show_crop else []
     if case.arm == "aided":
         if case.model_probabilities:
             entry["model"] = {name: float(case.model_probabilities[name]) for name in CLASSES}
-        if case.gradcam is not None:
+        if case.gradcam is not None and not localise:
             entry["side"].append(
                 {"title": "Grad-CAM, model's top type", "src": png_data_url(case.gradcam)}
             )
         entry["model_note"] = case.gradcam_problem
     return entry
+
+
+def _browser_mark(mark) -> dict:
+    """A stored mark as the browser draws it: a point or a box on a slice."""
+    if mark["kind"] == "point":
+        return {"slice": int(mark["slice"]), "x": int(mark["x0"]), "y": int(mark["y0"])}
+    return {"slice": int(mark["slice"]), **{k: int(mark[k]) for k in ("x0", "y0", "x1", "y1")}}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -56,6 +56,7 @@ class ReaderCase:
     model_probabilities: dict[str, float] | None = None  # aided arm only
     gradcam: np.ndarray | None = None  # aided arm only
     gradcam_problem: str | None = None
+    answer_marks: tuple = ()  # localisation studies: this reader's stored marks on the case
 
 
 def worklist_status(study_id: int, reader_id: int, arm: str, *, db_path=None) -> pd.DataFrame:
@@ -186,8 +187,10 @@ def case_sources(
         sources = slice_sources(conn, case_id, series=study.get("slices") == "series")
         if isinstance(sources, str):
             fields["image_problem"], sources = sources, []
-        else:
+        elif not study.get("localise"):  # the crop would show where the lesion is
             fields["crop"] = case_crop(conn, case_id)
+        if study.get("localise") and not row["repeat"]:
+            fields["answer_marks"] = tuple(db.own_marks(conn, study_id, reader_id, arm, case_id))
         if arm == "aided" and study["model_run_id"]:
             run_id = str(study["model_run_id"])
             fields.update(model_view(conn, run_id, case_id, fields.get("crop"), True))
@@ -349,16 +352,19 @@ def submit_attempt(attempt: db.attempts.Attempt, *, db_path=None) -> tuple[int, 
             lambda: _store(
                 conn, attempt.study_id, attempt.reader_id, attempt.arm, attempt.position,
                 attempt.label, normalised, shown.isoformat(), attempt.answered_at,
-                display_id=attempt.display_id,
+                display_id=attempt.display_id, marks=list(attempt.marks),
             ),
         )  # fmt: skip
 
 
 def _store(
     conn, study_id, reader_id, arm, position, label, normalised, shown_at, submitted_at,
-    display_id: str | None = None,
+    display_id: str | None = None, marks: list | None = None,
 ) -> tuple[int, str]:  # fmt: skip
-    """Write one answer in the open connection; return ``(read_id, case_id)``."""
+    """Write one answer in the open connection; return ``(read_id, case_id)``.
+
+    In a localisation study ``marks`` (as the browser sent them) are checked against the case's
+    slices and stored with the read; elsewhere they are refused."""
     study = db.get_study(conn, study_id)
     require_open_study(study)
     require_open_arm(conn, study, reader_id, arm)
@@ -387,8 +393,23 @@ def _store(
         confidences=normalised,
         shown_at=shown_at,
         submitted_at=submitted_at,
+        marks=_study_marks(conn, study, str(row["case_id"]), marks),
     )
     return read_id, row["case_id"]
+
+
+def _study_marks(conn, study: Mapping, case_id: str, marks) -> list[dict] | None:
+    """The checked marks of a localisation read; None (nothing stored) in other studies."""
+    from core.reader_study.read_marks import checked_marks, source_image_ids
+    from core.reader_study.slice_sources import slice_sources
+
+    if not study.get("localise"):
+        if marks:
+            raise ValueError("this study does not take lesion marks")
+        return None
+    sources = slice_sources(conn, case_id, series=study.get("slices") == "series")
+    sources = [] if isinstance(sources, str) else sources
+    return checked_marks(marks, sources, source_image_ids(conn, case_id, sources))
 
 
 def _duration_ms(shown_at: str | None, submitted_at: str) -> int | None:
@@ -417,6 +438,7 @@ def study_overview(study_id: int, *, db_path=None) -> dict:
         "name": str(study["name"]),
         "open": study["status"] == "open",
         "instructions": str(study.get("instructions") or ""),
+        "localise": bool(study.get("localise")),
     }
 
 

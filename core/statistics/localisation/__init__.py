@@ -10,8 +10,10 @@ from core.statistics.localisation.froc import (
     afroc_points,
     equal_weights,
     froc_points,
+    pair_kernel_jackknife,
     wafroc,
     wafroc_jackknife,
+    wafroc_kernel,
 )
 from core.statistics.localisation.lroc import LrocCurve, alroc_pairs, lroc_curve
 
@@ -22,7 +24,9 @@ __all__ = [
     "alroc_pairs",
     "equal_weights",
     "froc_points",
+    "pair_kernel_jackknife",
     "lroc_curve",
     "wafroc",
     "wafroc_jackknife",
+    "wafroc_kernel",
 ]

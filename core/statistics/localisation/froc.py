@@ -80,12 +80,24 @@ def wafroc(data: FrocData) -> np.ndarray:
 
 def wafroc_jackknife(data: FrocData) -> np.ndarray:
     """Leave-one-case-out wAFROC, (t, J, K) in the cases' order."""
-    kernel = wafroc_kernel(data)
+    return pair_kernel_jackknife(wafroc_kernel(data), data.diseased)
+
+
+def pair_kernel_jackknife(kernel: np.ndarray, diseased: np.ndarray) -> np.ndarray:
+    """Leave-one-case-out means of a (t, J, K1, K2) kernel over case pairs, (t, J, K).
+
+    Leaving out a non-diseased case drops its row, a diseased case its column; ``diseased`` (K,)
+    says which case is which, in the order of the kernel's rows and columns.
+    """
     k1, k2 = kernel.shape[-2:]
+    if k1 < 2 or k2 < 2:
+        raise ValueError(
+            f"the jackknife needs at least 2 non-diseased and 2 diseased cases, got {k1} and {k2}"
+        )
     total = kernel.sum(axis=(-2, -1))
-    out = np.empty((*kernel.shape[:2], data.diseased.size))
-    out[:, :, ~data.diseased] = (total[..., None] - kernel.sum(axis=-1)) / ((k1 - 1) * k2)
-    out[:, :, data.diseased] = (total[..., None] - kernel.sum(axis=-2)) / (k1 * (k2 - 1))
+    out = np.empty((*kernel.shape[:2], diseased.size))
+    out[:, :, ~diseased] = (total[..., None] - kernel.sum(axis=-1)) / ((k1 - 1) * k2)
+    out[:, :, diseased] = (total[..., None] - kernel.sum(axis=-2)) / (k1 * (k2 - 1))
     return out
 
 
