@@ -3,7 +3,9 @@
 It holds the case on screen and the next unread ones (:mod:`core.reader_study.desk` sends them),
 and does everything a read needs without the server: type keys 1/2/3, certainty 4/5/6, Enter,
 ←/→ and the case list, and the viewer (wheel or ↑/↓ slices, drag window/level, 7/8/9 presets,
-0 reset, +/− zoom, shift+drag pan, O outline). Enter shows the next case at once; the answer
+0 reset, +/− zoom, shift+drag pan, O outline). In a localisation study a click on the slice marks
+where the reader sees the lesion, a drag a box, right-drag sets window/level and Backspace removes
+the last mark; the marks go with the answer. Enter shows the next case at once; the answer
 waits in the browser (memory and local storage) until the server acknowledges it, and goes with
 the next sync, retried until then. The JS is constant code: no user or database text is put into
 it, and every text from the server is set with ``textContent``.
@@ -41,6 +43,7 @@ _HTML = """
     <div class="csr-heading">Certainty</div>
     <div class="csr-row csr-levels"></div>
     <div class="csr-answer"></div>
+    <div class="csr-marks" aria-live="polite"></div>
     <button type="button" class="csr-submit"></button>
     <div class="csr-keys"></div>
     <div class="csr-message" role="alert"></div>
@@ -83,6 +86,8 @@ _CSS = """
 .csv-side figure { margin: 0; }
 .csv-side img { width: var(--csv-side, 140px); border-radius: 4px; }
 .csv-side figcaption { font-size: 12px; opacity: 0.8; }
+.csr-marks { font-size: 12px; }
+.csr-marks:empty { display: none; }
 """
 
 _JS = r"""
@@ -91,6 +96,8 @@ const QUEUES = (window.__cervixQueues = window.__cervixQueues || new Map());  //
 const LATE_MS = 8000;  // answers unsaved this long: say the connection is down
 const RESEND_MS = 3000;
 const KEEP = 8;  // cases held in memory at most
+const MARK_COLOUR = "#00e5ff";
+const CLICK_PX = 4;  // a press that moves less than this is a click (a point), more a box
 
 function parseMessage(data) {
   const bytes = data instanceof Uint8Array ? data
@@ -130,7 +137,7 @@ function loadQueue(desk) {
 
 function newDesk(header) {
   return { desk: header.desk, cases: new Map(), work: [], localRead: new Map(), pos: null,
-    arm: header.arm, picks: new Map(), sentAt: 0,
+    arm: header.arm, picks: new Map(), marks: new Map(), sentAt: 0,
     stopped: null, message: "", note: "", view: null, shownAt: 0, frame: 0, doneSent: false,
     refusedCount: 0, firstPending: 0 };
 }
@@ -281,6 +288,8 @@ export default function (component) {
       ctx.strokeStyle = c.roi_colour; ctx.lineWidth = 1.5;
       ctx.strokeRect(x0 + a * fit, y0 + b * fit, (cc - a) * fit, (d - b) * fit);
     }
+    S.geom = { x0, y0, fit, w: s.w, h: s.h };
+    if (H.localise) drawMarks(view.slice, x0, y0, fit);
     info.textContent = `Slice ${view.slice + 1} / ${c.slices.length} · level ${Math.round(view.center)}`
       + ` · window ${Math.round(view.width)} · zoom ${view.zoom.toFixed(2)}×`
       + (s.roi ? (view.roi ? " · outline on" : " · outline off") : "");
@@ -291,8 +300,57 @@ export default function (component) {
     ds.center = String(view.center); ds.width = String(view.width);
     ds.zoom = String(view.zoom); ds.roi = view.roi ? "on" : "off";
     ds.viewId = S.arm + ":" + c.position;
+    if (H.localise) {
+      ds.marks = JSON.stringify(currentMarks());
+      ds.fit = String(fit); ds.originX = String(x0); ds.originY = String(y0);
+    }
     ds.drawn = ds.viewId + "#" + (++S.frame);
     ds.drawnAt = String(performance.now());  // benchmarks: Enter to the next case drawn
+  }
+
+  // ---- lesion marks (localisation studies): whole image pixels, a point or a box
+  function currentMarks() {
+    if (S.marks.has(S.pos)) return S.marks.get(S.pos);
+    const c = S.cases.get(S.pos);
+    return (c && c.answer && c.answer.marks) || [];
+  }
+  function drawMarks(slice, x0, y0, fit) {
+    ctx.strokeStyle = MARK_COLOUR; ctx.lineWidth = 2;
+    const boxes = currentMarks().filter((m) => m.slice === slice);
+    if (S.dragBox && S.dragBox.slice === slice) boxes.push(S.dragBox);
+    for (const m of boxes) {
+      if (m.x !== undefined) {  // a point: a ring round the pixel's centre
+        const cx = x0 + (m.x + 0.5) * fit, cy = y0 + (m.y + 0.5) * fit;
+        ctx.beginPath(); ctx.arc(cx, cy, 7, 0, 2 * Math.PI);
+        ctx.moveTo(cx - 11, cy); ctx.lineTo(cx - 3, cy); ctx.moveTo(cx + 3, cy); ctx.lineTo(cx + 11, cy);
+        ctx.stroke();
+      } else {
+        const a = Math.min(m.x0, m.x1), b = Math.min(m.y0, m.y1);
+        ctx.strokeRect(x0 + a * fit, y0 + b * fit, (Math.abs(m.x1 - m.x0) + 1) * fit, (Math.abs(m.y1 - m.y0) + 1) * fit);
+      }
+    }
+  }
+  function pixelAt(e) {  // the image pixel under the mouse, or null off the image
+    if (!S.geom) return null;
+    const rect = canvas.getBoundingClientRect();
+    const cx = (e.clientX - rect.left) * canvas.width / rect.width;
+    const cy = (e.clientY - rect.top) * canvas.height / rect.height;
+    const x = Math.floor((cx - S.geom.x0) / S.geom.fit), y = Math.floor((cy - S.geom.y0) / S.geom.fit);
+    return x >= 0 && y >= 0 && x < S.geom.w && y < S.geom.h ? [x, y] : null;
+  }
+  function setMarks(marks) {
+    S.marks.set(S.pos, marks);
+    S.message = "";
+    render();
+  }
+  function removeLastMark() {
+    const marks = currentMarks();
+    if (marks.length) setMarks(marks.slice(0, -1));
+  }
+  function marksText() {
+    const n = currentMarks().length;
+    return n ? `${n} mark${n > 1 ? "s" : ""} on this case (Backspace removes the last).`
+      : "No mark yet: click where you see the lesion, or drag a box round it.";
   }
 
   function step(delta) {
@@ -372,8 +430,9 @@ export default function (component) {
     root.dataset.pick = pick ? pick.label + ":" + pick.certainty : "";
     const stored = c && c.answer && pick === c.answer;
     $(".csr-answer").textContent = `${stored ? "Stored answer" : "Answer"}: ${pick ? percentText(pick) : "none yet"}`;
+    $(".csr-marks").textContent = H.localise ? marksText() : "";
     $(".csr-submit").textContent = isRead(S.pos) ? "Update" : "Submit and next";
-    $(".csr-keys").textContent = "Keys: " + H.legend;
+    $(".csr-keys").textContent = "Keys: " + H.legend + (H.localise && H.mark_legend ? " · " + H.mark_legend : "");
     $(".csr-legend").textContent = H.viewer_legend;
     $(".csr-message").textContent = S.message || S.note;
     const side = $(".csv-side");
@@ -426,13 +485,15 @@ export default function (component) {
     if (!row || !c) return;
     if (!pick) { S.message = "Choose a type first (keys 1, 2, 3), then press Enter."; render(); return; }
     const revisit = isRead(S.pos);
+    const marks = H.localise ? currentMarks().map((m) => ({ ...m })) : null;
     Q.items.push({ attempt: uuid(), arm: S.arm, position: S.pos, display_id: row[1],
       label: pick.label, certainty: pick.certainty, answered_wall: Date.now(),
-      duration_ms: Math.round(performance.now() - S.shownAt) });
+      duration_ms: Math.round(performance.now() - S.shownAt), ...(marks ? { marks } : {}) });
     persist();
     S.localRead.set(S.pos, true);
-    c.answer = { label: pick.label, certainty: pick.certainty };
+    c.answer = { label: pick.label, certainty: pick.certainty, ...(marks ? { marks } : {}) };
     S.picks.delete(S.pos);
+    S.marks.delete(S.pos);
     S.message = "";
     if (revisit) { S.note = "Answer updated."; render(); sync(); return; }
     const next = nextUnread(S.pos);
@@ -456,6 +517,7 @@ export default function (component) {
     if (type) pickType(type);
     else if (level) pickLevel(level);
     else if (e.key === "Enter") submit();
+    else if (H.localise && (e.key === "Backspace" || e.key === "Delete")) removeLastMark();
     else if (e.key === "ArrowLeft") go(S.pos - 1);
     else if (e.key === "ArrowRight") go(S.pos + 1);
     else if (e.key === "ArrowDown") step(1);
@@ -474,8 +536,25 @@ export default function (component) {
     if (e.ctrlKey) zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15); else step(e.deltaY > 0 ? 1 : -1);
   }
   let drag = null;
-  function onDown(e) { drag = { x: e.clientX, y: e.clientY, pan: e.shiftKey || e.button !== 0 }; canvas.focus(); e.preventDefault(); }
+  function onDown(e) {
+    canvas.focus(); e.preventDefault();
+    if (H.localise && e.button === 0 && !e.shiftKey && S.view) {  // a mark: a click or a drag
+      const p = pixelAt(e);
+      if (p) drag = { mark: true, start: p, x: e.clientX, y: e.clientY, slice: S.view.slice };
+      return;
+    }
+    const pan = H.localise ? e.shiftKey : e.shiftKey || e.button !== 0;
+    drag = { x: e.clientX, y: e.clientY, pan };
+  }
   function onMove(e) {
+    if (drag && drag.mark) {
+      const p = pixelAt(e) || drag.end || drag.start;
+      drag.end = p;
+      const far = Math.hypot(e.clientX - drag.x, e.clientY - drag.y) >= CLICK_PX;
+      S.dragBox = far ? { slice: drag.slice, x0: drag.start[0], y0: drag.start[1], x1: p[0], y1: p[1] } : null;
+      renderImage();
+      return;
+    }
     if (!drag || !S.view) return;
     const c = S.cases.get(S.pos), s = c && c.slices[S.view.slice];
     if (!s || !s.raw) return;
@@ -489,7 +568,20 @@ export default function (component) {
     }
     renderImage();
   }
-  function onUp() { drag = null; }
+  function onUp(e) {
+    const done = drag;
+    drag = null;
+    if (!done || !done.mark) return;
+    const far = Math.hypot(e.clientX - done.x, e.clientY - done.y) >= CLICK_PX;
+    const end = pixelAt(e) || done.end || done.start;
+    S.dragBox = null;
+    const [x, y] = done.start;
+    const mark = far
+      ? { slice: done.slice, x0: Math.min(x, end[0]), y0: Math.min(y, end[1]), x1: Math.max(x, end[0]), y1: Math.max(y, end[1]) }
+      : { slice: done.slice, x, y };
+    if (currentMarks().length >= (H.max_marks || 20)) { S.message = `A case holds at most ${H.max_marks || 20} marks.`; render(); return; }
+    setMarks([...currentMarks(), mark]);
+  }
   function askRest() {  // a case shown by its first slice: the rest of the series, once
     const c = S.cases.get(S.pos);
     if (c && c.partial && !c.askedRest && !S.stopped) { c.askedRest = true; sync({ rest: [S.pos] }); return true; }

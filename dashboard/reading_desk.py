@@ -22,7 +22,8 @@ from dashboard.viewer import KEY_LEGEND
 
 ANSWER_LEGEND = "1/2/3 type · 4/5/6 certainty · Enter store and next · ←/→ case"
 AT_PARAM = "at"  # the case on screen, in the URL: a worklist position, never a case id
-UI = {"legend": ANSWER_LEGEND, "viewer_legend": KEY_LEGEND, "size": 470}
+MARK_LEGEND = "click mark · drag box · right-drag window/level · Backspace undo mark"
+UI = {"legend": ANSWER_LEGEND, "viewer_legend": KEY_LEGEND, "mark_legend": MARK_LEGEND, "size": 470}
 
 
 def component_key(arm: str) -> str:

@@ -27,6 +27,12 @@ def details_panel(study_id: int, run_names: dict[str, str]) -> dict:
         f"{study['n_readers']} readers · model: {run_names.get(run, run) if run else 'none'}"
         f" · {study.get('repeat_cases') or 0} repeat cases per reader"
         f" · readers see {SLICE_OPTIONS.get(study.get('slices'), 'the slices the model used')}"
+        + (
+            f" · readers mark the lesion (hit: inside the ROI or within "
+            f"{float(study.get('hit_radius_mm') or 0):g} mm)"
+            if study.get("localise")
+            else ""
+        )
     )
     revoked = dict(zip(readers["reader_id"], readers["code_revoked_at"].notna(), strict=True))
     progress = progress.assign(code=progress["reader_id"].map(revoked).map({True: "revoked"}))

@@ -56,6 +56,19 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
         help="The slices the model used (the lesion's), or every slice of the case's series with "
         "those marked, as a radiologist reads it. Recorded with the study's design.",
     )
+    localise = st.checkbox(
+        "Readers mark the lesion (localisation: LROC and wAFROC analysis)",
+        help="A click on the slice marks where the reader sees the lesion, a drag a box. The "
+        "reference ROI, the lesion crop and the Grad-CAM picture are then never shown to readers.",
+    )
+    radius = st.number_input(
+        "Acceptance radius (mm) for a mark outside the reference ROI",
+        0.0,
+        100.0,
+        0.0,
+        step=0.5,
+        help="0: a mark is a hit only inside the reference ROI of its slice.",
+    )
     repeats = st.number_input(
         "Repeat N cases per reader",
         0,
@@ -93,6 +106,8 @@ with st.expander("Create a study", expanded=studies.empty), st.form("create_stud
                     washout_days=int(washout) if aided else 0,
                     cohorts=chosen,
                     slices=slices,
+                    localise=localise,
+                    hit_radius_mm=float(radius),
                 )
                 if repeats:
                     db.repeats.set_repeat_cases(conn, study_id, int(repeats))

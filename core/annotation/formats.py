@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.annotation.marks import CaseSlice, save_imported
+from core.data.dicom_io import person_name, with_type2_attributes
 from core.data.mark_geometry import Mark, MarkError, mark_mask
 
 GEOMETRY_TOLERANCE = 0.05  # voxels: a slice is "the same" when every pixel centre is this close
@@ -177,7 +178,7 @@ def export_seg(marks: list[dict], slices: list[CaseSlice], out: Path, *, author:
     if not per_slice:
         raise MarkError(f"{author} has no marks on this case to export")
     order = sorted(per_slice)
-    sources = [_with_type2(pydicom.dcmread(slices[i].source.path)) for i in order]
+    sources = [with_type2_attributes(pydicom.dcmread(slices[i].source.path)) for i in order]
     description = highdicom.seg.SegmentDescription(
         segment_number=1,
         segment_label="Lesion",
@@ -199,30 +200,10 @@ def export_seg(marks: list[dict], slices: list[CaseSlice], out: Path, *, author:
         software_versions=code_version()[:64],
         device_serial_number="0",
         content_label="LESION",
-        content_creator_name=_person_name(author),
+        content_creator_name=person_name(author),
         omit_empty_frames=False,
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(out)
     return out
-
-
-# Type 2 attributes (present, may be empty) a SEG copies from its source images; files from some
-# exporters leave them out, and highdicom then refuses the source.
-_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-          "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
-
-
-def _with_type2(ds):
-    for keyword in _TYPE2:
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    return ds
-
-
-def _person_name(author: str) -> str:
-    """A DICOM PN from a display name: the whole name as the family name (a trailing '^' says
-    so), with PN's own delimiters taken out."""
-    text = "".join(ch for ch in author if ch not in "^=\\") or "Annotator"
-    return text[:63] + "^"

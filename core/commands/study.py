@@ -1,4 +1,4 @@
-"""`cervixscope demo-study`, `cervixscope study export-reads|import-reads` and `cervixscope power
+"""`cervixscope demo-study`, `cervixscope study export-reads|import-reads|export-sr` and `cervixscope power
 given|cases|table` (planning a study from a pilot's variance components)."""
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--study", type=int, required=True, help="study id")
     imp.add_argument("csv", type=Path, help="CSV file in the export-reads format")
     imp.set_defaults(handler=_import_reads)
+    sr = actions.add_parser(
+        "export-sr",
+        help="write every read as a DICOM SR measurement report (TID 1500), marks included",
+        description="One Comprehensive 3D SR file per read, referencing the slices it marks; a "
+        "read that cannot be written is named and the others are still written. "
+        "Example: cervixscope study export-sr --study 1 --out reports/",
+    )
+    sr.add_argument("--study", type=int, required=True, help="study id")
+    sr.add_argument("--out", type=Path, required=True, help="folder to write the SR files to")
+    sr.set_defaults(handler=_export_sr)
     _register_power(subparsers)
 
 
@@ -228,6 +238,16 @@ def _export_reads(args: argparse.Namespace) -> int:
         conn.close()
     print(f"wrote {args.out}")
     return 0
+
+
+def _export_sr(args: argparse.Namespace) -> int:
+    from core.reader_study.structured_reports import export_study_reports
+
+    result = export_study_reports(args.study, args.out, db_path=args.db)
+    for line in result.problems:
+        print(f"not written: {line}")
+    print(f"wrote {len(result.files)} SR file(s) to {args.out}")
+    return 1 if result.problems and not result.files else 0
 
 
 def _import_reads(args: argparse.Namespace) -> int:

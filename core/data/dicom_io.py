@@ -303,3 +303,24 @@ def default_window(image: DicomImage) -> tuple[float, float]:
         return image.window_center, image.window_width
     lo, hi = np.percentile(image.array, [1, 99])
     return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+
+
+# Type 2 attributes (present, may be empty) a SEG copies from its source images; files from some
+# exporters leave them out, and highdicom then refuses the source.
+TYPE2_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
+
+
+def with_type2_attributes(ds):
+    """``ds`` with every Type 2 attribute a derived object copies present (empty when missing)."""
+    for keyword in TYPE2_ATTRIBUTES:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
+def person_name(author: str) -> str:
+    """A DICOM PN from a display name: the whole name as the family name (a trailing '^' says
+    so), with PN's own delimiters taken out."""
+    text = "".join(ch for ch in author if ch not in "^=\\") or "Annotator"
+    return text[:63] + "^"

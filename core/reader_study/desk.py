@@ -174,6 +174,7 @@ def constants(ui: Mapping | None) -> dict:
         "level_keys": dict(answers.CERTAINTY_KEYS),
         "default_level": answers.DEFAULT_CERTAINTY,
         "prefetch": PREFETCH,
+        "max_marks": db.MAX_MARKS,
         **dict(ui or {}),
     }
 

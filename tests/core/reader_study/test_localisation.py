@@ -213,3 +213,63 @@ def test_type_localisation_by_hand():
     curve = result.curves[("A", "unaided")]["lroc"]
     np.testing.assert_allclose(curve.fpf, [0, 0, 0.5, 1])
     np.testing.assert_allclose(curve.pcl, [0, 0.5, 0.5, 0.5])
+
+
+def test_exported_sr_files_read_back_with_highdicom_into_the_same_reads(studies, tmp_path):
+    import pydicom
+
+    from core.reader_study import structured_reports as sr
+
+    path, loc, _, readers = studies
+    _, header = _sync(path, loc, readers[loc])
+    answers = [
+        _answer(header, 1, [{"slice": 0, "x": 12, "y": 34}, {"slice": 0, "x0": 5, "y0": 6,
+                                                             "x1": 40, "y1": 30}]),
+        _answer(header, 2, [], label="ASC"),
+    ]  # fmt: skip
+    answers[1]["certainty"] = "unsure"
+    reply, _ = _sync(path, loc, readers[loc], pending=tuple(answers))
+    assert len(reply.acks) == 2
+    result = sr.export_study_reports(loc, tmp_path / "sr", db_path=path)
+    assert not result.problems and len(result.files) == 2
+    with db.connect(path) as conn:
+        reads = db.reads_frame(conn, loc).set_index("display_id")
+        marks = db.read_marks_frame(conn, loc)
+    back = {r.case: r for r in map(sr.read_report, result.files)}
+    first, second = back[header["work"][0][1]], back[header["work"][1][1]]
+    assert (first.reader, first.label, first.certainty) == ("Dr Mark", "AC", "certain")
+    assert first.confidences == {"SCC": 5.0, "AC": 90.0, "ASC": 5.0}
+    assert first.duration_s == pytest.approx(reads.loc[first.case, "duration_ms"] / 1000)
+    uid = marks["sop_instance_uid"].iloc[0]
+    assert first.marks == [
+        {"sop_instance_uid": uid, "x": 12, "y": 34},
+        {"sop_instance_uid": uid, "x0": 5, "y0": 6, "x1": 40, "y1": 30},
+    ]
+    assert (second.label, second.certainty, second.marks) == ("ASC", "unsure", [])
+    ds = pydicom.dcmread(result.files[0])
+    assert ds.Modality == "SR" and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"
+    assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    evidence = {
+        item.ReferencedSOPInstanceUID
+        for study in ds.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    assert uid in evidence  # the report references the source image it marks
+
+
+def test_the_export_sr_command_writes_one_file_per_read(studies, tmp_path):
+    import subprocess
+    import sys
+
+    path, loc, _, readers = studies
+    _, header = _sync(path, loc, readers[loc])
+    _sync(path, loc, readers[loc], pending=(_answer(header, 1, [{"slice": 0, "x": 3, "y": 4}]),))
+    out = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--db", str(path), "study", "export-sr",
+         "--study", str(loc), "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "wrote 1 SR file(s)" in done.stdout and len(list(out.glob("*.dcm"))) == 1
