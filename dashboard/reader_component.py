@@ -433,7 +433,7 @@ export default function (component) {
     $(".csr-marks").textContent = H.localise ? marksText() : "";
     $(".csr-submit").textContent = isRead(S.pos) ? "Update" : "Submit and next";
     $(".csr-keys").textContent = "Keys: " + H.legend + (H.localise && H.mark_legend ? " · " + H.mark_legend : "");
-    $(".csr-legend").textContent = H.viewer_legend;
+    $(".csr-legend").textContent = H.localise && H.mark_viewer_legend ? H.mark_viewer_legend : H.viewer_legend;
     $(".csr-message").textContent = S.message || S.note;
     const side = $(".csv-side");
     side.replaceChildren(...((c && c.side) || []).map((pic) => {

@@ -22,8 +22,13 @@ from dashboard.viewer import KEY_LEGEND
 
 ANSWER_LEGEND = "1/2/3 type · 4/5/6 certainty · Enter store and next · ←/→ case"
 AT_PARAM = "at"  # the case on screen, in the URL: a worklist position, never a case id
-MARK_LEGEND = "click mark · drag box · right-drag window/level · Backspace undo mark"
-UI = {"legend": ANSWER_LEGEND, "viewer_legend": KEY_LEGEND, "mark_legend": MARK_LEGEND, "size": 470}
+MARK_LEGEND = "Backspace remove last mark"
+MARK_VIEWER_LEGEND = (
+    "click mark the lesion · drag box · right-drag window/level · wheel or ↑/↓ slice · "
+    "7/8/9 presets · 0 reset · +/− zoom · shift+drag pan"
+)
+UI = {"legend": ANSWER_LEGEND, "viewer_legend": KEY_LEGEND, "mark_legend": MARK_LEGEND,
+      "mark_viewer_legend": MARK_VIEWER_LEGEND, "size": 470}  # fmt: skip
 
 
 def component_key(arm: str) -> str:

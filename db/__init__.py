@@ -70,7 +70,13 @@ from db.predictions import (
     save_image_predictions,
     save_predictions,
 )
-from db.read_marks import MAX_MARKS, own_marks, read_marks_frame
+from db.read_marks import (
+    MAX_MARKS,
+    model_marks_frame,
+    own_marks,
+    read_marks_frame,
+    replace_model_marks,
+)
 from db.reads import (
     audit_frame,
     next_unread,
@@ -148,6 +154,8 @@ from db.versions import reads_version
 
 __all__ = [
     "MAX_MARKS",
+    "model_marks_frame",
+    "replace_model_marks",
     "own_marks",
     "read_marks_frame",
     "ADMIN_AUTHOR",

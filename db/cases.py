@@ -130,6 +130,7 @@ def record_ingestion(
     data_hash: str | None,
     crop_size: int | None,
     issues: Iterable[Any] = (),
+    margin: float | None = None,
 ) -> int:
     """Record one ingestion and its issues; return its ``ingestion_id``.
 
@@ -143,6 +144,8 @@ def record_ingestion(
         ``CropSet.data_hash()`` of what was ingested.
     crop_size : int
         Crop edge in pixels.
+    margin : float, optional
+        How far each crop grew around its lesion box (fraction of the box side).
     issues : iterable
         Objects with ``row, path, problem`` attributes (``core.data.ingest.IngestIssue``) or dicts.
 
@@ -167,7 +170,7 @@ def record_ingestion(
     with write_transaction(conn) as raw:
         cursor = raw.execute(
             "INSERT INTO ingestions (created_at, data_dir, manifest, crop_cache, data_hash,"
-            " crop_size, n_issues) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " crop_size, n_issues, margin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now_iso(),
                 None if data_dir is None else str(data_dir),
@@ -176,6 +179,7 @@ def record_ingestion(
                 data_hash,
                 None if crop_size is None else int(crop_size),
                 len(issue_rows),
+                None if margin is None else float(margin),
             ),
         )
         ingestion_id = int(cursor.lastrowid)

@@ -70,3 +70,36 @@ def read_marks_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame
         conn.conn,
         params=(int(study_id),),
     )
+
+
+def replace_model_marks(conn: sqlite_utils.Database, study_id: int, run_id: str, marks) -> int:
+    """Store the model's marks on a study's cases (dicts: case_id, class, image_id, x, y,
+    row_spacing_mm, col_spacing_mm), replacing earlier ones of the same run; return the count."""
+    from db.transactions import write_transaction
+
+    rows = [
+        (int(study_id), str(run_id), str(m["case_id"]), str(m["class"]), str(m["image_id"]),
+         int(m["x"]), int(m["y"]), m.get("row_spacing_mm"), m.get("col_spacing_mm"))
+        for m in marks
+    ]  # fmt: skip
+    with write_transaction(conn) as raw:
+        raw.execute(
+            "DELETE FROM model_marks WHERE study_id = ? AND run_id = ?",
+            (int(study_id), str(run_id)),
+        )
+        raw.executemany(
+            "INSERT INTO model_marks (study_id, run_id, case_id, class, image_id, x, y,"
+            " row_spacing_mm, col_spacing_mm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)
+
+
+def model_marks_frame(conn: sqlite_utils.Database, study_id: int, run_id: str) -> pd.DataFrame:
+    """The model's marks on a study's cases (researcher pages only)."""
+    return pd.read_sql_query(
+        "SELECT case_id, class, image_id, x, y, row_spacing_mm, col_spacing_mm FROM model_marks"
+        " WHERE study_id = ? AND run_id = ? ORDER BY case_id, class",
+        conn.conn,
+        params=(int(study_id), str(run_id)),
+    )

@@ -583,6 +583,8 @@ def _v14_localisation(conn: sqlite_utils.Database) -> None:
     # v14 (issue 26): a study may ask readers to mark where they see the lesion. Marks are part
     # of the read (replaced with it, in its audit row) and are scored against the reference ROI
     # at analysis time, by the rule recorded with the study (inside, or within hit_radius_mm).
+    # The model reads too: its mark per case and type is the peak of its fold model's Grad-CAM
+    # (model_marks), mapped back through the crop window, which needs the ingestion's margin.
     _script(
         conn,
         """
@@ -591,6 +593,17 @@ def _v14_localisation(conn: sqlite_utils.Database) -> None:
         ALTER TABLE studies ADD COLUMN hit_radius_mm REAL NOT NULL DEFAULT 0
             CHECK (hit_radius_mm >= 0);
         ALTER TABLE answer_attempts ADD COLUMN marks TEXT;
+        ALTER TABLE ingestions ADD COLUMN margin REAL;
+        CREATE TABLE model_marks (
+            study_id INTEGER NOT NULL REFERENCES studies(study_id),
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            case_id TEXT NOT NULL,
+            class TEXT NOT NULL CHECK (class IN ('SCC', 'AC', 'ASC')),
+            image_id TEXT NOT NULL,
+            x INTEGER NOT NULL, y INTEGER NOT NULL,
+            row_spacing_mm REAL, col_spacing_mm REAL,
+            PRIMARY KEY (study_id, run_id, case_id, class)
+        );
         CREATE TABLE read_marks (
             read_id INTEGER NOT NULL REFERENCES reads(read_id),
             mark_index INTEGER NOT NULL CHECK (mark_index >= 0),

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import db
-from dashboard import auth, widgets
+from dashboard import auth, localisation_panels, widgets
 from dashboard import study_analysis as sections
 from dashboard.store import connection, errors_shown
 
@@ -39,6 +39,7 @@ def analysis() -> None:
     sections.repeat_section(data, tables)
     sections.time_sections(data, tables)
     sections.mrmc_section(data, arm, tables)
+    localisation_panels.localisation_section(study_id, tables)
     sections.export_section(data, study_id, tables)
 
 

@@ -402,7 +402,7 @@ def ingest_folder(
         mark_versions={f"{cohort}/{i}": v for i, v in versions.items()},
     )  # fmt: skip
     if conn is not None:
-        _record(conn, result, (data_dir, manifest, crop_size), allow_label_change)
+        _record(conn, result, (data_dir, manifest, crop_size, margin), allow_label_change)
     return result
 
 
@@ -516,7 +516,7 @@ def _record(conn, result: IngestResult, inputs: tuple, allow_label_change: bool)
     changes = db.label_changes(conn, result.cases)
     if changes and not allow_label_change:
         raise db.LabelChangeRefused(changes)
-    data_dir, manifest, crop_size = inputs
+    data_dir, manifest, crop_size, margin = inputs
     issues = [
         {
             "row": i.row,
@@ -532,6 +532,7 @@ def _record(conn, result: IngestResult, inputs: tuple, allow_label_change: bool)
         crop_cache=str(result.crop_cache),
         data_hash=result.crops.data_hash(),
         crop_size=crop_size,
+        margin=margin,
         issues=issues,
     )
     for case in result.cases:

@@ -18,6 +18,11 @@ localisation; every other mark with that rating is a non-lesion localisation.
   localised). The area is RJafroc's ALROC up to FPF = 1.
 Both go through the Obuchowski-Rockette engine with the arms as modalities, on the readers who
 read every case in every arm.
+
+**The model** is one more reader when ``cervixscope study model-marks`` has marked the study
+(:mod:`core.reader_study.model_marks`): its rating is its out-of-fold probability of T, its one
+mark the peak of its Grad-CAM for T. Its figures of merit and curves stand beside the readers'
+("model", arm "standalone"); the readers' OR analysis does not include it.
 """
 
 from __future__ import annotations
@@ -82,6 +87,29 @@ def _image_rois(conn, case_ids) -> dict:
     for case_id in case_ids:
         for _, row in db.images_frame(conn, case_id).iterrows():
             out[str(row["image_id"])] = image_roi(row)
+    return out
+
+
+def scored_model(conn, study: dict, rule: HitRule, rois: dict) -> pd.DataFrame | None:
+    """The model's reads: ``case_id, truth, c_<type>`` (out-of-fold probabilities) and
+    ``hit_<type>`` (its Grad-CAM peak for that type hit), or None before model-marks ran."""
+    run_id = study.get("model_run_id")
+    marks = db.model_marks_frame(conn, study["study_id"], run_id) if run_id else pd.DataFrame()
+    if marks.empty:
+        return None
+    preds = db.predictions_frame(conn, run_id).set_index("case_id")
+    cases = [c for c in study["case_ids"] if c in preds.index]
+    out = pd.DataFrame({"case_id": cases, "truth": preds.loc[cases, "label"].to_numpy()})
+    for cls in CLASSES:
+        out[f"c_{cls}"] = preds.loc[cases, f"p_{cls}"].to_numpy()
+        mine = marks[marks["class"] == cls].set_index("case_id")
+        out[f"hit_{cls}"] = [
+            c in mine.index
+            and is_hit({**mine.loc[c].to_dict(), "x0": mine.loc[c, "x"], "x1": mine.loc[c, "x"],
+                        "y0": mine.loc[c, "y"], "y1": mine.loc[c, "y"]},
+                       rois.get(str(mine.loc[c, "image_id"])), rule)
+            for c in cases
+        ]  # fmt: skip
     return out
 
 
@@ -162,8 +190,11 @@ def _froc_data(rating, any_hit, n_marks, diseased, arms, readers, cases) -> loca
     )
 
 
-def type_localisation(reads: pd.DataFrame, rule: HitRule, cls: str) -> TypeLocalisation:
-    """wAFROC and LROC of every reader and arm for type ``cls``, with their OR analyses."""
+def type_localisation(
+    reads: pd.DataFrame, rule: HitRule, cls: str, *, model: pd.DataFrame | None = None
+) -> TypeLocalisation:
+    """wAFROC and LROC of every reader and arm for type ``cls``, with their OR analyses; and the
+    model's (:func:`scored_model`) beside them when given."""
     if cls not in CLASSES:
         raise ValueError(f"type {cls!r} is not one of {', '.join(CLASSES)}")
     arms, readers, cases = _crossed(reads)
@@ -206,11 +237,38 @@ def type_localisation(reads: pd.DataFrame, rule: HitRule, cls: str) -> TypeLocal
             )
             afroc = localisation.afroc_points(fp[a, j], froc.ll[a, j], froc.weights)
             result.curves[(reader, arm)] = {"lroc": curve, "afroc": afroc}
+    if model is not None:
+        _add_model(result, model, cls)
     return result
+
+
+def _add_model(result: TypeLocalisation, model: pd.DataFrame, cls: str) -> None:
+    """The model's ALROC and wAFROC (one mark per case) and its curves, beside the readers'."""
+    diseased = (model["truth"] == cls).to_numpy()
+    if diseased.sum() < 1 or (~diseased).sum() < 1:
+        return
+    rating = model[f"c_{cls}"].to_numpy(float)
+    hit = model[f"hit_{cls}"].to_numpy(bool)
+    curve = localisation.lroc_curve(rating[~diseased], rating[diseased], hit[diseased])
+    one = lambda a: a[None, None]  # noqa: E731 - one modality, one reader
+    froc = localisation.FrocData(
+        nl=one(np.where(diseased & hit, -np.inf, rating)[:, None]),
+        ll=one(np.where(hit, rating, -np.inf)[diseased][:, None]),
+        diseased=diseased, weights=np.ones((int(diseased.sum()), 1)),
+        modalities=("standalone",), readers=("model",), cases=tuple(model["case_id"]),
+    )  # fmt: skip
+    fp = localisation.froc.false_positive_ratings(froc)[0, 0]
+    row = {"reader": "model", "arm": "standalone",
+           "wAFROC": float(localisation.wafroc(froc)[0, 0]), "ALROC": curve.area}  # fmt: skip
+    result.foms = pd.concat([result.foms, pd.DataFrame([row])], ignore_index=True)
+    afroc = localisation.afroc_points(fp, froc.ll[0, 0], froc.weights)
+    result.curves[("model", "standalone")] = {"lroc": curve, "afroc": afroc}
 
 
 def study_localisation(study_id: int, cls: str, *, db_path=None) -> TypeLocalisation:
     """:func:`type_localisation` of a study's stored reads (researcher pages only)."""
     with db.connect(db_path) as conn:
         reads, rule = scored_reads(conn, study_id)
-    return type_localisation(reads, rule, cls)
+        study = db.get_study(conn, study_id)
+        model = scored_model(conn, study, rule, _image_rois(conn, study["case_ids"]))
+    return type_localisation(reads, rule, cls, model=model)

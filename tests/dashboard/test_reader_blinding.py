@@ -378,7 +378,7 @@ def test_a_closed_aided_arm_takes_no_answer_even_by_direct_call(env):
 SLICE_KEYS = desk.SLICE_FIELDS
 PRESET_KEYS = {"key", "name", "center", "width"}
 MESSAGE_KEYS = {"v", "arm", "desk", "acks", "refused", "status", "start", "work", "cases", "blobs",
-                "message", *desk.constants(UI)}  # fmt: skip
+                "message", "localise", *desk.constants(UI)}  # fmt: skip
 
 
 def _assert_message_blind(message: bytes, blinded, *, arm: str) -> list[dict]:
@@ -388,7 +388,7 @@ def _assert_message_blind(message: bytes, blinded, *, arm: str) -> list[dict]:
     header, blobs = unpack(message)
     assert set(header) <= MESSAGE_KEYS, sorted(set(header) - MESSAGE_KEYS)
     assert {k: header[k] for k in desk.constants(UI)} == desk.constants(UI)
-    assert header["arm"] == arm
+    assert header["arm"] == arm and header.get("localise") in (None, True, False)
     for position, shown, read in header.get("work", []):
         assert isinstance(position, int) and isinstance(read, bool)
         _assert_words([shown], blinded)
