@@ -160,6 +160,9 @@ def case_for_reader(
         if arm == "aided" and study["model_run_id"]:
             run_id = str(study["model_run_id"])
             fields.update(model_view(conn, run_id, case_id, fields.get("crop"), with_gradcam))
+    if study.get("localise"):  # each of these would show where the lesion is
+        fields.update(roi=None, rois=tuple(None for _ in fields.get("rois", ())), crop=None,
+                      gradcam=None)  # fmt: skip
     return ReaderCase(**fields)
 
 

@@ -273,3 +273,14 @@ def test_the_export_sr_command_writes_one_file_per_read(studies, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "wrote 1 SR file(s)" in done.stdout and len(list(out.glob("*.dcm"))) == 1
+
+
+def test_the_reading_service_hides_the_roi_and_crop_in_a_localisation_study(studies):
+    from core.reader_study import reading
+
+    path, loc, plain, readers = studies
+    shown = reading.case_for_reader(plain, readers[plain], "unaided", 1, db_path=path)
+    assert shown.roi is not None and shown.crop is not None  # the plain study shows them
+    hidden = reading.case_for_reader(loc, readers[loc], "unaided", 1, db_path=path)
+    assert hidden.roi is None and hidden.crop is None and not any(hidden.rois)
+    assert hidden.image is not None  # the slice itself is still there to be marked
