@@ -84,6 +84,7 @@ from db.reads import (
     reader_reads_frame,
     reads_frame,
     submit_read,
+    submit_reads,
     worklist,
     worklist_entry,
 )
@@ -109,6 +110,7 @@ from db.runs import (
     start_run,
     update_run,
 )
+from db.scale import replicate_cases
 from db.schema import SCHEMA_VERSION, migrate, schema_version
 from db.security import (
     SignInThrottled,
@@ -153,6 +155,8 @@ from db.validations import (
 from db.versions import reads_version
 
 __all__ = [
+    "submit_reads",
+    "replicate_cases",
     "MAX_MARKS",
     "model_marks_frame",
     "replace_model_marks",

@@ -470,3 +470,33 @@ def reader_progress_frame(conn: sqlite_utils.Database, study_id: int) -> pd.Data
         7, "fraction", (frame["n_read"] / frame["n_cases"].where(frame["n_cases"] > 0)).fillna(0.0)
     )
     return frame
+
+
+def submit_reads(
+    conn: sqlite_utils.Database, study_id: int, reader_id: int, arm: str, reads: Sequence[Mapping]
+) -> int:
+    """Store many answers of one reader in one transaction (simulated readers, benchmarks): each
+    as :func:`submit_read` would, audited with source ``import``. Return the number stored.
+
+    ``reads`` are mappings with ``case_id, label``, the confidences (``c_SCC`` ... or ``SCC``
+    ...) and optional ``shown_at, submitted_at``.
+    """
+    records = [
+        (str(r["case_id"]), build_read(
+            label=r["label"], confidences={c: r[f"c_{c}"] for c in CLASSES},
+            shown_at=r.get("shown_at"), submitted_at=r.get("submitted_at"),
+        ))
+        for r in reads
+    ]  # fmt: skip
+    with write_transaction(conn) as raw:
+        study = _study_row(raw, study_id)
+        _require_open(study)
+        _require_reader_arm(raw, study_id, reader_id, arm)
+        known = {c for (c,) in raw.execute(
+            "SELECT case_id FROM study_cases WHERE study_id = ?", (int(study_id),))}  # fmt: skip
+        for case_id, record in records:
+            if case_id not in known:
+                raise CaseNotFound(f"case {case_id!r} is not part of study {study_id}")
+            _upsert_read(raw, study_id=int(study_id), reader_id=int(reader_id), case_id=case_id,
+                         arm=arm, record=record, source="import")  # fmt: skip
+    return len(records)

@@ -1,10 +1,12 @@
 """`cervixscope bench` part (p): what a researcher waits for on the dashboard.
 
-- Every page's first render (AppTest, an admin signed in, each page in a fresh interpreter so it
-  pays its own imports) on a database such as the demo's (target < 1.5 s each).
-- The reader analysis with 20 readers x every case of the demo study: its first render and a
-  rerun with no read changed (target < 0.5 s), on a copy of the database with simulated readers
-  added (the database itself is not touched).
+At each scale (1x and 10x the database's cohort: :func:`scaled_database`, a copy with the cases
+replicated and a study of 20 simulated readers over every case; the database itself is not
+touched):
+- every page's first render and a rerun (AppTest, an admin signed in, each page in a fresh
+  interpreter so it pays its own imports); aims: under 1 s first and 0.3 s rerun at 1x, no page
+  over 1.5 s at 10x;
+- the reader analysis of that study: first render and a rerun with no read changed.
 
 The renders run ``dashboard.bench_pages`` in child processes; core never imports Streamlit.
 """
@@ -54,14 +56,55 @@ def add_simulated_readers(conn, study_id: int, n_readers: int, *, seed: int = 0)
     for i in range(have, n_readers):
         reads = simulate_reader(cases["case_id"], y_true, tables[i % 2], seed=seed + 1000 + i)
         reader_id, _ = db.add_reader(conn, study_id, f"Simulated reader {i + 1}", simulated=True)
-        for read in reads.itertuples(index=False):
-            db.submit_read(
-                conn, study_id=study_id, reader_id=reader_id, case_id=read.case_id,
-                arm=study["arms"][0], label=read.label,
-                confidences={f"c_{c}": getattr(read, f"c_{c}") for c in CLASSES},
-                shown_at=read.shown_at, submitted_at=read.submitted_at,
-            )  # fmt: skip
+        db.submit_reads(conn, study_id, reader_id, study["arms"][0], reads.to_dict("records"))
     return max(have, n_readers)
+
+
+SCALE_STUDY = "Bench: {n} readers x every case"
+
+
+def scaled_database(db_path, out: Path, factor: int, *, n_readers: int = 20) -> int:
+    """Copy ``db_path`` to ``out`` with its cohort ``factor`` times as large (``db.replicate_cases``)
+    and a study of ``n_readers`` simulated readers over every case (with the newest finished run
+    as its model); return that study's id."""
+    import db
+
+    shutil.copy(db_path, out)
+    conn = db.connect(out)
+    try:
+        db.replicate_cases(conn, factor)
+        cases = db.cases_frame(conn)["case_id"].tolist()
+        runs = db.runs_frame(conn)
+        done = runs.loc[runs["status"] == "done", "run_id"].tolist() if len(runs) else []
+        study_id = db.create_study(
+            conn, name=SCALE_STUDY.format(n=n_readers), case_ids=cases, arms=("unaided",),
+            model_run_id=done[-1] if done else None,
+        )  # fmt: skip
+        add_simulated_readers(conn, study_id, n_readers)
+    finally:
+        conn.close()
+    return study_id
+
+
+def at_scales(db_path, factors=(1, 10), *, n_readers: int = 20) -> dict:
+    """Part (p) at each scale: ``{"<f>x": {"cases", "pages", "reader_analysis"}}``."""
+    import db
+
+    out = {}
+    for factor in factors:
+        with tempfile.TemporaryDirectory(prefix="cervixscope-bench-") as tmp:
+            copy = Path(tmp) / "bench.db"
+            study_id = scaled_database(db_path, copy, factor, n_readers=n_readers)
+            with db.connect(copy) as conn:
+                n_cases = len(db.cases_frame(conn))
+                n_reads = len(db.reads_frame(conn, study_id))
+            env = _env(copy, secrets.token_hex(8))
+            renders = [run_child(["dashboard.bench_pages", "page", p], env) for p in PAGES]
+            analysis = run_child(["dashboard.bench_pages", "analysis", str(study_id)], env)
+        out[f"{factor}x"] = {"cases": n_cases, "pages": renders,
+                             "reader_analysis": {"readers": n_readers, "reads": n_reads,
+                                                 **analysis}}  # fmt: skip
+    return out
 
 
 def _scaled(table: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -33,9 +33,45 @@ def format_table(results: dict) -> str:
     parts = ["\n".join(f"{name:<{width}}  {text}" for name, text in rows)]
     if results.get("scaling"):
         parts.append("(c) scaling, features CV:\n" + scaling_table(results["scaling"]))
-    if results.get("pages"):
-        parts.append(_pages_table(results["pages"], results.get("reader_analysis")))
+    if results.get("page_scales"):
+        parts.append(scales_table(results["page_scales"]))
     return "\n\n".join(parts)
+
+
+def scales_table(scales: dict) -> str:
+    """Every page's first render and rerun at each scale, and the growth from the first scale to
+    the last (seconds at the last / seconds at the first)."""
+    names = list(scales)
+    head = " | ".join(f"{n} first, rerun" for n in names)
+    lines = [f"(p) pages, seconds: {head} | growth first, rerun ({names[0]} -> {names[-1]})"]
+    cases = ", ".join(f"{n}: {s['cases']} cases" for n, s in scales.items())
+    lines.append(f"    ({cases}; an admin signed in, AppTest, a fresh interpreter per page)")
+    rows = {}
+    for name, scale in scales.items():
+        for p in scale["pages"]:
+            rows.setdefault(p["page"], {})[name] = p
+        a = scale["reader_analysis"]
+        rows.setdefault(f"analysis {a['readers']}r", {})[name] = {
+            "seconds": a["first_seconds"], "rerun_seconds": a["rerun_seconds"],
+            "errors": a["errors"],
+        }  # fmt: skip
+    for page, by_scale in rows.items():
+        cells, errors = [], []
+        for name in names:
+            p = by_scale.get(name)
+            cells.append(
+                "   -     -  " if p is None else f"{p['seconds']:5.2f} {p['rerun_seconds']:5.2f}"
+            )
+            errors += [f"{name}: {e}" for e in (p or {}).get("errors", [])]
+        first, last = by_scale.get(names[0]), by_scale.get(names[-1])
+        growth = (
+            f"{last['seconds'] / first['seconds']:5.1f}x {last['rerun_seconds'] / max(first['rerun_seconds'], 1e-9):5.1f}x"
+            if first and last and first["seconds"] > 0
+            else ""
+        )
+        tail = f"  ERRORS: {errors}" if errors else ""
+        lines.append(f"  {page:<16} " + " | ".join(cells) + f" | {growth}{tail}")
+    return "\n".join(lines)
 
 
 def _pages_table(pages: list[dict], analysis: dict | None) -> str:

@@ -23,6 +23,7 @@ def run_bench(
     skip: str | None = None,
     weights: str = "auto",
     db_path=None,
+    page_scales=(1, 10),
 ) -> dict:
     """Both parts of the benchmark on ``crops``; a flat dict of numbers and settings.
 
@@ -39,6 +40,9 @@ def run_bench(
         only with ``db_path``).
     db_path : path, optional
         The database whose pages part (p) renders (the demo's after ``cervixscope demo``).
+    page_scales : tuple of int
+        Part (p) renders every page on copies of that database with its cohort this many times
+        as large (default 1x and 10x), each with a 20-reader study over every case.
 
     Returns
     -------
@@ -46,7 +50,8 @@ def run_bench(
         ``machine, device, model, n_images, train_loop_images_per_s, bare_loop_images_per_s,
         loop_efficiency, cv_seconds_ours, cv_seconds_obvious, cv_speedup, auc_ours,
         auc_obvious, cv_speedup_ceiling``, ``scaling`` (rows of part c), ``table_*`` (m),
-        ``pages`` and ``reader_analysis`` (p); parts skipped are absent.
+        ``page_scales`` (p: per scale, the cases, the page renders and the reader analysis); parts
+        skipped are absent.
     """
     from core.bench.machine import machine_line
     from core.learning.training import resolve_device
@@ -71,11 +76,11 @@ def run_bench(
         out["batch_size"] = batch_size
     if "b" not in skipped:
         out.update(bench_features_cv(crops, base.replace(n_folds=n_folds), dev))
-    out.update(_limit_parts(skipped, model, weights, device, n_folds, db_path))
+    out.update(_limit_parts(skipped, model, weights, device, n_folds, db_path, page_scales))
     return out
 
 
-def _limit_parts(skipped: set, model, weights, device, n_folds, db_path) -> dict:
+def _limit_parts(skipped: set, model, weights, device, n_folds, db_path, scales=(1, 10)) -> dict:
     """Parts c, m and p, each in child processes."""
     out: dict = {}
     if "c" not in skipped:
@@ -85,6 +90,5 @@ def _limit_parts(skipped: set, model, weights, device, n_folds, db_path) -> dict
     if "m" not in skipped:
         out.update(run_child(["core.bench.memory"]))
     if "p" not in skipped and db_path is not None:
-        out["pages"] = pages.page_renders(db_path)
-        out["reader_analysis"] = pages.reader_analysis(db_path)
+        out["page_scales"] = pages.at_scales(db_path, scales)
     return out

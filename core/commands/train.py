@@ -166,6 +166,12 @@ def register(subparsers) -> None:
     p.add_argument("--skip", default="", help="letters of the parts to skip, e.g. b or a,b,p")
     p.add_argument("--json", help="also write the results here")
     p.add_argument(
+        "--scales",
+        default="1,10",
+        help="(p) render the pages on copies of the database with its cohort this many times as "
+        "large, each with 20 simulated readers over every case (default 1,10)",
+    )
+    p.add_argument(
         "--ray",
         action="store_true",
         help="also (r): the Ray executor's overhead per fold task and its speed-up over the local "
@@ -457,6 +463,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scales(text: str) -> tuple[int, ...]:
+    try:
+        scales = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        scales = ()
+    if not scales or min(scales) < 1:
+        raise ValueError(f"--scales {text!r}: expected whole numbers >= 1, e.g. 1,10")
+    return scales
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import db
     from core.bench.report import format_table
@@ -476,6 +492,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         skip=args.skip,
         db_path=db_path if db_path.exists() else None,
+        page_scales=_scales(args.scales),
     )
     if args.ray:  # opt-in: Ray is imported only when asked for
         from core.bench.executors import bench_executors

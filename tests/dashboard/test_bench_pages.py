@@ -58,3 +58,34 @@ def test_a_page_render_reports_its_first_render_and_a_rerun(eval_db):
     assert line[0] == "cv_results" and float(line[2]) == pytest.approx(
         out["rerun_seconds"], abs=0.01
     )
+
+
+def test_a_scaled_database_has_every_case_image_and_prediction_times_the_factor(tmp_path, eval_db):
+    from core.bench.report import scales_table
+
+    conn = db.connect(eval_db.path)
+    try:
+        n_cases = len(db.cases_frame(conn))
+        n_images = len(db.images_frame(conn))
+        n_predictions = len(db.predictions_frame(conn, list(eval_db.run_ids)))
+    finally:
+        conn.close()
+    out = tmp_path / "scaled.db"
+    study_id = bench_pages.scaled_database(eval_db.path, out, 2, n_readers=3)
+    conn = db.connect(out)
+    try:
+        assert len(db.cases_frame(conn)) == 2 * n_cases
+        assert len(db.images_frame(conn)) == 2 * n_images
+        assert len(db.predictions_frame(conn, list(eval_db.run_ids))) == 2 * n_predictions
+        reads = db.reads_frame(conn, study_id)
+        assert len(reads) == 3 * 2 * n_cases and db.get_study(conn, study_id)["model_run_id"]
+    finally:
+        conn.close()
+    page = {"page": "overview", "seconds": 0.5, "rerun_seconds": 0.1, "errors": []}
+    analysis = {"readers": 3, "reads": 9, "first_seconds": 1.0, "rerun_seconds": 0.2, "errors": []}
+    table = scales_table({
+        "1x": {"cases": 3, "pages": [page], "reader_analysis": analysis},
+        "10x": {"cases": 30, "pages": [{**page, "seconds": 1.5}], "reader_analysis": analysis},
+    })  # fmt: skip
+    row = next(line for line in table.splitlines() if line.strip().startswith("overview"))
+    assert "0.50  0.10 |  1.50  0.10 |   3.0x   1.0x" in row
