@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import db
 from core.reader_study.mrmc_inputs import MRMC_FOMS, pilot_components
 from core.reader_study.study_data import load_study_data
 from core.statistics.power import (
@@ -29,13 +30,29 @@ def _pilot(study_id: int | None, fom: str) -> tuple[VarianceComponents, str]:
         return _DEFAULTS, "No study selected: start from the components below."
     try:
         with connection() as conn:
-            found = pilot_components(load_study_data(conn, study_id), fom=fom)
+            version = db.reads_version(conn, study_id)
+        found, problem = _study_components(study_id, fom, version)
     except LIBRARY_ERRORS as exc:
-        return _DEFAULTS, f"Study {study_id} cannot serve as a pilot yet ({exc})."
+        found, problem = None, str(exc)
+    if found is None:
+        return _DEFAULTS, f"Study {study_id} cannot serve as a pilot yet ({problem})."
     return (
         found,
         f"Filled from study {study_id} ({found.n_readers} readers, {found.n_cases} cases).",
     )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _study_components(
+    study_id: int, fom: str, version: str
+) -> tuple[VarianceComponents | None, str | None]:
+    """A study's OR components, or why it has none, recomputed only when its reads changed
+    (``version``): a study that cannot be a pilot is not re-read on every rerun either."""
+    try:
+        with connection() as conn:
+            return pilot_components(load_study_data(conn, study_id), fom=fom), None
+    except LIBRARY_ERRORS as exc:
+        return None, str(exc)
 
 
 def _typed(pilot: VarianceComponents, key: str) -> VarianceComponents:

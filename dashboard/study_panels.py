@@ -152,3 +152,14 @@ def refused_answers_panel(study_id: int) -> None:
         "session had ended. They are not reads; they are kept here with the reason."
     )
     st.dataframe(refused.drop(columns=["attempt_id"]), hide_index=True)
+
+
+def reads_csv_bytes(study_id: int) -> bytes:
+    """The study's reads as the CSV ``cervixscope study export-reads`` writes (for a download)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp, connection() as conn:
+        path = Path(tmp) / "reads.csv"
+        db.export_reads_csv(conn, study_id, path)
+        return path.read_bytes()

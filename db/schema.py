@@ -585,6 +585,7 @@ def _v14_localisation(conn: sqlite_utils.Database) -> None:
     # at analysis time, by the rule recorded with the study (inside, or within hit_radius_mm).
     # The model reads too: its mark per case and type is the peak of its fold model's Grad-CAM
     # (model_marks), mapped back through the crop window, which needs the ingestion's margin.
+    # And an index for a reader's reads in an arm: progress tables at 20 readers x 6,410 cases.
     _script(
         conn,
         """
@@ -594,6 +595,7 @@ def _v14_localisation(conn: sqlite_utils.Database) -> None:
             CHECK (hit_radius_mm >= 0);
         ALTER TABLE answer_attempts ADD COLUMN marks TEXT;
         ALTER TABLE ingestions ADD COLUMN margin REAL;
+        CREATE INDEX reads_reader_arm ON reads(reader_id, arm, submitted_at);
         CREATE TABLE model_marks (
             study_id INTEGER NOT NULL REFERENCES studies(study_id),
             run_id TEXT NOT NULL REFERENCES runs(run_id),

@@ -1,6 +1,7 @@
 """Studies and readers: create a blinded reader study, add readers, watch progress, close or
 reopen it, revoke or reissue access codes, write the reader instructions, move reads."""
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -154,14 +155,11 @@ study_panels.refused_answers_panel(study_id)
 
 st.subheader("Reads as CSV")
 export_col, import_col = st.columns(2)
-with export_col, tempfile.TemporaryDirectory() as tmp:
-    path = Path(tmp) / f"study-{study_id}-reads.csv"
-    with errors_shown(), connection() as conn:
-        db.export_reads_csv(conn, study_id, path)
+with export_col:
     st.download_button(
         "Download reads CSV",
-        path.read_bytes(),
-        path.name,
+        functools.partial(study_panels.reads_csv_bytes, study_id),  # written when clicked
+        f"study-{study_id}-reads.csv",
         "text/csv",
         on_click=auth.audit,
         args=("reads_exported",),
