@@ -184,6 +184,51 @@ def filter_cases(
     return rows[keep].reset_index(drop=True)
 
 
+PAGE_SIZE = 100  # cases per page of the case browser: the browser gets one page, not every row
+SORTS = {
+    "case": ("case_id", True),
+    "confidence, lowest first": ("confidence", True),
+    "confidence, highest first": ("confidence", False),
+    "fold": ("fold", True),
+}
+
+
+def search_cases(rows: pd.DataFrame, text: str) -> pd.DataFrame:
+    """Cases whose case ID contains ``text`` (case-insensitive, literal); all when it is blank."""
+    text = str(text or "").strip()
+    if not text:
+        return rows
+    keep = rows["case_id"].astype(str).str.contains(text, case=False, regex=False)
+    return rows[keep].reset_index(drop=True)
+
+
+def sort_cases(rows: pd.DataFrame, sort: str) -> pd.DataFrame:
+    """Rows in one of the :data:`SORTS` orders, ties by case ID (a stable, repeatable order)."""
+    if sort not in SORTS:
+        raise ValueError(f"sort {sort!r} is not one of {', '.join(SORTS)}")
+    column, ascending = SORTS[sort]
+    keys = [column, "case_id"] if column != "case_id" else ["case_id"]
+    return rows.sort_values(
+        keys, ascending=[ascending, True][: len(keys)], kind="stable"
+    ).reset_index(drop=True)
+
+
+def n_pages(n_rows: int, size: int = PAGE_SIZE) -> int:
+    return max(1, -(-int(n_rows) // int(size)))
+
+
+def page_of(rows: pd.DataFrame, page: int, size: int = PAGE_SIZE) -> pd.DataFrame:
+    """Rows of 1-based ``page`` (clamped to the pages there are)."""
+    page = min(max(int(page), 1), n_pages(len(rows), size))
+    return rows.iloc[(page - 1) * size : page * size]
+
+
+def page_holding(rows: pd.DataFrame, case_id, size: int = PAGE_SIZE) -> int | None:
+    """The 1-based page on which ``case_id`` is, or None."""
+    hits = rows.index[rows["case_id"] == case_id]
+    return None if not len(hits) else int(rows.index.get_loc(hits[0])) // size + 1
+
+
 def default_runs(runs: pd.DataFrame) -> list[str]:
     """The runs a results page opens on: every run of the newest complete comparison (all its
     runs ``done``), else the newest finished run (``done`` or ``partial``), else none.

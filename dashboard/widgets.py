@@ -122,6 +122,32 @@ def case_filters(predictions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def case_page(shown: pd.DataFrame, wanted=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Search, order and page the filtered cases on the server: only one page goes to the
+    browser. Returns (every matching case in order, the page shown); a ``wanted`` case (handed
+    over from another page) opens its page."""
+    c1, c2, c3 = st.columns([3, 2, 1.2])
+    text = c1.text_input("Case ID contains", key="f_case_text")
+    sort = c2.selectbox("Sort by", list(selection.SORTS), key="f_sort")
+    rows = selection.sort_cases(selection.search_cases(shown, text), sort)
+    pages = selection.n_pages(len(rows))
+    asked = (text, sort, len(shown), len(rows))
+    if st.session_state.get("f_page_for") != asked:  # another search: back to its first page
+        st.session_state["f_page_for"] = asked
+        st.session_state["f_page"] = 1
+    holding = selection.page_holding(rows, wanted) if wanted is not None else None
+    if holding is not None:
+        st.session_state["f_page"] = holding
+    number = c3.number_input(f"Page (of {pages})", 1, pages, key="f_page")
+    page = selection.page_of(rows, number)
+    first = (int(number) - 1) * selection.PAGE_SIZE
+    st.caption(
+        f"Cases {first + 1 if len(page) else 0}-{first + len(page)} of {len(rows):,} matching "
+        f"({len(shown):,} after the filters above)"
+    )
+    return rows, page
+
+
 def probability_table(frame: pd.DataFrame) -> None:
     """Every model's out-of-fold probabilities for one case (3 decimals)."""
     number = st.column_config.NumberColumn(format="%.3f")

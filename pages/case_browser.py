@@ -18,18 +18,18 @@ all_predictions = loaders.load_predictions(tuple(sorted(labels)), version)
 predictions = all_predictions[all_predictions["run_id"] == run_id]
 
 shown = case_focus.focused(widgets.case_filters(predictions))  # cases handed over by results
-st.caption(f"{len(shown)} of {len(predictions)} cases")
+wanted = st.session_state.pop("browse_case", None)
+shown, page = widgets.case_page(shown, wanted)
 st.dataframe(
-    shown[["case_id", "fold", "label", "predicted", "confidence", "correct"]],
+    page[["case_id", "fold", "label", "predicted", "confidence", "correct"]],
     hide_index=True,
     height=220,
     key="case_table",
 )
-if shown.empty:
+if page.empty:
     st.stop()
 
-cases = shown["case_id"].tolist()
-wanted = st.session_state.pop("browse_case", None)
+cases = page["case_id"].tolist()
 index = cases.index(wanted) if wanted in cases else 0
 case_id = st.selectbox("Case", cases, index=index, key="case_pick")
 row = shown[shown["case_id"] == case_id].iloc[0]

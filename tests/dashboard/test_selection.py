@@ -151,3 +151,33 @@ def test_filter_cases_by_hand(small):
     assert ids(selection.filter_cases(small, folds=[0])) == ["P000", "P003"]
     with pytest.raises(ValueError, match="unknown class 'scc'"):
         selection.filter_cases(small, true_classes=["scc"])
+
+
+def _cases(n):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"case_id": [f"internal/P{i:05d}" for i in range(n)],
+         "confidence": [((i * 37) % 101) / 100 for i in range(n)], "fold": [i % 10 for i in range(n)]}
+    )  # fmt: skip
+
+
+def test_the_case_list_pages_searches_and_sorts_on_the_server():
+    from dashboard import selection
+
+    rows = _cases(6410)
+    assert selection.n_pages(len(rows)) == 65 and selection.n_pages(0) == 1
+    assert selection.page_of(rows, 1)["case_id"].iloc[0] == "internal/P00000"
+    last = selection.page_of(rows, 65)
+    assert len(last) == 10 and last["case_id"].iloc[-1] == "internal/P06409"
+    assert selection.page_of(rows, 99).equals(last)  # clamped to the last page
+    assert selection.page_holding(rows, "internal/P00250") == 3
+    assert selection.page_holding(rows, "nowhere") is None
+    found = selection.search_cases(rows, "p0640")
+    assert found["case_id"].tolist() == [f"internal/P0640{i}" for i in range(10)]
+    assert selection.search_cases(rows, " ").equals(rows)
+    assert selection.search_cases(rows, ".*").empty  # literal text, not a pattern
+    high = selection.sort_cases(rows, "confidence, highest first")
+    assert high["confidence"].is_monotonic_decreasing
+    ties = high[high["confidence"] == high["confidence"].iloc[0]]["case_id"]
+    assert ties.is_monotonic_increasing  # ties in case order: the same order every run
