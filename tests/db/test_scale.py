@@ -28,3 +28,18 @@ def test_replicating_copies_cases_images_and_predictions(tmp_path):
         assert cases[0] in set(after["case_id"])
     finally:
         conn.close()
+
+
+def test_display_ids_drawn_in_one_batch_never_collide(tmp_path, monkeypatch):
+    import db.cases
+
+    conn = db.connect(tmp_path / "s.db")
+    try:
+        make_cases(conn, 2)
+        draws = iter(["222222", "222222", "333333", "444444"])  # the second draw repeats the first
+        monkeypatch.setattr(db.cases, "random_code", lambda: next(draws))
+        assert db.replicate_cases(conn, 2) == 4
+        ids = db.cases_frame(conn)["display_id"]
+        assert ids.is_unique and {"C-222222", "C-333333"} <= set(ids)
+    finally:
+        conn.close()
