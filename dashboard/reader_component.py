@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 
 _HTML = """
-<div class="csr" data-pending="0">
+<div class="csr" data-pending="">
   <div class="csr-image">
     <div class="csv-root" data-drawn="">
       <div class="csv-main">

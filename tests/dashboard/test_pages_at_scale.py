@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import db
 from core.bench import pages as bench_pages
+from core.reader_study import heatmaps
 from dashboard.auth import Identity
 from tests.dashboard.test_pages_eval import APP
 
@@ -48,6 +49,13 @@ def scaled_env(scaled, eval_db, monkeypatch):
     monkeypatch.setenv("CERVIXSCOPE_HOME", str(eval_db.workdir))
     yield scaled
     st.cache_data.clear()
+    # the Grad-CAM worker this module's case browser started knows the other database: stop it,
+    # and forget its outcome, so the next module's pages start their own
+    for worker in heatmaps._BATCHES.values():
+        worker.kill()
+        worker.wait()
+    heatmaps._BATCHES.clear()
+    heatmaps._FAILED.clear()
 
 
 def _open(page: str, **state) -> AppTest:
