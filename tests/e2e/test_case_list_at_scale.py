@@ -50,9 +50,11 @@ def first_case(page, *, among=None) -> str:
     """The first case ID the table shows (waiting, when ``among`` is given, until the grid has
     redrawn with one of those: the caption can update a moment before the grid)."""
     grid = page.locator("[data-testid='stDataFrame']").first
-    for _ in range(50):
-        shown = grid_rows(grid)[1][0]
-        if among is None or shown in among:
+    shown = ""
+    for _ in range(100):
+        rows = grid_rows(grid)  # empty while the grid is still being drawn
+        shown = rows[1][0] if len(rows) > 1 and rows[1] else ""
+        if shown and (among is None or shown in among):
             return shown
         page.wait_for_timeout(200)
     return shown
