@@ -174,16 +174,19 @@ def kappa_tables(named: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, float | 
     if wide.empty or wide.shape[1] < 2:
         return pd.DataFrame(), None, len(wide)
     rows = []
+    # one integer code per label for the whole table: each pair then skips re-coding strings
+    _, codes = np.unique(wide.to_numpy().astype(str), return_inverse=True)
+    codes = codes.reshape(wide.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for a, b in itertools.combinations(wide.columns, 2):
-            ci = stats.cohen_kappa_ci(wide[a], wide[b])
+        for (i, a), (j, b) in itertools.combinations(enumerate(wide.columns), 2):
+            ci = stats.cohen_kappa_ci(codes[:, i], codes[:, j])
             rows.append(
                 {
                     "rater A": a,
                     "rater B": b,
                     "cases": len(wide),
-                    "Cohen's kappa": stats.cohen_kappa(wide[a], wide[b]),
+                    "Cohen's kappa": ci.kappa,
                     "95% CI low": ci.low,
                     "95% CI high": ci.high,
                 }

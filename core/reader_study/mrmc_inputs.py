@@ -47,10 +47,8 @@ def mrmc_reads(data: StudyData, arms: list[str]) -> pd.DataFrame:
     reads = _first_reads(data, arms)
     readers = sorted(set(reads["reader"]))
     needed = len(readers) * len(arms)
-    per_case = reads.groupby("case_id")[["reader", "arm"]].apply(
-        lambda g: len(set(zip(g["reader"], g["arm"], strict=True)))
-    )
-    crossed = set(per_case[per_case == needed].index)
+    per_case = reads.drop_duplicates(["case_id", "reader", "arm"])["case_id"].value_counts()
+    crossed = set(per_case.index[per_case == needed])
     return _long(reads[reads["case_id"].isin(crossed)])
 
 

@@ -9,6 +9,7 @@ only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -35,11 +36,12 @@ class StudyData:
     repeats: pd.DataFrame | None = None  # repeat reads (tidy, repeat=True): intra-reader only
     version: str = ""  # the db.reads_version it was read at, when the caller caches on it
 
-    @property
+    @cached_property
     def arms(self) -> list[str]:
         """The study's arms that hold reads, in the study's order (all of them if none does)."""
         arms = list(self.study["arms"])
-        return [a for a in arms if a in set(self.reads["arm"])] or arms
+        read = set(self.reads["arm"].unique())
+        return [a for a in arms if a in read] or arms
 
 
 def tidy_reads(reads: pd.DataFrame) -> pd.DataFrame:

@@ -326,15 +326,22 @@ def cohen_kappa_ci(labels_a, labels_b, *, alpha: float = 0.05) -> KappaInterval:
     )
 
 
-def _fleiss_from_counts(counts: np.ndarray) -> np.ndarray:
-    """Fleiss' kappa of count tables (..., subjects, categories) with n raters per subject."""
-    n_rat = counts.sum(axis=-1)[..., :1]
-    n_sub = counts.shape[-2]
-    p_j = counts.sum(axis=-2) / (n_sub * n_rat)
-    p_i = ((counts**2).sum(axis=-1) - n_rat) / (n_rat * (n_rat - 1))
-    p_e = (p_j**2).sum(axis=-1)
+def _fleiss_of_resamples(counts: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa of the count tables ``counts[idx]`` (subjects x categories, n raters per
+    subject), one per row of ``idx``, from the resamples' sums (Fleiss' kappa needs only the category totals and the sum of squared counts),
+    so no (resamples x subjects x categories) array is ever built."""
+    n_boot, n_sub = idx.shape
+    per_subject = np.column_stack([counts, (counts**2).sum(axis=1)])
+    times_drawn = np.bincount(
+        (idx + n_sub * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n_sub
+    ).reshape(n_boot, n_sub)
+    sums = times_drawn.astype(float) @ per_subject
+    n_rat = counts[0].sum()
+    p_j = sums[:, :-1] / (n_sub * n_rat)
+    p_bar = (sums[:, -1] / n_sub - n_rat) / (n_rat * (n_rat - 1))
+    p_e = (p_j**2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (p_i.mean(axis=-1) - p_e) / (1 - p_e)
+        return (p_bar - p_e) / (1 - p_e)
 
 
 def fleiss_kappa_ci(
@@ -366,7 +373,7 @@ def fleiss_kappa_ci(
     if np.isnan(kappa):
         return KappaInterval(np.nan, np.nan, np.nan, np.nan, "bootstrap")
     idx = np.random.default_rng(seed).integers(0, r.shape[0], size=(n_boot, r.shape[0]))
-    draws = _fleiss_from_counts(counts[idx].astype(float))
+    draws = _fleiss_of_resamples(counts.astype(float), idx)
     draws = draws[np.isfinite(draws)]
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     return KappaInterval(kappa, float(low), float(high), np.nan, "bootstrap")
