@@ -110,6 +110,7 @@ from db.runs import (
     start_run,
     update_run,
 )
+from db.saved_results import forget_results, save_result, saved_result
 from db.scale import replicate_cases
 from db.schema import SCHEMA_VERSION, migrate, schema_version
 from db.security import (
@@ -155,6 +156,9 @@ from db.validations import (
 from db.versions import reads_version
 
 __all__ = [
+    "forget_results",
+    "save_result",
+    "saved_result",
     "submit_reads",
     "replicate_cases",
     "MAX_MARKS",

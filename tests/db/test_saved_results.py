@@ -1,0 +1,55 @@
+"""Saved results: kept per scope under their key, the oldest dropped beyond the limit, and a busy
+file skips the save instead of holding the page."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import db
+import db.saved_results as saved_results
+
+
+def test_save_read_replace_and_forget(tmp_path):
+    conn = db.connect(tmp_path / "c.db")
+    try:
+        assert db.saved_result(conn, "study:1", "rater A|k1") is None
+        assert db.save_result(conn, "study:1", "rater A|k1", b"one")
+        assert db.save_result(conn, "study:1", "rater A|k1", b"two")
+        assert db.save_result(conn, "study:2", "rater A|k1", b"other study")
+        assert db.saved_result(conn, "study:1", "rater A|k1") == b"two"
+        assert db.forget_results(conn, "study:1") == 1
+        assert db.saved_result(conn, "study:1", "rater A|k1") is None
+        assert db.saved_result(conn, "study:2", "rater A|k1") == b"other study"
+    finally:
+        conn.close()
+
+
+def test_a_scope_keeps_only_its_newest_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(saved_results, "KEEP_PER_SCOPE", 3)
+    conn = db.connect(tmp_path / "c.db")
+    try:
+        for i in range(5):
+            db.save_result(conn, "study:1", f"k{i}", b"x")
+        db.save_result(conn, "study:2", "k0", b"x")
+        kept = [r[0] for r in conn.conn.execute(
+            "SELECT key FROM saved_results WHERE scope = 'study:1' ORDER BY key")]  # fmt: skip
+        assert kept == ["k2", "k3", "k4"]
+        assert db.saved_result(conn, "study:2", "k0") == b"x"
+    finally:
+        conn.close()
+
+
+def test_a_busy_database_skips_the_save_and_keeps_its_timeout(tmp_path):
+    path = tmp_path / "c.db"
+    conn = db.connect(path)
+    other = sqlite3.connect(path)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        assert db.save_result(conn, "study:1", "k", b"x") is False
+        (timeout,) = conn.conn.execute("PRAGMA busy_timeout").fetchone()
+        assert timeout == db.connection.BUSY_TIMEOUT_MS
+        other.rollback()
+        assert db.save_result(conn, "study:1", "k", b"x") is True
+    finally:
+        other.close()
+        conn.close()
