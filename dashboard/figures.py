@@ -8,7 +8,7 @@ carry what a click needs in ``customdata``: ``[run_id, class_index, threshold]``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,20 @@ class RocCurve:
     @property
     def class_name(self) -> str:
         return MACRO if self.class_index is None else CLASSES[self.class_index]
+
+    def thinned(self, max_points: int) -> RocCurve:
+        """At most ``max_points`` of the curve's points, evenly spaced along its length (first and
+        last kept): on screen the same curve, within 2 / ``max_points`` of every point left out,
+        at a fraction of the bytes. The AUC stays that of the whole curve."""
+        if len(self.fpr) <= max_points:
+            return self
+        length = np.concatenate(
+            [[0.0], np.cumsum(np.abs(np.diff(self.fpr)) + np.abs(np.diff(self.tpr)))]
+        )
+        keep = np.unique(np.searchsorted(length, np.linspace(0.0, length[-1], max_points)))
+        keep = np.unique(np.concatenate([[0], keep, [len(self.fpr) - 1]]))
+        thresholds = None if self.thresholds is None else self.thresholds[keep]
+        return replace(self, fpr=self.fpr[keep], tpr=self.tpr[keep], thresholds=thresholds)
 
 
 def _arrays(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

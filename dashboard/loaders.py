@@ -10,6 +10,7 @@ restarting the server. A connection is never cached: each load opens and closes 
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 
 import numpy as np
@@ -26,7 +27,7 @@ from core.learning.provenance import (
 )
 from core.learning.summary import summary_auc
 from core.statistics import metrics
-from dashboard import figures
+from dashboard import figures, saved
 from dashboard.figures import PROB_COLUMNS, RocCurve, roc_curves_for_run
 from dashboard.store import connection
 
@@ -236,8 +237,12 @@ def load_metric_tables(
     n_boot: int = N_BOOT,
     level: str = "case",
 ) -> pd.DataFrame:
-    predictions = load_predictions(_key(run_ids), version, level)
-    return compute_metric_tables(predictions, labels, n_boot=n_boot, level=level)
+    def compute() -> pd.DataFrame:
+        predictions = load_predictions(_key(run_ids), version, level)
+        return compute_metric_tables(predictions, labels, n_boot=n_boot, level=level)
+
+    inputs = json.dumps([run_ids, sorted(labels.items()), version, n_boot, level])
+    return saved.remembered("runs", f"metric tables|{inputs}", compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -510,14 +515,20 @@ def compute_training_curves(folds: pd.DataFrame, labels: dict[str, str]) -> pd.D
 def load_calibration(
     run_ids: tuple[str, ...], labels: dict[str, str], version: str, level: str = "case"
 ) -> dict:
-    """``compute_calibration`` of the runs' predictions, with the reliability figure."""
-    found = compute_calibration(
-        load_predictions(_key(run_ids), version, level), labels, level=level
-    )
-    if not found["scores"].empty:
-        found["figure"] = figures.reliability_figure(found["reliability"])
-        found["table"] = calibration_table(found["scores"])
-    return found
+    """``compute_calibration`` of the runs' predictions, with the reliability figure (kept in
+    the database too: the bootstrap is the slow part of the CV results page)."""
+
+    def compute() -> dict:
+        found = compute_calibration(
+            load_predictions(_key(run_ids), version, level), labels, level=level
+        )
+        if not found["scores"].empty:
+            found["figure"] = figures.reliability_figure(found["reliability"])
+            found["table"] = calibration_table(found["scores"])
+        return found
+
+    inputs = json.dumps([run_ids, sorted(labels.items()), version, level])
+    return saved.remembered("runs", f"calibration|{inputs}", compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -2,13 +2,17 @@
 tables of ``core.reader_study``. Each section shows its tables and adds them to ``exports``
 (title -> table), which the export section offers as one CSV.
 
-Everything derived from the reads is cached under the study's ``db.reads_version``: a rerun with
-no new read (a widget change, the 15 s live refresh) recomputes nothing, and the export payloads
-are built only when their button is clicked.
+Everything derived from the reads is kept by ``dashboard.saved`` (in this process and in the
+database): what one rater's frame gives (confusion table, bootstrap metrics, calibration) under that
+frame's digest, what all raters give under the study's ``db.reads_version``. So a rerun with no new
+read recomputes nothing, a restarted server reads every table back, and a new read recomputes its
+reader's tables and the cross-reader ones only. The export payloads are built only when their
+button is clicked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +24,10 @@ import streamlit as st
 
 import db
 from core.data.labels import CLASS_INDEX, CLASSES
+from core.project.saved_values import frame_digest
 from core.reader_study import analysis, exports, mrmc_inputs
 from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData, load_study_data, raters
-from dashboard import loaders
+from dashboard import loaders, saved
 from dashboard.figures import (
     PALETTE,
     confusion_figure,
@@ -32,47 +37,61 @@ from dashboard.figures import (
 )
 from dashboard.store import connection
 
-# the bootstrap is the slow part: recompute only when a rater's reads changed
-cached_metrics_table = st.cache_data(analysis.metrics_table, max_entries=64, show_spinner=False)
 Exports = dict[str, pd.DataFrame]
 
 
 class RaterFrames(dict):
     """``{name: rater frame}`` as :func:`core.reader_study.study_data.raters` gives it, plus the
-    key (study, reads version, arm) that everything derived from them is cached under."""
+    key (study, reads version, arm) that cross-rater results are kept under and each frame's
+    digest, the key of its own results. Shared between sessions: read only."""
 
     key: str = ""
+    digests: dict[str, str]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def _study_data(study_id: int, version: str) -> StudyData:
     with connection() as conn:
         return load_study_data(conn, study_id)
 
 
 def study_data(conn, study_id: int) -> StudyData:
-    """The study's reads and model predictions, re-read only when ``db.reads_version`` moved."""
+    """The study's reads and model predictions, re-read only when ``db.reads_version`` moved
+    (shared between sessions: read only)."""
     version = db.reads_version(conn, study_id)
-    data = _study_data(study_id, version)
-    data.version = f"{study_id}:{version}"
-    return data
+    return dataclasses.replace(_study_data(study_id, version), version=f"{study_id}:{version}")
 
 
-def rater_frames(data: StudyData, arm: str) -> RaterFrames:
-    """The arm's raters, keyed for :func:`_memo`."""
-    named = RaterFrames(raters(data, arm))
-    named.key = f"{data.version}|{arm}"
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _rater_frames(key: str, arm: str, _data: StudyData) -> RaterFrames:
+    named = RaterFrames(raters(_data, arm))
+    named.key = key
+    named.digests = {name: frame_digest(frame) for name, frame in named.items()}
     return named
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _cached(what: str, key: str, _compute: Callable[[], Any]) -> Any:
-    return _compute()
+def rater_frames(data: StudyData, arm: str) -> RaterFrames:
+    """The arm's raters, keyed for :func:`_memo` (built once per reads version)."""
+    return _rater_frames(f"{data.version}|{arm}", arm, data)
 
 
 def _memo(what: str, key: str, compute: Callable[[], Any]) -> Any:
-    """``compute()``, cached under the reads version ``key`` (uncached without one)."""
-    return _cached(what, key, compute) if key else compute()
+    """``compute()``, kept by :func:`dashboard.saved.remembered` under ``key``, which starts
+    with the study id (``"<study id>:..."``, as ``StudyData.version`` does); uncached without a
+    key."""
+    if not key:
+        return compute()
+    return saved.remembered(f"study:{key.split(':', 1)[0]}", f"{what}|{key}", compute)
+
+
+def _rater_key(named: dict[str, pd.DataFrame], name: str) -> str:
+    """The key of what ``name``'s frame alone gives: its study and digest, not the reads
+    version, so another reader's new read leaves it valid."""
+    digests = getattr(named, "digests", None)
+    key = getattr(named, "key", "")
+    if not key or not digests:
+        return ""
+    return f"{key.split(':', 1)[0]}:{name}|{digests[name]}"
 
 
 def simulated_warning(data: StudyData) -> None:
@@ -104,9 +123,9 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
             default=names[:DETAILED_RATERS],
             key="analysis_detailed_raters",
         )
-    key = getattr(named, "key", "")
     for name, rater in named.items():
         compute = lambda rater=rater, name=name: _rater(rater, name)  # noqa: E731
+        key = _rater_key(named, name)
         if name not in shown:
             out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[0]
             out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[1]
@@ -125,7 +144,7 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
 def _rater(rater: pd.DataFrame, name: str) -> tuple:
     """One rater's confusion table, metrics (long and wide) and confusion figure."""
     table = analysis.confusion_table(rater)
-    metrics = cached_metrics_table(rater)
+    metrics = analysis.metrics_table(rater)
     figure = confusion_figure(table.to_numpy(), title=name)
     return table, metrics, analysis.metrics_wide(metrics), figure
 
@@ -140,25 +159,38 @@ def calibration_section(
         "per case. Brier score and expected calibration error (10 bins), one class against the "
         "rest; lower is better; 95% CIs by percentile bootstrap over patients."
     )
-    scores, points = _memo(
-        "calibration", getattr(named, "key", ""), lambda: analysis.rater_calibration(named)
-    )
-    if scores.empty:
+    parts = [
+        _memo(
+            f"calibration {name}",
+            _rater_key(named, name),
+            lambda name=name, rater=rater: analysis.rater_calibration({name: rater}),
+        )
+        for name, rater in named.items()
+    ]
+    parts = [(scores, points) for scores, points in parts if not scores.empty]
+    if not parts:
         st.info("No rater has confidences for every case yet.")
         return
+    scores = pd.concat([p[0] for p in parts], ignore_index=True)
+    points = pd.concat([p[1] for p in parts], ignore_index=True)
     out["calibration"] = scores
+    key = getattr(named, "key", "")
     by_rater = scores.rename(columns={"rater": "model"})  # value (95% CI) per metric and class
-    st.dataframe(loaders.calibration_table(by_rater), key="calibration_table")
+    table = _memo("calibration table", key, lambda: loaders.calibration_table(by_rater))
+    st.dataframe(table, key="calibration_table")
     if shown is not None:  # the diagram of the raters shown in detail; the table has them all
         points = points.loc[points["model"].isin(shown)]
-    st.plotly_chart(reliability_figure(points), key="reliability")
+    drawn = ",".join(shown) if shown is not None else "*"
+    figure = _memo(f"reliability {drawn}", key, lambda: reliability_figure(points))
+    st.plotly_chart(figure, key="reliability")
 
 
 def roc_section(named: dict[str, pd.DataFrame], shown: list[str] | None = None) -> None:
     """The ROC figure of the raters shown in detail (all of them when few)."""
     st.header("ROC curves and operating points")
     chosen = {n: r for n, r in named.items() if shown is None or n in shown}
-    key = getattr(named, "key", "") and f"{named.key}|{','.join(chosen)}"
+    keys = [_rater_key(named, name) for name in chosen]
+    key = all(keys) and "|".join(keys)
     st.plotly_chart(_memo("roc", key, lambda: roc_with_operating_points(chosen)), key="roc")
 
 
@@ -215,7 +247,7 @@ def time_sections(data: StudyData, out: Exports) -> None:
     times = _memo("times", data.version, lambda: analysis.time_table(data))
     out["time per case"] = times
     st.dataframe(times, hide_index=True)
-    if {"unaided", "aided"} <= set(data.reads["arm"]):
+    if {"unaided", "aided"} <= set(data.arms):
         st.header("Aided minus unaided")
         diff = _memo(
             "aided minus unaided", data.version, lambda: analysis.aided_minus_unaided(data)
@@ -256,7 +288,7 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
             lambda: mrmc_inputs.mrmc_model_vs_readers(data, arm, fom=fom),
         )
     }
-    if {"unaided", "aided"} <= set(data.reads["arm"]):
+    if {"unaided", "aided"} <= set(data.arms):
         comparisons["AI-aided against unaided reading"] = (
             ["aided", "unaided"],
             lambda: mrmc_inputs.mrmc_aided_vs_unaided(data, fom=fom),
@@ -330,6 +362,9 @@ def _reads_csv(study_id: int) -> str:
         return exports.reads_csv(conn, study_id)
 
 
+ROC_POINTS = 300  # per curve drawn: at 6,410 cases a full curve is ~6,000 points, 20x the pixels
+
+
 def roc_with_operating_points(named: dict[str, pd.DataFrame]) -> go.Figure:
     """The model's one-vs-rest ROC curves, each reader's own ROC from confidences, and each
     reader's operating point (from their labels) as a large marker on every class panel."""
@@ -341,7 +376,7 @@ def roc_with_operating_points(named: dict[str, pd.DataFrame]) -> go.Figure:
                 warnings.simplefilter("ignore")
                 predictions = analysis.as_predictions(rater)
                 class_curves = roc_curves_for_run(predictions, run_id="", name=name)
-            curves.extend(c for c in class_curves if c.class_index is not None)
+            curves.extend(c.thinned(ROC_POINTS) for c in class_curves if c.class_index is not None)
     fig = roc_figure(
         curves, title="One-vs-rest ROC: model curves, reader curves and operating points"
     )

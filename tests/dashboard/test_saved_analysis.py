@@ -1,0 +1,114 @@
+"""The reader analysis keeps its slow tables in the database: a restarted server shows the same
+tables without computing them, and one changed read recomputes only its reader's tables and the
+cross-reader ones (real SQLite file, real AppTest page)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import streamlit as st
+
+import db
+from core.data.labels import CLASSES
+from dashboard import saved
+from dashboard import study_analysis as sections
+from tests.dashboard.reader_study_helpers import ADMIN_SECRET, session, sign_in_admin
+from tests.dashboard.test_reader_study import demo_study_db  # noqa: F401 - a shared fixture
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _restart_server() -> None:
+    """What a new server process starts with: nothing held in memory."""
+    saved.clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _saved(path) -> dict[str, str]:
+    conn = db.connect(path)
+    try:
+        rows = conn.conn.execute("SELECT key, saved_at FROM saved_results").fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def _page(path, monkeypatch):
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    at = sign_in_admin(session())
+    at.switch_page("../pages/study_analysis.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _tables(at) -> list:
+    return [d.value for d in at.dataframe]
+
+
+def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_reader(
+    demo_study_db,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    path = tmp_path / "study.db"
+    shutil.copy(demo_study_db["path"], path)
+    study_id = demo_study_db["study_id"]
+    _restart_server()
+    first = _tables(_page(path, monkeypatch))
+    computed = _saved(path)
+    readers = sorted(
+        {k.split("|")[0].removeprefix("rater ") for k in computed if k.startswith("rater ")}
+    )
+    assert "Model" in readers and len(readers) >= 3
+    assert any(k.startswith("kappa|") for k in computed) and any(
+        k.startswith("mrmc ") for k in computed
+    )
+
+    _restart_server()
+    again = _tables(_page(path, monkeypatch))
+    assert _saved(path) == computed, "a restarted server recomputed (and re-saved) a table"
+    assert len(again) == len(first)
+    for shown, before in zip(again, first, strict=True):
+        assert shown.equals(before)
+
+    conn = db.connect(path)
+    try:
+        read = db.reads_frame(conn, study_id).iloc[0]
+        changed = read["display_name"]
+        db.submit_read(
+            conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
+            arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
+            confidences=None, shown_at=read["shown_at"],
+        )  # fmt: skip
+    finally:
+        conn.close()
+    _page(path, monkeypatch)
+    new = {k.split("|")[0] for k in set(_saved(path)) - set(computed)}
+    per_rater = {k for k in new if k.startswith(("rater ", "calibration "))} - {"calibration table"}
+    assert per_rater == {f"rater {changed}", f"calibration {changed}"}
+    assert {"kappa", "mcnemar"} <= new  # the cross-reader tables follow every read
+
+
+def test_saved_tables_are_those_of_a_fresh_computation(demo_study_db, tmp_path, monkeypatch):  # noqa: F811
+    path = tmp_path / "study.db"
+    shutil.copy(demo_study_db["path"], path)
+    _restart_server()
+    _page(path, monkeypatch)
+    _restart_server()
+    conn = db.connect(path)
+    try:
+        data = sections.study_data(conn, demo_study_db["study_id"])
+    finally:
+        conn.close()
+    named = sections.rater_frames(data, data.arms[0])
+    name = next(n for n in named if n != "Model")
+    from core.reader_study import analysis
+
+    kept = sections._memo(
+        f"rater {name}", sections._rater_key(named, name), lambda: pytest.fail("recomputed")
+    )
+    assert kept[1].equals(analysis.metrics_table(named[name]))  # the bootstrap CIs, to the bit
+    assert kept[0].equals(analysis.confusion_table(named[name]))
