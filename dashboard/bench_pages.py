@@ -51,12 +51,30 @@ def page_first_render(page: str) -> dict:
 
 
 def analysis_rerun(study_id: int) -> dict:
-    """The reader analysis of ``study_id``: first render, then a rerun with no read changed."""
+    """The reader analysis of ``study_id``: first render, a rerun with no read changed, and a
+    rerun after one reader changed one answer (what a researcher watching live waits for)."""
     at = _signed_in()
     at.session_state["admin_study"] = study_id
     first = _timed(at, "study_analysis")
     rerun = _timed(at, None)
-    return {"first_seconds": first, "rerun_seconds": rerun, **_process(at)}
+    _change_one_read(study_id)
+    new_read = _timed(at, None)
+    return {"first_seconds": first, "rerun_seconds": rerun, "new_read_seconds": new_read,
+            **_process(at)}  # fmt: skip
+
+
+def _change_one_read(study_id: int) -> None:
+    """The study's first read, answered again with the next type."""
+    import db
+    from core.data.labels import CLASSES
+
+    with db.connect(os.environ["CERVIXSCOPE_DB"]) as conn:
+        read = db.reads_frame(conn, study_id).iloc[0]
+        db.submit_read(
+            conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
+            arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
+            confidences=None, shown_at=read["shown_at"],
+        )  # fmt: skip
 
 
 def _process(at: AppTest) -> dict:

@@ -71,7 +71,24 @@ def scales_table(scales: dict) -> str:
         )
         tail = f"  ERRORS: {errors}" if errors else ""
         lines.append(f"  {page:<16} " + " | ".join(cells) + f" | {growth}{tail}")
+    lines.append("  first and rerun: a restarted server, reading saved tables back; from nothing:")
+    for name, scale in scales.items():
+        cold = ", ".join(
+            f"{p['page']} {p['cold_seconds']:.2f}" for p in scale["pages"] if "cold_seconds" in p
+        )
+        lines.append(f"    {name}: {cold}")
+        lines.append(f"    {name} analysis: {_analysis_extras(scale['reader_analysis'])}")
     return "\n".join(lines)
+
+
+def _analysis_extras(analysis: dict) -> str:
+    cold = analysis.get("cold_seconds")
+    new_read = analysis.get("new_read_seconds")
+    return (
+        ("computed from nothing " + ("-" if cold is None else f"{cold:.2f} s"))
+        + ", rerun after one changed read "
+        + ("-" if new_read is None else f"{new_read:.2f} s")
+    )
 
 
 def _pages_table(pages: list[dict], analysis: dict | None) -> str:
@@ -87,6 +104,6 @@ def _pages_table(pages: list[dict], analysis: dict | None) -> str:
         lines.append(
             f"(p) reader analysis, {analysis['readers']} readers x {analysis['reads']} reads: "
             f"first {analysis['first_seconds']:.2f} s, rerun with no new read "
-            f"{analysis['rerun_seconds']:.2f} s"
+            f"{analysis['rerun_seconds']:.2f} s; {_analysis_extras(analysis)}"
         )
     return "\n".join(lines)
