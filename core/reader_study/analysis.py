@@ -119,20 +119,24 @@ def mcnemar_table(named: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """
     if MODEL not in named:
         return pd.DataFrame()
-    model = named[MODEL].set_index("case_id")
+    model = named[MODEL]
+    model_right = pd.Series(_right(model), index=model["case_id"].to_numpy())
     rows = []
     for name, rater in named.items():
-        both = rater[rater["case_id"].isin(model.index)]
-        if name == MODEL or both.empty:
+        if name == MODEL:
             continue
-        paired = model.loc[both["case_id"]].reset_index()
-        test = stats.mcnemar_test(_right(paired), _right(both))
+        paired = model_right.reindex(rater["case_id"].to_numpy())  # NaN: a case the model lacks
+        read = paired.notna().to_numpy()
+        if not read.any():
+            continue
+        model_hits, reader_hits = paired.to_numpy()[read].astype(bool), _right(rater)[read]
+        test = stats.mcnemar_test(model_hits, reader_hits)
         rows.append(
             {
                 "reader": name,
-                "cases": len(both),
-                "model accuracy": accuracy(paired),
-                "reader accuracy": accuracy(both),
+                "cases": int(read.sum()),
+                "model accuracy": float(model_hits.mean()),
+                "reader accuracy": float(reader_hits.mean()),
                 "model right, reader wrong": test.b,
                 "model wrong, reader right": test.c,
                 "statistic": test.statistic,
@@ -150,11 +154,10 @@ def _right(rater: pd.DataFrame) -> np.ndarray:
 
 def common_labels(named: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Labels of every rater on the cases all of them read: rows cases, columns raters."""
-    wide = None
-    for name, rater in named.items():
-        col = rater.set_index("case_id")["label"].rename(name)
-        wide = col.to_frame() if wide is None else wide.join(col, how="inner")
-    return wide if wide is not None else pd.DataFrame()
+    if not named:
+        return pd.DataFrame()
+    columns = [rater.set_index("case_id")["label"].rename(name) for name, rater in named.items()]
+    return pd.concat(columns, axis=1, join="inner")
 
 
 def kappa_tables(named: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, float | None, int]:
@@ -272,9 +275,10 @@ def fleiss_interval(named: dict[str, pd.DataFrame], *, seed: int = 0):
     wide = common_labels({k: v for k, v in named.items() if k != MODEL})
     if wide.empty or wide.shape[1] < 2:
         return None
+    _, codes = np.unique(wide.to_numpy().astype(str), return_inverse=True)  # ints code faster
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return stats.fleiss_kappa_ci(wide.to_numpy(), seed=seed)
+        return stats.fleiss_kappa_ci(codes.reshape(wide.shape), seed=seed)
 
 
 INTRA_COLUMNS = [

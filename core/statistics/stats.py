@@ -256,8 +256,11 @@ def fleiss_kappa(ratings) -> float:
     codes = codes.reshape(r.shape)
     n_sub, n_rat = r.shape
     k = int(codes.max()) + 1
-    counts = np.zeros((n_sub, k))
-    np.add.at(counts, (np.repeat(np.arange(n_sub), n_rat), codes.ravel()), 1)
+    counts = (
+        np.bincount((np.arange(n_sub)[:, None] * k + codes).ravel(), minlength=n_sub * k)
+        .reshape(n_sub, k)
+        .astype(float)
+    )
     p_j = counts.sum(axis=0) / (n_sub * n_rat)
     p_i = ((counts**2).sum(axis=1) - n_rat) / (n_rat * (n_rat - 1))
     p_bar, p_e = p_i.mean(), float((p_j**2).sum())
