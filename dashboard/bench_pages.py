@@ -64,7 +64,7 @@ def analysis_rerun(study_id: int) -> dict:
 
 
 def _change_one_read(study_id: int) -> None:
-    """The study's first read, answered again with the next type."""
+    """The study's first read, answered again with the next type (its confidences moved along)."""
     import db
     from core.data.labels import CLASSES
 
@@ -73,7 +73,8 @@ def _change_one_read(study_id: int) -> None:
         db.submit_read(
             conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
             arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
-            confidences=None, shown_at=read["shown_at"],
+            confidences=[read[f"c_{c}"] for c in CLASSES[-1:] + CLASSES[:-1]],
+            shown_at=read["shown_at"],
         )  # fmt: skip
 
 

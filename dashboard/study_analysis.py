@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -40,39 +40,110 @@ from dashboard.store import connection
 Exports = dict[str, pd.DataFrame]
 
 
-class RaterFrames(dict):
-    """``{name: rater frame}`` as :func:`core.reader_study.study_data.raters` gives it, plus the
-    key (study, reads version, arm) that cross-rater results are kept under and each frame's
-    digest, the key of its own results. Shared between sessions: read only."""
-
-    key: str = ""
-    digests: dict[str, str]
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _study_data(study_id: int, version: str) -> StudyData:
     with connection() as conn:
         return load_study_data(conn, study_id)
 
 
-def study_data(conn, study_id: int) -> StudyData:
-    """The study's reads and model predictions, re-read only when ``db.reads_version`` moved
-    (shared between sessions: read only)."""
-    version = db.reads_version(conn, study_id)
-    return dataclasses.replace(_study_data(study_id, version), version=f"{study_id}:{version}")
+class StudyView:
+    """A study as the analysis page reads it: what the page shows without the reads (arms,
+    raters, their digests) from a manifest kept under the reads version, and every other
+    :class:`StudyData` attribute from the full data, read from the database on first use. So a
+    restarted server whose tables are all saved never reads the reads. Shared data: read only."""
+
+    def __init__(self, study_id: int, version: str):
+        self.study_id, self._raw_version = int(study_id), version
+        self.version = f"{study_id}:{version}"
+        self._full: StudyData | None = None
+        self.manifest = _memo("manifest", self.version, lambda: _manifest(self.full))
+
+    @property
+    def full(self) -> StudyData:
+        if self._full is None:
+            loaded = _study_data(self.study_id, self._raw_version)
+            self._full = dataclasses.replace(loaded, version=self.version)
+        return self._full
+
+    @property
+    def arms(self) -> list[str]:
+        return list(self.manifest["arms"])
+
+    @property
+    def simulated_readers(self) -> list[str]:
+        return list(self.manifest["simulated_readers"])
+
+    @property
+    def has_reads(self) -> bool:
+        return bool(self.manifest["has_reads"])
+
+    @property
+    def has_repeats(self) -> bool:
+        return bool(self.manifest["has_repeats"])
+
+    def __getattr__(self, name: str) -> Any:  # reads, model, repeats, study...: the full data
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.full, name)
+
+
+def _manifest(data: StudyData) -> dict:
+    """What :class:`StudyView` and :class:`RaterFrames` answer without loading the reads."""
+    return {
+        "arms": data.arms,
+        "simulated_readers": data.simulated_readers,
+        "simulated_study": bool(data.study.get("simulated")),
+        "has_reads": not data.reads.empty,
+        "has_repeats": data.repeats is not None and not data.repeats.empty,
+        "raters": {
+            arm: [
+                [name, len(frame), frame_digest(frame)]
+                for name, frame in _rater_frames(f"{data.version}|{arm}", arm, data).items()
+            ]
+            for arm in data.arms
+        },
+    }
+
+
+def study_data(conn, study_id: int) -> StudyView:
+    """The study for the analysis page, keyed on ``db.reads_version`` (the reads themselves
+    are read only when a table must be computed)."""
+    return StudyView(study_id, db.reads_version(conn, study_id))
+
+
+class RaterFrames(Mapping):
+    """``{name: rater frame}`` as :func:`core.reader_study.study_data.raters` gives it, plus the
+    key (study, reads version, arm) that cross-rater results are kept under and each frame's
+    digest, the key of its own results. Names, case counts and digests come from the manifest;
+    the frames are built on first access. Shared frames: read only."""
+
+    def __init__(self, data: StudyView, arm: str):
+        self.key = f"{data.version}|{arm}"
+        self._data, self._arm = data, arm
+        listed = data.manifest["raters"].get(arm, [])
+        self.n_cases = {name: int(n) for name, n, _ in listed}
+        self.digests = {name: digest for name, _, digest in listed}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.digests:
+            raise KeyError(name)
+        return _rater_frames(self.key, self._arm, self._data.full)[name]
+
+    def __iter__(self):
+        return iter(self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _rater_frames(key: str, arm: str, _data: StudyData) -> RaterFrames:
-    named = RaterFrames(raters(_data, arm))
-    named.key = key
-    named.digests = {name: frame_digest(frame) for name, frame in named.items()}
-    return named
+def _rater_frames(key: str, arm: str, _data: StudyData) -> dict[str, pd.DataFrame]:
+    return raters(_data, arm)
 
 
-def rater_frames(data: StudyData, arm: str) -> RaterFrames:
-    """The arm's raters, keyed for :func:`_memo` (built once per reads version)."""
-    return _rater_frames(f"{data.version}|{arm}", arm, data)
+def rater_frames(data: StudyView, arm: str) -> RaterFrames:
+    """The arm's raters, keyed for :func:`_memo`."""
+    return RaterFrames(data, arm)
 
 
 def _memo(what: str, key: str, compute: Callable[[], Any]) -> Any:
@@ -94,9 +165,9 @@ def _rater_key(named: dict[str, pd.DataFrame], name: str) -> str:
     return f"{key.split(':', 1)[0]}:{name}|{digests[name]}"
 
 
-def simulated_warning(data: StudyData) -> None:
+def simulated_warning(data: StudyView) -> None:
     """Say loudly when the readers (or the whole study) are simulated."""
-    if data.study.get("simulated") or data.simulated_readers:
+    if data.manifest["simulated_study"] or data.simulated_readers:
         st.warning(
             "SIMULATED DATA: the readers "
             + ", ".join(data.simulated_readers or ["of this study"])
@@ -123,14 +194,14 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
             default=names[:DETAILED_RATERS],
             key="analysis_detailed_raters",
         )
-    for name, rater in named.items():
-        compute = lambda rater=rater, name=name: _rater(rater, name)  # noqa: E731
+    for name in named:
+        compute = lambda name=name: _rater(named[name], name)  # noqa: E731
         key = _rater_key(named, name)
         if name not in shown:
             out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[0]
             out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[1]
             continue
-        st.subheader(analysis.rater_heading(name, len(rater)))
+        st.subheader(analysis.rater_heading(name, _n_cases(named, name)))
         table, metrics, wide, figure = _memo(f"rater {name}", key, compute)
         out[f"confusion {name}"] = table
         out[f"metrics {name}"] = metrics
@@ -139,6 +210,11 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
         left.plotly_chart(figure, key=f"cmfig_{name}")
         right.dataframe(wide, key=f"metrics_{name}")
     return shown
+
+
+def _n_cases(named: dict[str, pd.DataFrame], name: str) -> int:
+    counts = getattr(named, "n_cases", None)
+    return counts[name] if counts is not None else len(named[name])
 
 
 def _rater(rater: pd.DataFrame, name: str) -> tuple:
@@ -163,9 +239,9 @@ def calibration_section(
         _memo(
             f"calibration {name}",
             _rater_key(named, name),
-            lambda name=name, rater=rater: analysis.rater_calibration({name: rater}),
+            lambda name=name: analysis.rater_calibration({name: named[name]}),
         )
-        for name, rater in named.items()
+        for name in named
     ]
     parts = [(scores, points) for scores, points in parts if not scores.empty]
     if not parts:
@@ -188,10 +264,11 @@ def calibration_section(
 def roc_section(named: dict[str, pd.DataFrame], shown: list[str] | None = None) -> None:
     """The ROC figure of the raters shown in detail (all of them when few)."""
     st.header("ROC curves and operating points")
-    chosen = {n: r for n, r in named.items() if shown is None or n in shown}
+    chosen = [name for name in named if shown is None or name in shown]
     keys = [_rater_key(named, name) for name in chosen]
     key = all(keys) and "|".join(keys)
-    st.plotly_chart(_memo("roc", key, lambda: roc_with_operating_points(chosen)), key="roc")
+    figure = _memo("roc", key, lambda: roc_with_operating_points({n: named[n] for n in chosen}))
+    st.plotly_chart(figure, key="roc")
 
 
 def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
@@ -223,9 +300,9 @@ def agreement_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
         )
 
 
-def repeat_section(data: StudyData, out: Exports) -> None:
+def repeat_section(data: StudyView, out: Exports) -> None:
     """Intra-reader agreement from repeat reads (they never enter the other tables)."""
-    if data.repeats is None or data.repeats.empty:
+    if not data.has_repeats:
         return
     st.header("Intra-reader agreement (repeat reads)")
     st.caption(
@@ -241,22 +318,22 @@ def repeat_section(data: StudyData, out: Exports) -> None:
     st.dataframe(table, hide_index=True)
 
 
-def time_sections(data: StudyData, out: Exports) -> None:
+def time_sections(data: StudyView, out: Exports) -> None:
     """Time per case and, when both arms hold reads, aided minus unaided."""
     st.header("Time per case")
-    times = _memo("times", data.version, lambda: analysis.time_table(data))
+    times = _memo("times", data.version, lambda: analysis.time_table(data.full))
     out["time per case"] = times
     st.dataframe(times, hide_index=True)
     if {"unaided", "aided"} <= set(data.arms):
         st.header("Aided minus unaided")
         diff = _memo(
-            "aided minus unaided", data.version, lambda: analysis.aided_minus_unaided(data)
+            "aided minus unaided", data.version, lambda: analysis.aided_minus_unaided(data.full)
         )
         out["aided minus unaided"] = diff
         st.dataframe(diff, hide_index=True)
 
 
-def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
+def mrmc_section(data: StudyView, arm: str, out: Exports) -> None:
     """The OR analyses: model against the readers and, with both arms, aided against unaided;
     which reads they use and why, and non-inferiority at a margin the researcher sets."""
     st.header("MRMC analysis")
@@ -265,7 +342,7 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
         "jackknife covariances. Split-plot studies (reader groups with their own cases) use "
         "every group's reads."
     )
-    few = _memo(f"few readers {arm}", data.version, lambda: mrmc_inputs.few_readers(data, arm))
+    few = _memo(f"few readers {arm}", data.version, lambda: mrmc_inputs.few_readers(data.full, arm))
     if few:
         st.warning(
             f"Fewer than {mrmc_inputs.FEW_READERS} readers: an MRMC result that generalises to "
@@ -285,13 +362,13 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
     comparisons = {
         "Model against the readers": (
             [arm],
-            lambda: mrmc_inputs.mrmc_model_vs_readers(data, arm, fom=fom),
+            lambda: mrmc_inputs.mrmc_model_vs_readers(data.full, arm, fom=fom),
         )
     }
     if {"unaided", "aided"} <= set(data.arms):
         comparisons["AI-aided against unaided reading"] = (
             ["aided", "unaided"],
-            lambda: mrmc_inputs.mrmc_aided_vs_unaided(data, fom=fom),
+            lambda: mrmc_inputs.mrmc_aided_vs_unaided(data.full, fom=fom),
         )
     for title, (arms, compute) in comparisons.items():
         st.markdown(f"**{title}**")
@@ -299,15 +376,22 @@ def mrmc_section(data: StudyData, arm: str, out: Exports) -> None:
             _memo(
                 f"read selection {arms}",
                 data.version,
-                lambda arms=arms: mrmc_inputs.read_selection(data, arms).explanation,
+                lambda arms=arms: mrmc_inputs.read_selection(data.full, arms).explanation,
             )
         )
-        try:
-            result = _memo(f"mrmc {title} {fom} {arm}", data.version, compute)
-        except ValueError as exc:
-            st.info(f"Not available yet: {exc}")
+        result = _memo(f"mrmc {title} {fom} {arm}", data.version, lambda c=compute: _or_why(c))
+        if isinstance(result, str):  # kept too: the reads cannot support it until one changes
+            st.info(f"Not available yet: {result}")
             continue
         _mrmc_result(title, result, margin, few, out)
+
+
+def _or_why(compute: Callable[[], Any]) -> Any:
+    """``compute()``, or the reason it cannot be computed (its ValueError's text)."""
+    try:
+        return compute()
+    except ValueError as exc:
+        return str(exc)
 
 
 def _mrmc_result(title: str, result, margin: float, readers_first: bool, out: Exports) -> None:
@@ -327,7 +411,7 @@ def _mrmc_result(title: str, result, margin: float, readers_first: bool, out: Ex
     st.markdown(ni.summary())
 
 
-def export_section(data: StudyData, study_id: int, tables: Exports) -> None:
+def export_section(data: StudyView, study_id: int, tables: Exports) -> None:
     """Downloads: the reads, the tables shown above, and the iMRMC input for one class."""
     st.header("Export")
     # The payloads are built when a button is clicked (on Streamlit's own thread), not per rerun.
@@ -342,7 +426,7 @@ def export_section(data: StudyData, study_id: int, tables: Exports) -> None:
     )
     positive = st.selectbox("iMRMC export: positive class (one-vs-rest, from confidences)", CLASSES)
     crossed = _memo(
-        "imrmc reads", data.version, lambda: len(mrmc_inputs.mrmc_reads(data, data.arms))
+        "imrmc reads", data.version, lambda: len(mrmc_inputs.mrmc_reads(data.full, data.arms))
     )
     if not crossed:  # the message imrmc_text raises, without building the file
         st.caption(
@@ -351,7 +435,7 @@ def export_section(data: StudyData, study_id: int, tables: Exports) -> None:
     else:
         st.download_button(
             "Reads for iMRMC / RJafroc",
-            lambda: mrmc_inputs.imrmc_text(data, positive),
+            lambda: mrmc_inputs.imrmc_text(data.full, positive),
             f"study-{study_id}-imrmc-{positive}.imrmc",
             "text/plain",
         )

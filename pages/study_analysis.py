@@ -25,7 +25,7 @@ def analysis() -> None:
     with errors_shown(), connection() as conn:
         data = sections.study_data(conn, study_id)
     sections.simulated_warning(data)
-    if data.reads.empty:
+    if not data.has_reads:
         st.info("No reads yet. Tables appear here as readers submit answers.")
         return
     arm = st.radio("Arm", data.arms, horizontal=True) if len(data.arms) > 1 else data.arms[0]

@@ -81,7 +81,8 @@ def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_read
         db.submit_read(
             conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
             arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
-            confidences=None, shown_at=read["shown_at"],
+            confidences=[read[f"c_{c}"] for c in CLASSES[-1:] + CLASSES[:-1]],
+            shown_at=read["shown_at"],
         )  # fmt: skip
     finally:
         conn.close()
