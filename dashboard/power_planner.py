@@ -16,6 +16,7 @@ from core.statistics.power import (
     power_given_jk,
     power_table,
 )
+from dashboard import saved
 from dashboard.store import LIBRARY_ERRORS, connection
 
 _DEFAULTS = VarianceComponents(  # the Van Dyke pilot (RJafroc dataset02), to start from
@@ -47,12 +48,17 @@ def _study_components(
     study_id: int, fom: str, version: str
 ) -> tuple[VarianceComponents | None, str | None]:
     """A study's OR components, or why it has none, recomputed only when its reads changed
-    (``version``): a study that cannot be a pilot is not re-read on every rerun either."""
-    try:
-        with connection() as conn:
-            return pilot_components(load_study_data(conn, study_id), fom=fom), None
-    except LIBRARY_ERRORS as exc:
-        return None, str(exc)
+    (``version``; kept in the database too): a study that cannot be a pilot is not re-read on
+    every rerun either."""
+
+    def compute() -> tuple[VarianceComponents | None, str | None]:
+        try:
+            with connection() as conn:
+                return pilot_components(load_study_data(conn, study_id), fom=fom), None
+        except LIBRARY_ERRORS as exc:
+            return None, str(exc)
+
+    return saved.remembered(f"study:{study_id}", f"pilot components {fom}|{version}", compute)
 
 
 def _typed(pilot: VarianceComponents, key: str) -> VarianceComponents:
