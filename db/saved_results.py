@@ -53,7 +53,9 @@ def save_result(conn: sqlite_utils.Database, scope: str, key: str, payload: byte
     return True
 
 
-def forget_results(conn: sqlite_utils.Database, scope: str) -> int:
-    """Delete every result saved under ``scope``; returns how many."""
+def forget_results(conn: sqlite_utils.Database, scope: str | None = None) -> int:
+    """Delete every result saved under ``scope`` (every saved result: None); returns how many."""
     with write_transaction(conn) as raw:
+        if scope is None:
+            return raw.execute("DELETE FROM saved_results").rowcount
         return raw.execute("DELETE FROM saved_results WHERE scope = ?", (scope,)).rowcount

@@ -109,10 +109,19 @@ def at_scales(db_path, factors=(1, 10), *, n_readers: int = 20) -> dict:
     return out
 
 
+def _forget_saved(env: dict) -> None:
+    """Nothing saved by an earlier step: each "from nothing" render computes its own tables."""
+    import db
+
+    with db.connect(env["CERVIXSCOPE_DB"]) as conn:
+        db.forget_results(conn)
+
+
 def page_runs(page: str, env: dict) -> dict:
     """A page rendered in two fresh interpreters, one after the other: ``cold_seconds`` with
     nothing saved yet, then ``seconds`` and ``rerun_seconds`` on a restarted server that reads
     the saved tables back (``dashboard.saved``)."""
+    _forget_saved(env)
     cold = run_child(["dashboard.bench_pages", "page", page], env)
     warm = run_child(["dashboard.bench_pages", "page", page], env)
     return {**warm, "cold_seconds": cold["seconds"], "peak_mb": max(cold["peak_mb"], warm["peak_mb"]),
@@ -125,6 +134,7 @@ def analysis_runs(study_id: int, env: dict) -> dict:
     reads them back (``first_seconds``), then reruns with no new read (``rerun_seconds``) and
     after one changed read (``new_read_seconds``: that reader's and the cross-reader tables
     recomputed)."""
+    _forget_saved(env)
     cold = run_child(["dashboard.bench_pages", "analysis", str(study_id)], env)
     warm = run_child(["dashboard.bench_pages", "analysis", str(study_id)], env)
     return {

@@ -20,6 +20,9 @@ def test_save_read_replace_and_forget(tmp_path):
         assert db.forget_results(conn, "study:1") == 1
         assert db.saved_result(conn, "study:1", "rater A|k1") is None
         assert db.saved_result(conn, "study:2", "rater A|k1") == b"other study"
+        assert (
+            db.forget_results(conn) == 1 and db.saved_result(conn, "study:2", "rater A|k1") is None
+        )
     finally:
         conn.close()
 
