@@ -241,8 +241,8 @@ def load_metric_tables(
         predictions = load_predictions(_key(run_ids), version, level)
         return compute_metric_tables(predictions, labels, n_boot=n_boot, level=level)
 
-    inputs = json.dumps([run_ids, sorted(labels.items()), version, n_boot, level])
-    return saved.remembered("runs", f"metric tables|{inputs}", compute)
+    chosen = json.dumps([run_ids, sorted(labels.items()), n_boot, level])
+    return saved.remembered("runs", f"metric tables {chosen}|{version}", compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -527,8 +527,8 @@ def load_calibration(
             found["table"] = calibration_table(found["scores"])
         return found
 
-    inputs = json.dumps([run_ids, sorted(labels.items()), version, level])
-    return saved.remembered("runs", f"calibration|{inputs}", compute)
+    chosen = json.dumps([run_ids, sorted(labels.items()), level])
+    return saved.remembered("runs", f"calibration {chosen}|{version}", compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

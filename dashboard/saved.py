@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 def remembered(scope: str, key: str, compute: Callable[[], Any]) -> Any:
     """``compute()``, or the value saved for ``(scope, key)`` by an earlier call anywhere.
 
-    ``scope`` groups keys for pruning (e.g. ``study:3``); ``key`` is ``"<what>|<inputs>"``, whose
-    inputs part must change whenever the inputs do (the database row shows ``what`` as it is).
-    A value that cannot be encoded is returned unsaved.
+    ``scope`` groups keys (e.g. ``study:3``); ``key`` is ``"<what>|<inputs>"``, whose inputs part
+    must change whenever the inputs do. The database keeps the newest value of each ``what`` in a
+    scope (older inputs are not asked for again). A value that cannot be encoded is returned
+    unsaved.
     """
     return _in_process(scope, key, compute)
 
@@ -52,7 +53,7 @@ def _in_process(scope: str, key: str, _compute: Callable[[], Any]) -> Any:
     except TypeError:
         return value
     with connection() as conn:
-        db.save_result(conn, scope, full_key, payload)
+        db.save_result(conn, scope, what, full_key, payload)
     return value
 
 

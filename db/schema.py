@@ -626,17 +626,20 @@ def _v15_saved_results(conn: sqlite_utils.Database) -> None:
     # v15 (issue 27): results that take seconds to compute (bootstrap CIs of every rater, the
     # MRMC analyses) are saved under a key of what they were computed from, so a restarted
     # server, or a new read by one reader, recomputes only what changed. A cache: any row may be
-    # deleted; the payload is a JSON document (core.project.saved_values), never a pickle.
+    # deleted; a scope keeps one row per kind (the newest); the payload is a JSON document
+    # (core.project.saved_values), never a pickle.
     _script(
         conn,
         """
         CREATE TABLE saved_results (
             scope TEXT NOT NULL,
+            kind TEXT NOT NULL,
             key TEXT NOT NULL,
             payload BLOB NOT NULL,
             saved_at TEXT NOT NULL,
             PRIMARY KEY (scope, key)
         );
+        CREATE INDEX saved_results_kind ON saved_results(scope, kind);
         CREATE INDEX saved_results_age ON saved_results(scope, saved_at);
         """,
     )
