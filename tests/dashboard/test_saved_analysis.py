@@ -113,3 +113,22 @@ def test_saved_tables_are_those_of_a_fresh_computation(demo_study_db, tmp_path, 
     )
     assert kept[1].equals(analysis.metrics_table(named[name]))  # the bootstrap CIs, to the bit
     assert kept[0].equals(analysis.confusion_table(named[name]))
+
+
+def test_a_restarted_server_shows_saved_tables_without_reading_the_reads(
+    demo_study_db,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    path = tmp_path / "study.db"
+    shutil.copy(demo_study_db["path"], path)
+    _restart_server()
+    first = _tables(_page(path, monkeypatch))
+    _restart_server()
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("the reads were read although every table is saved")
+
+    monkeypatch.setattr(sections, "load_study_data", no_reads)
+    again = _tables(_page(path, monkeypatch))  # _page fails on any exception in the page
+    assert len(again) == len(first) and all(a.equals(b) for a, b in zip(again, first, strict=True))
