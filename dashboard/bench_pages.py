@@ -64,18 +64,26 @@ def analysis_rerun(study_id: int) -> dict:
 
 
 def _change_one_read(study_id: int) -> None:
-    """The study's first read, answered again with the next type (its confidences moved along)."""
+    import db
+
+    with db.connect(os.environ["CERVIXSCOPE_DB"]) as conn:
+        answer_again(conn, study_id)
+
+
+def answer_again(conn, study_id: int) -> str:
+    """The study's first read, answered again with the next type (its confidences moved along);
+    returns its reader's name."""
     import db
     from core.data.labels import CLASSES
 
-    with db.connect(os.environ["CERVIXSCOPE_DB"]) as conn:
-        read = db.reads_frame(conn, study_id).iloc[0]
-        db.submit_read(
-            conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
-            arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
-            confidences=[read[f"c_{c}"] for c in CLASSES[-1:] + CLASSES[:-1]],
-            shown_at=read["shown_at"],
-        )  # fmt: skip
+    read = db.reads_frame(conn, study_id).iloc[0]
+    db.submit_read(
+        conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
+        arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
+        confidences=[read[f"c_{c}"] for c in CLASSES[-1:] + CLASSES[:-1]],
+        shown_at=read["shown_at"],
+    )  # fmt: skip
+    return str(read["display_name"])
 
 
 def _process(at: AppTest) -> dict:

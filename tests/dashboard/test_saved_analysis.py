@@ -10,9 +10,9 @@ import pytest
 import streamlit as st
 
 import db
-from core.data.labels import CLASSES
 from dashboard import saved
 from dashboard import study_analysis as sections
+from dashboard.bench_pages import answer_again
 from tests.dashboard.reader_study_helpers import ADMIN_SECRET, session, sign_in_admin
 from tests.dashboard.test_reader_study import demo_study_db  # noqa: F401 - a shared fixture
 
@@ -48,16 +48,22 @@ def _tables(at) -> list:
     return [d.value for d in at.dataframe]
 
 
-def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_reader(
-    demo_study_db,  # noqa: F811
-    tmp_path,
-    monkeypatch,
-):
+@pytest.fixture
+def rendered(demo_study_db, tmp_path, monkeypatch):  # noqa: F811
+    """A copy of the demo study whose analysis page was rendered once (tables saved), then the
+    server restarted: ``(path, study id, the tables first shown)``."""
     path = tmp_path / "study.db"
     shutil.copy(demo_study_db["path"], path)
-    study_id = demo_study_db["study_id"]
     _restart_server()
     first = _tables(_page(path, monkeypatch))
+    _restart_server()
+    return path, demo_study_db["study_id"], first
+
+
+def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_reader(
+    rendered, monkeypatch
+):
+    path, study_id, first = rendered
     computed = _saved(path)
     readers = sorted(
         {k.split("|")[0].removeprefix("rater ") for k in computed if k.startswith("rater ")}
@@ -67,7 +73,6 @@ def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_read
         k.startswith("mrmc ") for k in computed
     )
 
-    _restart_server()
     again = _tables(_page(path, monkeypatch))
     assert _saved(path) == computed, "a restarted server recomputed (and re-saved) a table"
     assert len(again) == len(first)
@@ -76,14 +81,7 @@ def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_read
 
     conn = db.connect(path)
     try:
-        read = db.reads_frame(conn, study_id).iloc[0]
-        changed = read["display_name"]
-        db.submit_read(
-            conn, study_id=study_id, reader_id=int(read["reader_id"]), case_id=read["case_id"],
-            arm=read["arm"], label=CLASSES[(CLASSES.index(read["label"]) + 1) % len(CLASSES)],
-            confidences=[read[f"c_{c}"] for c in CLASSES[-1:] + CLASSES[:-1]],
-            shown_at=read["shown_at"],
-        )  # fmt: skip
+        changed = answer_again(conn, study_id)
     finally:
         conn.close()
     _page(path, monkeypatch)
@@ -93,15 +91,11 @@ def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_read
     assert {"kappa", "mcnemar"} <= new  # the cross-reader tables follow every read
 
 
-def test_saved_tables_are_those_of_a_fresh_computation(demo_study_db, tmp_path, monkeypatch):  # noqa: F811
-    path = tmp_path / "study.db"
-    shutil.copy(demo_study_db["path"], path)
-    _restart_server()
-    _page(path, monkeypatch)
-    _restart_server()
+def test_saved_tables_are_those_of_a_fresh_computation(rendered):
+    path, study_id, _ = rendered
     conn = db.connect(path)
     try:
-        data = sections.study_data(conn, demo_study_db["study_id"])
+        data = sections.study_data(conn, study_id)
     finally:
         conn.close()
     named = sections.rater_frames(data, data.arms[0])
@@ -115,16 +109,8 @@ def test_saved_tables_are_those_of_a_fresh_computation(demo_study_db, tmp_path, 
     assert kept[0].equals(analysis.confusion_table(named[name]))
 
 
-def test_a_restarted_server_shows_saved_tables_without_reading_the_reads(
-    demo_study_db,  # noqa: F811
-    tmp_path,
-    monkeypatch,
-):
-    path = tmp_path / "study.db"
-    shutil.copy(demo_study_db["path"], path)
-    _restart_server()
-    first = _tables(_page(path, monkeypatch))
-    _restart_server()
+def test_a_restarted_server_shows_saved_tables_without_reading_the_reads(rendered, monkeypatch):
+    path, _, first = rendered
 
     def no_reads(*args, **kwargs):
         raise AssertionError("the reads were read although every table is saved")
