@@ -14,9 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.labels import CLASSES
-from core.statistics.metrics import _resample_weights
-
-CHUNK = 100  # bootstrap resamples computed at once
+from core.statistics.resampling import weight_chunks
 
 
 def _check(y_true, y_score, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,11 +135,10 @@ def _with_macro(per_class: np.ndarray) -> np.ndarray:
 
 
 def _bootstrap(t, s, n_bins, n_boot, seed, groups, alpha) -> dict[str, np.ndarray]:
-    """(2, n_classes + 1) percentile bounds of each metric, resampling in chunks of CHUNK."""
-    weights = _resample_weights(t.size, n_boot, seed, groups).astype(float)
+    """(2, n_classes + 1) percentile bounds of each metric, a chunk of resamples at a time."""
     parts = {"brier": [], "ece": []}
-    for start in range(0, n_boot, CHUNK):
-        brier, ece = _weighted_scores(t, s, n_bins, weights[start : start + CHUNK])
+    for weights in weight_chunks(t.size, n_boot, seed, groups):
+        brier, ece = _weighted_scores(t, s, n_bins, weights)
         parts["brier"].append(_with_macro(brier))
         parts["ece"].append(_with_macro(ece))
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]

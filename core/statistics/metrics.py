@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.labels import CLASSES
+from core.statistics.resampling import weight_chunks
 from core.statistics.stats import delong_auc_ci
 
 AVERAGES = (None, "macro", "weighted")
@@ -415,39 +416,6 @@ def _table_values(cm: np.ndarray, aucs: np.ndarray | None, warn: bool) -> dict:
     return out
 
 
-# Cases x resamples held at once by the bootstrap: its weight matrices (8 bytes an entry, a few
-# copies alive in _weighted_aucs) stay tens of MB whatever the number of resamples.
-_CHUNK_ENTRIES = 500_000
-
-
-def _resample_weights(n: int, n_boot: int, seed: int, groups) -> np.ndarray:
-    """Case multiplicities (n_boot, n) of a bootstrap that resamples cases or whole groups."""
-    return np.concatenate(list(_resample_weight_chunks(n, n_boot, seed, groups)))
-
-
-def _resample_weight_chunks(n: int, n_boot: int, seed: int, groups):
-    """The rows of :func:`_resample_weights` a chunk at a time: float arrays (b, n).
-
-    The draws come from one generator in order, so the resamples are the same whatever the chunk
-    size; memory stays flat in ``n_boot``.
-    """
-    rng = np.random.default_rng(seed)
-    codes = None
-    size = n
-    if groups is not None:
-        codes, uniques = pd.factorize(pd.Series(np.asarray(groups)))
-        if codes.size != n:
-            raise ValueError(f"groups has {codes.size} entries but there are {n} cases")
-        size = uniques.size
-    step = max(1, _CHUNK_ENTRIES // max(n, 1))
-    for start in range(0, n_boot, step):
-        b = min(step, n_boot - start)
-        draws = rng.integers(0, size, size=(b, size))
-        offsets = (np.arange(b) * size)[:, None]
-        counts = np.bincount((draws + offsets).ravel(), minlength=b * size).reshape(b, size)
-        yield (counts if codes is None else counts[:, codes]).astype(float)
-
-
 def classification_table(
     y_true,
     y_pred,
@@ -547,7 +515,7 @@ def _table_aucs(t: np.ndarray, score: np.ndarray) -> np.ndarray:
 def _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha):
     """Percentile bootstrap bounds {(scope, metric): low}, {...: high} of every table value."""
     cms, aucs = [], []
-    for weights in _resample_weight_chunks(t.size, n_boot, seed, groups):
+    for weights in weight_chunks(t.size, n_boot, seed, groups):
         cms.append(_weighted_confusions(t, p, n_classes, weights))
         if score is not None:
             aucs.append(_weighted_aucs(t, score, weights))

@@ -14,6 +14,8 @@ import numpy as np
 from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score
 
+from core.statistics.resampling import bootstrap_counts
+
 
 class AUCInterval(NamedTuple):
     auc: float
@@ -329,16 +331,14 @@ def cohen_kappa_ci(labels_a, labels_b, *, alpha: float = 0.05) -> KappaInterval:
     )
 
 
-def _fleiss_of_resamples(counts: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Fleiss' kappa of the count tables ``counts[idx]`` (subjects x categories, n raters per
-    subject), one per row of ``idx``, from the resamples' sums (Fleiss' kappa needs only the category totals and the sum of squared counts),
-    so no (resamples x subjects x categories) array is ever built."""
-    n_boot, n_sub = idx.shape
+def _fleiss_of_resamples(counts: np.ndarray, times_drawn: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa of each resample of the count tables ``counts`` (subjects x categories, n
+    raters per subject), resample ``b`` drawing subject ``i`` ``times_drawn[b, i]`` times. Fleiss'
+    kappa needs only the category totals and the sum of squared counts, so it is computed from
+    the resamples' sums and no (resamples x subjects x categories) array is ever built."""
+    n_sub = counts.shape[0]
     per_subject = np.column_stack([counts, (counts**2).sum(axis=1)])
-    times_drawn = np.bincount(
-        (idx + n_sub * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n_sub
-    ).reshape(n_boot, n_sub)
-    sums = times_drawn.astype(float) @ per_subject
+    sums = times_drawn @ per_subject
     n_rat = counts[0].sum()
     p_j = sums[:, :-1] / (n_sub * n_rat)
     p_bar = (sums[:, -1] / n_sub - n_rat) / (n_rat * (n_rat - 1))
@@ -375,8 +375,8 @@ def fleiss_kappa_ci(
     counts = np.stack([(codes == c).sum(axis=1) for c in range(codes.max() + 1)], axis=1)
     if np.isnan(kappa):
         return KappaInterval(np.nan, np.nan, np.nan, np.nan, "bootstrap")
-    idx = np.random.default_rng(seed).integers(0, r.shape[0], size=(n_boot, r.shape[0]))
-    draws = _fleiss_of_resamples(counts.astype(float), idx)
+    times_drawn = bootstrap_counts(r.shape[0], n_boot, seed).astype(float)
+    draws = _fleiss_of_resamples(counts.astype(float), times_drawn)
     draws = draws[np.isfinite(draws)]
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     return KappaInterval(kappa, float(low), float(high), np.nan, "bootstrap")

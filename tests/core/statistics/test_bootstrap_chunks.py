@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.statistics import metrics
+from core.statistics import metrics, resampling
 
 
 def _inputs(n: int, seed: int = 1):
@@ -23,11 +23,17 @@ def _inputs(n: int, seed: int = 1):
 def test_chunked_bootstrap_equals_one_pass(monkeypatch, groups):
     t, p, s = _inputs(301)
     g = np.arange(t.size) // 3 if groups else None
-    monkeypatch.setattr(metrics, "_CHUNK_ENTRIES", 10**9)  # every resample in one chunk
+    monkeypatch.setattr(resampling, "_KEPT_ENTRIES", 0)  # drawn as needed, not kept
+    monkeypatch.setattr(resampling, "_STEP_ENTRIES", 10**9)  # every resample in one chunk
     whole = metrics.classification_table(t, p, s, n_boot=200, seed=7, groups=g)
-    monkeypatch.setattr(metrics, "_CHUNK_ENTRIES", 301 * 7)  # 7 resamples a chunk, ragged end
+    monkeypatch.setattr(resampling, "_STEP_ENTRIES", 301 * 7)  # 7 resamples a chunk, ragged end
     chunked = metrics.classification_table(t, p, s, n_boot=200, seed=7, groups=g)
     pd.testing.assert_frame_equal(whole, chunked)
+    monkeypatch.setattr(resampling, "_KEPT_ENTRIES", 10**9)  # drawn once, kept, then reused
+    resampling._kept.clear()
+    for _ in range(2):
+        kept = metrics.classification_table(t, p, s, n_boot=200, seed=7, groups=g)
+        pd.testing.assert_frame_equal(whole, kept)
 
 
 def test_memory_stays_flat_in_the_number_of_resamples():
