@@ -228,37 +228,48 @@ def _rater(rater: pd.DataFrame, name: str) -> tuple:
 def calibration_section(
     named: dict[str, pd.DataFrame], out: Exports, shown: list[str] | None = None
 ) -> None:
-    """Brier and ECE (patient-bootstrap CIs) and the reliability diagram per rater."""
+    """Brier and ECE (patient-bootstrap CIs) and the reliability diagram of the raters shown in
+    detail (all of them when few); every rater's scores go into the CSV export, computed when
+    it is downloaded."""
     st.header("Calibration")
     st.caption(
         "Can the scores be read as probabilities? Readers' confidences are normalised to sum to 1 "
         "per case. Brier score and expected calibration error (10 bins), one class against the "
         "rest; lower is better; 95% CIs by percentile bootstrap over patients."
     )
+    chosen = [name for name in named if shown is None or name in shown]
+    scores, points = _calibration_of(named, chosen)
+    out["calibration"] = lambda: _calibration_of(named, list(named))[0]
+    if scores.empty:
+        st.info("No rater shown has confidences for every case yet.")
+        return
+    key = getattr(named, "key", "")
+    drawn = ",".join(chosen)
+    by_rater = scores.rename(columns={"rater": "model"})  # value (95% CI) per metric and class
+    table = _memo(f"calibration table {drawn}", key, lambda: loaders.calibration_table(by_rater))
+    st.dataframe(table, key="calibration_table")
+    figure = _memo(f"reliability {drawn}", key, lambda: reliability_figure(points))
+    st.plotly_chart(figure, key="reliability")
+
+
+def _calibration_of(named: dict[str, pd.DataFrame], names: list[str]) -> tuple:
+    """The calibration scores and reliability points of ``names``, each rater's kept under its
+    own frame's digest; empty frames when none has confidences for every case."""
     parts = [
         _memo(
             f"calibration {name}",
             _rater_key(named, name),
             lambda name=name: analysis.rater_calibration({name: named[name]}),
         )
-        for name in named
+        for name in names
     ]
     parts = [(scores, points) for scores, points in parts if not scores.empty]
     if not parts:
-        st.info("No rater has confidences for every case yet.")
-        return
-    scores = pd.concat([p[0] for p in parts], ignore_index=True)
-    points = pd.concat([p[1] for p in parts], ignore_index=True)
-    out["calibration"] = scores
-    key = getattr(named, "key", "")
-    by_rater = scores.rename(columns={"rater": "model"})  # value (95% CI) per metric and class
-    table = _memo("calibration table", key, lambda: loaders.calibration_table(by_rater))
-    st.dataframe(table, key="calibration_table")
-    if shown is not None:  # the diagram of the raters shown in detail; the table has them all
-        points = points.loc[points["model"].isin(shown)]
-    drawn = ",".join(shown) if shown is not None else "*"
-    figure = _memo(f"reliability {drawn}", key, lambda: reliability_figure(points))
-    st.plotly_chart(figure, key="reliability")
+        return pd.DataFrame(), pd.DataFrame()
+    return (
+        pd.concat([p[0] for p in parts], ignore_index=True),
+        pd.concat([p[1] for p in parts], ignore_index=True),
+    )
 
 
 def roc_section(named: dict[str, pd.DataFrame], shown: list[str] | None = None) -> None:

@@ -427,7 +427,10 @@ def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     pick.set_value([*pick.value, last]).run()
     drawn = [h.value for h in at.subheader if h.value.endswith(" cases)")]
     assert len(drawn) == DETAILED_RATERS + 1 and drawn[-1].startswith(last.split(" (")[0])
-    # every rater still reaches the tables that list them all
+    # the calibration table lists the raters drawn; every rater still reaches the tables that
+    # list them all
+    calibration = next(d.value for d in at.dataframe if "brier macro" in d.value.columns)
+    assert len(calibration) == DETAILED_RATERS + 1 and last in calibration.index
     kappa = next(d.value for d in at.dataframe if "kappa" in " ".join(map(str, d.value.columns)))
     assert len(kappa) == 7 * 8 // 2
     # the CSV export holds every rater's confusion table and metrics, drawn or not
@@ -443,6 +446,9 @@ def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     text = exports.tables_csv({t: v() if callable(v) else v for t, v in tables.items()})
     titles = [line[2:] for line in text.splitlines() if line.startswith("# confusion ")]
     assert titles == [f"confusion {name}" for name in named]
+    sections.calibration_section(named, tables)
+    calibration = tables["calibration"]()
+    assert set(calibration["rater"]) == set(named)  # not only the raters drawn
     own = tables[f"confusion {last}"]
     own = own() if callable(own) else own
     assert int(own.to_numpy().sum()) == len(named[last])
