@@ -83,6 +83,7 @@ from db.reads import (
     reader_progress_frame,
     reader_reads_frame,
     reads_frame,
+    reads_since,
     submit_read,
     submit_reads,
     worklist,
@@ -110,7 +111,7 @@ from db.runs import (
     start_run,
     update_run,
 )
-from db.saved_results import forget_results, save_result, saved_result
+from db.saved_results import forget_results, newest_result, save_result, saved_result
 from db.scale import replicate_cases
 from db.schema import SCHEMA_VERSION, migrate, schema_version
 from db.security import (
@@ -153,10 +154,11 @@ from db.validations import (
     validation_predictions,
     validations_frame,
 )
-from db.versions import reads_version
+from db.versions import reads_version, reads_version_parts
 
 __all__ = [
     "forget_results",
+    "newest_result",
     "save_result",
     "saved_result",
     "submit_reads",
@@ -184,6 +186,7 @@ __all__ = [
     "save_marks",
     "set_mark_choice",
     "reads_version",
+    "reads_version_parts",
     "get_ingestion",
     "ValidationNotFound",
     "record_validation",
@@ -254,6 +257,7 @@ __all__ = [
     "record_provenance",
     "report_progress",
     "reads_frame",
+    "reads_since",
     "record_ingestion",
     "resolve_db_path",
     "run_case_counts",

@@ -20,7 +20,7 @@ from db.cases import CLASSES, _plain, normalise_label
 from db.clock import now_iso
 from db.errors import CaseNotFound
 from db.studies import _require_open, _study_row, require_reader
-from db.transactions import write_transaction
+from db.transactions import read_snapshot, write_transaction
 from db.values import from_json, to_iso, to_json
 
 CONFIDENCE_COLUMNS = ("c_SCC", "c_AC", "c_ASC")
@@ -383,16 +383,55 @@ def reads_frame(conn: sqlite_utils.Database, study_id: int) -> pd.DataFrame:
     StudyNotFound
         If ``study_id`` is unknown.
     """
+    return reads_since(conn, study_id)[0]
+
+
+def reads_since(
+    conn: sqlite_utils.Database, study_id: int, after: int | None = None
+) -> tuple[pd.DataFrame, int]:
+    """The reads written after audit row ``after`` (every read: None), as they are now, and the
+    study's last audit row: the mark to pass next time. One snapshot, so no write falls between
+    the reads and the mark. Researcher pages only (the frame holds the truth).
+
+    Returns
+    -------
+    (pandas.DataFrame, int)
+        The frame as :func:`reads_frame` gives it (each read once however often it changed),
+        and the largest ``read_audit.audit_id`` of the study (0 without reads).
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    """
     _study_row(conn.conn, study_id)
-    # The reads alone, then their readers' and cases' columns joined in pandas: at 128,000 reads
-    # SQLite's per-row lookups into readers and cases took longer than reading the rows.
-    raw = conn.conn
-    reads = pd.read_sql_query(
-        "SELECT read_id, study_id, reader_id, case_id, arm, label, c_SCC, c_AC, c_ASC, shown_at,"
-        " submitted_at, duration_ms, revision FROM reads WHERE study_id = ? ORDER BY read_id",
-        raw,
-        params=(int(study_id),),
-    )
+    with read_snapshot(conn) as raw:
+        (mark,) = raw.execute(
+            "SELECT COALESCE(MAX(audit_id), 0) FROM read_audit WHERE study_id = ?", (int(study_id),)
+        ).fetchone()
+        if after is None:
+            reads = pd.read_sql_query(
+                "SELECT read_id, study_id, reader_id, case_id, arm, label, c_SCC, c_AC, c_ASC,"
+                " shown_at, submitted_at, duration_ms, revision FROM reads WHERE study_id = ?"
+                " ORDER BY read_id",
+                raw,
+                params=(int(study_id),),
+            )
+        else:
+            reads = pd.read_sql_query(
+                "SELECT read_id, study_id, reader_id, case_id, arm, label, c_SCC, c_AC, c_ASC,"
+                " shown_at, submitted_at, duration_ms, revision FROM reads WHERE read_id IN"
+                " (SELECT read_id FROM read_audit WHERE audit_id > ? AND +study_id = ?)"
+                " ORDER BY read_id",
+                raw,
+                params=(int(after), int(study_id)),  # +study_id: by audit_id, the few last
+            )
+        return _with_names(raw, study_id, reads), int(mark)
+
+
+def _with_names(raw, study_id: int, reads: pd.DataFrame) -> pd.DataFrame:
+    """``reads`` with their readers' and cases' columns, joined in pandas: at 128,000 reads
+    SQLite's per-row lookups into readers and cases took longer than reading the rows."""
     readers = pd.read_sql_query(
         "SELECT reader_id, display_name, simulated AS reader_simulated FROM readers"
         " WHERE study_id = ?",

@@ -79,3 +79,19 @@ def write_transaction(conn: sqlite_utils.Database) -> Iterator[sqlite3.Connectio
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
                 raise
+
+
+@contextmanager
+def read_snapshot(conn: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """Run the block's SELECTs on one snapshot of the file (a deferred read transaction), so
+    that several queries see the same writes. Nested use joins the outer transaction."""
+    raw = conn.conn
+    if raw.in_transaction:
+        yield raw
+        return
+    raw.execute("BEGIN")
+    try:
+        yield raw
+    finally:
+        if raw.in_transaction:
+            raw.execute("COMMIT")

@@ -48,7 +48,24 @@ def reads_version(conn: sqlite_utils.Database, study_id: int) -> str:
     StudyNotFound
         If ``study_id`` is unknown.
     """
+    parts = reads_version_parts(conn, study_id)
+    return json.dumps([parts.pop("study"), list(parts.values())], default=str)
+
+
+def reads_version_parts(conn: sqlite_utils.Database, study_id: int) -> dict:
+    """What :func:`reads_version` is made of, by what it covers: ``study`` (the study row's
+    items), ``reads``, ``repeats``, ``readers``, ``predictions`` (opaque tokens), so that a
+    caller can tell whether only the reads changed.
+
+    Raises
+    ------
+    StudyNotFound
+        If ``study_id`` is unknown.
+    """
     raw = conn.conn
     study = _study_row(raw, study_id)
-    parts = raw.execute(_READS_VERSION_SQL, {"s": int(study_id)}).fetchone()
-    return json.dumps([sorted(study.items()), list(parts)], default=str)
+    reads, repeats, readers, predictions = raw.execute(
+        _READS_VERSION_SQL, {"s": int(study_id)}
+    ).fetchone()
+    return {"study": sorted(study.items()), "reads": reads, "repeats": repeats,
+            "readers": readers, "predictions": predictions}  # fmt: skip

@@ -185,3 +185,29 @@ def test_progress_counts_reads_per_reader_and_arm(conn, study):
         ("Dr A", "unaided"): (3, 6, 0.5), ("Dr A", "aided"): (0, 6, 0.0),
         ("Dr B", "unaided"): (0, 6, 0.0), ("Dr B", "aided"): (0, 6, 0.0),
     }  # fmt: skip
+
+
+def test_reads_since_a_mark_are_the_reads_written_after_it_each_once_as_they_are_now(conn, study):
+    study_id, cases, readers = study
+    a, b = readers["Dr A"][0], readers["Dr B"][0]
+    _submit(conn, study_id, a, cases[0])
+    _submit(conn, study_id, a, cases[1])
+    everything, mark = db.reads_since(conn, study_id)
+    pd.testing.assert_frame_equal(everything, db.reads_frame(conn, study_id))
+    assert mark == int(db.audit_frame(conn, study_id)["audit_id"].max())
+    assert db.reads_since(conn, study_id, mark)[0].empty  # nothing written since
+
+    _submit(conn, study_id, a, cases[1], label="ASC")  # changed twice: one row, as it is now
+    _submit(conn, study_id, a, cases[1], label="SCC")
+    _submit(conn, study_id, b, cases[0])
+    changed, new_mark = db.reads_since(conn, study_id, mark)
+    now = db.reads_frame(conn, study_id)
+    expected = now[now["read_id"].isin(changed["read_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(changed, expected)
+    assert sorted(zip(changed["reader_id"], changed["case_id"], strict=True)) == sorted(
+        [(a, cases[1]), (b, cases[0])]
+    )
+    assert changed.loc[changed["reader_id"] == a, "label"].item() == "SCC"
+    assert new_mark == mark + 3
+    with pytest.raises(db.StudyNotFound):
+        db.reads_since(conn, 999, 0)
