@@ -29,6 +29,17 @@ def saved_result(conn: sqlite_utils.Database, scope: str, key: str) -> bytes | N
     return None if row is None else bytes(row[0])
 
 
+def newest_result(conn: sqlite_utils.Database, scope: str, kind: str) -> tuple[str, bytes] | None:
+    """``(key, payload)`` of the newest result of ``kind`` saved under ``scope``, or None: what
+    was computed from older inputs, for a page to show while it recomputes."""
+    row = conn.conn.execute(
+        "SELECT key, payload FROM saved_results WHERE scope = ? AND kind = ?"
+        " ORDER BY saved_at DESC LIMIT 1",
+        (scope, kind),
+    ).fetchone()
+    return None if row is None else (row[0], bytes(row[1]))
+
+
 def save_result(
     conn: sqlite_utils.Database, scope: str, kind: str, key: str, payload: bytes
 ) -> bool:

@@ -71,3 +71,17 @@ def test_a_busy_database_skips_the_save_and_keeps_its_timeout(tmp_path):
     finally:
         other.close()
         conn.close()
+
+
+def test_the_newest_result_of_a_kind_is_what_older_inputs_gave(tmp_path):
+    conn = db.connect(tmp_path / "saved.db")
+    try:
+        assert db.newest_result(conn, "study:1", "kappa") is None
+        db.save_result(conn, "study:1", "kappa", "kappa|v1", b"one")
+        db.save_result(conn, "study:1", "fleiss", "fleiss|v1", b"other kind")
+        db.save_result(conn, "study:2", "kappa", "kappa|v9", b"other scope")
+        assert db.newest_result(conn, "study:1", "kappa") == ("kappa|v1", b"one")
+        db.save_result(conn, "study:1", "kappa", "kappa|v2", b"two")
+        assert db.newest_result(conn, "study:1", "kappa") == ("kappa|v2", b"two")
+    finally:
+        conn.close()
