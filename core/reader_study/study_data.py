@@ -8,6 +8,7 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -35,6 +36,8 @@ class StudyData:
     simulated_readers: list[str] = field(default_factory=list)
     repeats: pd.DataFrame | None = None  # repeat reads (tidy, repeat=True): intra-reader only
     version: str = ""  # the db.reads_version it was read at, when the caller caches on it
+    read_mark: int | None = None  # the last read_audit row its reads include
+    basis: dict | None = None  # what else it was read from (db.reads_version_parts but reads)
 
     @cached_property
     def arms(self) -> list[str]:
@@ -111,16 +114,29 @@ def model_seconds_per_case(run: dict | None) -> float | None:
     return None if value is None else float(value)
 
 
-def load_study_data(conn, study_id: int) -> StudyData:
+def load_study_data(conn, study_id: int, previous: StudyData | None = None) -> StudyData:
     """Read the study, its reads (with truth: researcher pages only) and the model's predictions.
+
+    With ``previous`` (this study as read earlier) and only reads written since, just those are
+    read and patched in: the result equals a full read, at a fraction of its cost on a study of
+    many reads (a live study gains one read at a time).
 
     Raises
     ------
     StudyNotFound
         If ``study_id`` is unknown.
     """
+    basis = db.reads_version_parts(conn, study_id)
+    del basis["reads"]
+    if previous is not None and previous.read_mark is not None and previous.basis == basis:
+        changed, mark = db.reads_since(conn, study_id, previous.read_mark)
+        reads = _patched(previous.reads, tidy_reads(changed))
+        return dataclasses.replace(
+            previous, reads=reads, read_mark=mark, version="", simulated_readers=_simulated(reads)
+        )
     study = db.get_study(conn, study_id)
-    reads = tidy_reads(db.reads_frame(conn, study_id))
+    frame, mark = db.reads_since(conn, study_id)
+    reads = tidy_reads(frame)
     model, seconds = None, None
     run_id = study["model_run_id"]
     if run_id:
@@ -131,11 +147,39 @@ def load_study_data(conn, study_id: int) -> StudyData:
             seconds = model_seconds_per_case(db.get_run(conn, run_id))
         except db.RunNotFound:
             seconds = None
-    simulated = sorted(set(reads.loc[reads["simulated"], "reader"]))
     # repeat reads come from their own table and stay out of `reads` (and so of every table and
     # MRMC input built from it); only the intra-reader agreement reads them
     repeats = tidy_reads(db.repeats.repeat_reads_frame(conn, study_id))
-    return StudyData(study, reads, model, seconds, simulated, repeats)
+    return StudyData(
+        study, reads, model, seconds, _simulated(reads), repeats, read_mark=mark, basis=basis
+    )
+
+
+def _simulated(reads: pd.DataFrame) -> list[str]:
+    return sorted(map(str, reads.loc[reads["simulated"], "reader"].unique()))
+
+
+_READ_KEY = ["reader_id", "case_id", "arm"]  # one read per reader, case and arm
+
+
+def _patched(reads: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+    """``reads`` (tidy, in read order) with ``changed`` applied: a changed read keeps its place
+    (its read_id), a new one comes last, as a full read orders them."""
+    if changed.empty:
+        return reads
+    if reads.empty:
+        return changed
+    position = pd.MultiIndex.from_frame(reads[_READ_KEY])
+    where = position.get_indexer(pd.MultiIndex.from_frame(changed[_READ_KEY]))
+    old = where >= 0
+    kept = np.ones(len(reads), dtype=bool)
+    kept[where[old]] = False
+    # the kept rows, then the new versions of changed ones, then new ones, put back in place
+    combined = pd.concat([reads[kept], changed[old], changed[~old]], ignore_index=True)
+    place = np.concatenate(
+        [np.flatnonzero(kept), where[old], len(reads) + np.arange(int((~old).sum()))]
+    )
+    return combined.take(np.argsort(place, kind="stable")).reset_index(drop=True)
 
 
 def raters(data: StudyData, arm: str, *, with_model: bool = True) -> dict[str, pd.DataFrame]:
@@ -147,7 +191,7 @@ def raters(data: StudyData, arm: str, *, with_model: bool = True) -> dict[str, p
         for name, group in reads.groupby("reader", sort=True)
     }
     if with_model and data.model is not None and len(reads):
-        seen = set(reads["case_id"])
+        seen = reads["case_id"].unique()  # not set(): iterating 128,000 strings takes 0.1 s
         model = data.model[data.model["case_id"].isin(seen)].reset_index(drop=True)
         if len(model):
             out = {MODEL: model, **out}

@@ -1,0 +1,91 @@
+"""``load_study_data(..., previous=...)``: a live study re-read by patching in only the reads
+written since equals a full read, and anything else changed means a full read (real SQLite)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import db
+from core.data.labels import CLASSES
+from core.reader_study.study_data import load_study_data, raters
+
+
+@pytest.fixture
+def live_study(tmp_path):
+    conn = db.connect(tmp_path / "live.db")
+    rows = [{"patient_id": f"P{i:03d}", "label": CLASSES[i % 3]} for i in range(30)]
+    db.upsert_cases(conn, rows)
+    cases = sorted(db.cases_frame(conn)["case_id"])
+    run_id = db.create_run(
+        conn, model="resnet18", mode="features", config={}, seed=0, data_hash=None,
+        device="cpu", weights="none", code_version=None, packages=None,
+    )  # fmt: skip
+    probs = np.random.default_rng(1).dirichlet([1, 1, 1], len(cases))
+    db.save_predictions(
+        conn, run_id, 0,
+        [{"case_id": c, **{f"p_{n}": p[j] for j, n in enumerate(CLASSES)}}
+         for c, p in zip(cases, probs, strict=True)],
+    )  # fmt: skip
+    study_id = db.create_study(
+        conn, name="live", case_ids=cases, arms=("unaided", "aided"), model_run_id=run_id
+    )
+    readers = [db.add_reader(conn, study_id, f"Dr {n}")[0] for n in "AB"]
+    rng = np.random.default_rng(0)
+
+    def read(reader_id, case_ids, arm="unaided"):
+        reads = [
+            {
+                "case_id": c,
+                "label": CLASSES[rng.integers(3)],
+                **dict(zip([f"c_{c}" for c in CLASSES], rng.dirichlet([1, 1, 1]), strict=True)),
+            }
+            for c in case_ids
+        ]
+        db.submit_reads(conn, study_id, reader_id, arm, reads)
+
+    read(readers[0], cases[:20])
+    read(readers[1], cases[:10])
+    yield conn, study_id, cases, readers, read
+    conn.close()
+
+
+def _same(a, b) -> None:
+    pd.testing.assert_frame_equal(a.reads, b.reads)
+    assert a.read_mark == b.read_mark and a.simulated_readers == b.simulated_readers
+    for arm in ("unaided", "aided"):
+        ours, full = raters(a, arm), raters(b, arm)
+        assert list(ours) == list(full)
+        for name in ours:
+            pd.testing.assert_frame_equal(ours[name], full[name])
+
+
+def test_new_and_changed_reads_patched_in_equal_a_full_read(live_study, monkeypatch):
+    conn, study_id, cases, readers, read = live_study
+    earlier = load_study_data(conn, study_id)
+    read(readers[0], cases[5:8])  # changed answers keep their place
+    read(readers[1], cases[10:14])  # new ones come last
+    read(readers[0], cases[:3], arm="aided")  # a new arm's first reads
+    asked = []
+    real = db.reads_since
+    monkeypatch.setattr(db, "reads_since", lambda *a: asked.append(a) or real(*a))
+    patched = load_study_data(conn, study_id, previous=earlier)
+    assert [a[2] for a in asked] == [earlier.read_mark]  # only what was written since
+    _same(patched, load_study_data(conn, study_id))
+    assert patched.arms == ["unaided", "aided"]
+    assert load_study_data(conn, study_id, previous=patched).reads.equals(patched.reads)
+
+
+def test_a_new_reader_means_a_full_read(live_study, monkeypatch):
+    conn, study_id, cases, readers, read = live_study
+    earlier = load_study_data(conn, study_id)
+    newcomer, _ = db.add_reader(conn, study_id, "Dr C", simulated=True)
+    read(newcomer, cases[:4])
+    asked = []
+    real = db.reads_since
+    monkeypatch.setattr(db, "reads_since", lambda *a: asked.append(a) or real(*a))
+    again = load_study_data(conn, study_id, previous=earlier)
+    assert [a[2:] for a in asked] == [()]  # every read, not only the newest
+    _same(again, load_study_data(conn, study_id))
+    assert again.simulated_readers == ["Dr C"]
