@@ -1,62 +1,234 @@
-"""Slow results kept twice: in this process (``st.cache_resource``: a rerun copies nothing) and in
-the database (``db.save_result``: a restarted server, another process or another researcher's
-session reads them back instead of recomputing).
+"""Slow results kept twice: in this process (a rerun copies nothing) and in the database
+(``db.save_result``: a restarted server, another process or another researcher's session reads
+them back instead of recomputing).
 
 Keys name the inputs' content (a rater frame's digest, a study's reads version) and the code that
 computed them (``saved_values.code_digest``), so a saved result is never stale: a new read changes
 only the keys of what it affects. Values come back shared: callers must not modify them.
+
+A page that would rather show a table a few seconds old than wait for it (the reader analysis,
+live) asks with ``stale_ok``: when only older inputs' value of that kind is at hand, it gets that
+one at once while this process recomputes the new one in the background; :func:`updating` says
+what is still being recomputed, so the page can say so and refresh when it is done.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
-
-import streamlit as st
 
 import db
 from core.project import saved_values
-from dashboard.store import connection
 
 log = logging.getLogger(__name__)
 
+MAX_HELD = 1024  # values held in this process (least recently used dropped first)
+_MISSING = object()
 
-def remembered(scope: str, key: str, compute: Callable[[], Any]) -> Any:
+_held: OrderedDict[tuple, Any] = OrderedDict()  # (database, scope, key) -> value
+_newest: dict[tuple, Any] = {}  # (database, scope, what) -> the newest value held of that kind
+_failed: dict[tuple, BaseException] = {}  # background computations that raised
+_lock = threading.Lock()
+_computing: dict[tuple, threading.Lock] = {}  # one computation of a key at a time
+
+
+def remembered(scope: str, key: str, compute: Callable[[], Any], *, stale_ok: bool = False) -> Any:
     """``compute()``, or the value saved for ``(scope, key)`` by an earlier call anywhere.
 
     ``scope`` groups keys (e.g. ``study:3``); ``key`` is ``"<what>|<inputs>"``, whose inputs part
     must change whenever the inputs do. The database keeps the newest value of each ``what`` in a
     scope (older inputs are not asked for again). A value that cannot be encoded is returned
-    unsaved.
+    unsaved. With ``stale_ok``, the newest value of the same ``what`` from older inputs (by the
+    same code) is returned instead of waiting, and ``compute`` runs in the background.
     """
-    return _in_process(scope, key, compute)
-
-
-@st.cache_resource(max_entries=1024, show_spinner=False)
-def _in_process(scope: str, key: str, _compute: Callable[[], Any]) -> Any:
-    # readable before the bar (what was computed), exact after it (from what, by which code)
-    what, _, inputs = key.partition("|")
-    digest = hashlib.sha1(f"{saved_values.code_digest()}|{inputs}".encode()).hexdigest()
-    full_key = f"{what}|{digest}"
-    with connection() as conn:
-        payload = db.saved_result(conn, scope, full_key)
-    if payload is not None:
-        try:
-            return saved_values.decode(payload)
-        except (ValueError, TypeError) as exc:  # a damaged row: recompute and overwrite it
-            log.warning("saved result %s/%s unreadable (%s): recomputing", scope, key, exc)
-    value = _compute()
-    try:
-        payload = saved_values.encode(value)
-    except TypeError:
+    where = (_database(), scope, key)
+    value = _held_value(where)
+    if value is not _MISSING:
         return value
-    with connection() as conn:
-        db.save_result(conn, scope, what, full_key, payload)
-    return value
+    if stale_ok:
+        with _lock:
+            failed = _failed.pop(where, None)
+        older = _MISSING if failed else _older_value(where)
+        if older is not _MISSING:
+            _updates.submit(where, compute)
+            return older
+    return _computed(where, compute)
+
+
+def updating(scope: str) -> int:
+    """How many values of ``scope`` (in this database) are being recomputed in the background."""
+    return _updates.pending((_database(), scope))
+
+
+def wait_until_updated(timeout: float = 60.0) -> bool:
+    """Block until no background recomputation is left (True), or ``timeout`` seconds pass."""
+    return _updates.wait(timeout)
 
 
 def clear() -> None:
     """Forget the values held in this process (the database keeps its own)."""
-    _in_process.clear()
+    with _lock:
+        _held.clear()
+        _newest.clear()
+        _failed.clear()
+
+
+def _database() -> str:
+    return str(db.resolve_db_path())
+
+
+@contextmanager
+def _connection(database: str) -> Iterator:
+    """The database a value belongs to (a background update may outlive a test's settings)."""
+    conn = db.connect(database)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _full_key(key: str) -> str:
+    """``what|code|digest``: readable before the first bar (what was computed), the code that
+    computed it, then a digest of both and the inputs (exact)."""
+    what, _, inputs = key.partition("|")
+    code = saved_values.code_digest()
+    digest = hashlib.sha1(f"{code}|{inputs}".encode()).hexdigest()
+    return f"{what}|{code[:16]}|{digest}"
+
+
+def _held_value(where: tuple) -> Any:
+    """The value of ``where`` held in this process or saved in the database, else _MISSING."""
+    with _lock:
+        if where in _held:
+            _held.move_to_end(where)
+            return _held[where]
+    database, scope, key = where
+    with _connection(database) as conn:
+        payload = db.saved_result(conn, scope, _full_key(key))
+    value = _decoded(payload, where)
+    if value is not _MISSING:
+        _hold(where, value)
+    return value
+
+
+def _older_value(where: tuple) -> Any:
+    """The newest value of the same kind as ``where`` from other inputs, else _MISSING."""
+    database, scope, key = where
+    what = key.partition("|")[0]
+    with _lock:
+        value = _newest.get((database, scope, what), _MISSING)
+    if value is not _MISSING:
+        return value
+    with _connection(database) as conn:
+        row = db.newest_result(conn, scope, what)
+    code = saved_values.code_digest()[:16]
+    if row is None or row[0].split("|")[1:2] != [code]:  # another version's value: not shown
+        return _MISSING
+    return _decoded(row[1], where)
+
+
+def _decoded(payload: bytes | None, where: tuple) -> Any:
+    if payload is None:
+        return _MISSING
+    try:
+        return saved_values.decode(payload)
+    except (ValueError, TypeError) as exc:  # a damaged row: recompute and overwrite it
+        log.warning("saved result %s/%s unreadable (%s): recomputing", where[1], where[2], exc)
+        return _MISSING
+
+
+def _computed(where: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()`` held and saved; computed once however many sessions ask at the same time."""
+    with _lock:
+        guard = _computing.setdefault(where, threading.Lock())
+    with guard:
+        value = _held_value(where)  # another session may have computed it meanwhile
+        if value is _MISSING:
+            value = compute()
+            _hold(where, value)
+            _save(where, value)
+    with _lock:
+        _computing.pop(where, None)
+    return value
+
+
+def _hold(where: tuple, value: Any) -> None:
+    database, scope, key = where
+    with _lock:
+        _held[where] = value
+        _held.move_to_end(where)
+        _newest[(database, scope, key.partition("|")[0])] = value
+        while len(_held) > MAX_HELD:
+            _held.popitem(last=False)
+
+
+def _save(where: tuple, value: Any) -> None:
+    database, scope, key = where
+    try:
+        payload = saved_values.encode(value)
+    except TypeError:
+        return
+    with _connection(database) as conn:
+        db.save_result(conn, scope, key.partition("|")[0], _full_key(key), payload)
+
+
+class _Updates:
+    """One background thread recomputing, in order, the values that pages were shown older
+    values of; each key once however often it is asked for."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue = queue.Queue()
+        self._pending: set[tuple] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+
+    def submit(self, where: tuple, compute: Callable[[], Any]) -> None:
+        with self._lock:
+            if where in self._pending:
+                return
+            self._pending.add(where)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="cervixscope-saved-updates", daemon=True
+                )
+                self._thread.start()
+        self._jobs.put((where, compute))
+
+    def pending(self, database_scope: tuple) -> int:
+        with self._lock:
+            return sum(1 for where in self._pending if where[:2] == database_scope)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            where, compute = self._jobs.get()
+            try:
+                _computed(where, compute)
+            except Exception as exc:  # shown by the page, which computes it itself next time
+                log.warning("background update of %s/%s failed: %s", where[1], where[2], exc)
+                with _lock:
+                    _failed[where] = exc
+            finally:
+                with self._idle:
+                    self._pending.discard(where)
+                    self._idle.notify_all()
+
+
+_updates = _Updates()

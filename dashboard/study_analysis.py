@@ -42,8 +42,19 @@ Exports = dict[str, pd.DataFrame]
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _study_data(study_id: int, version: str) -> StudyData:
+    """The study at ``version``; from the newest one read before, patched with the reads written
+    since, when that is all that changed (a live study: one read at a time)."""
+    where = (str(db.resolve_db_path()), int(study_id))
     with connection() as conn:
-        return load_study_data(conn, study_id)
+        data = load_study_data(conn, study_id, previous=_last_read().get(where))
+    _last_read()[where] = data
+    return data
+
+
+@st.cache_resource(show_spinner=False)
+def _last_read() -> dict[tuple[str, int], StudyData]:
+    """(database, study) -> the newest read of it (cleared with Streamlit's caches)."""
+    return {}
 
 
 class StudyView:
@@ -56,7 +67,10 @@ class StudyView:
         self.study_id, self._raw_version = int(study_id), version
         self.version = f"{study_id}:{version}"
         self._full: StudyData | None = None
-        self.manifest = _memo("manifest", self.version, lambda: _manifest(self.full))
+        # never an older manifest: its rater digests would key new tables on old frames
+        self.manifest = _memo(
+            "manifest", self.version, lambda: _manifest(self.full), stale_ok=False
+        )
 
     @property
     def full(self) -> StudyData:
@@ -119,7 +133,7 @@ class RaterFrames(Mapping):
 
     def __init__(self, data: StudyView, arm: str):
         self.key = f"{data.version}|{arm}"
-        self._data, self._arm = data, arm
+        self._data, self.arm = data, arm
         listed = data.manifest["raters"].get(arm, [])
         self.n_cases = {name: int(n) for name, n, _ in listed}
         self.digests = {name: digest for name, _, digest in listed}
@@ -127,7 +141,7 @@ class RaterFrames(Mapping):
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self.digests:
             raise KeyError(name)
-        return _rater_frames(self.key, self._arm, self._data.full)[name]
+        return _rater_frames(self.key, self.arm, self._data.full)[name]
 
     def __iter__(self):
         return iter(self.digests)
@@ -146,13 +160,28 @@ def rater_frames(data: StudyView, arm: str) -> RaterFrames:
     return RaterFrames(data, arm)
 
 
-def _memo(what: str, key: str, compute: Callable[[], Any]) -> Any:
+def _memo(what: str, key: str, compute: Callable[[], Any], *, stale_ok: bool = True) -> Any:
     """``compute()``, kept by :func:`dashboard.saved.remembered` under ``key``, which starts
     with the study id (``"<study id>:..."``, as ``StudyData.version`` does); uncached without a
-    key."""
+    key. Unless ``stale_ok`` is False, a table of the same kind from older reads is shown while
+    the new one is computed in the background (:func:`updating`)."""
     if not key:
         return compute()
-    return saved.remembered(f"study:{key.split(':', 1)[0]}", f"{what}|{key}", compute)
+    scope = f"study:{key.split(':', 1)[0]}"
+    return saved.remembered(scope, f"{what}|{key}", compute, stale_ok=stale_ok)
+
+
+def updating(study_id: int) -> int:
+    """How many of the study's tables are being recomputed for newer reads (those shown are
+    older until then)."""
+    return saved.updating(f"study:{int(study_id)}")
+
+
+def _kind(named: dict[str, pd.DataFrame], what: str) -> str:
+    """``what`` and the arm: a table shown while its newer one is computed must be of the same
+    arm (each arm's frames have their own digests, but the same kinds of tables)."""
+    arm = getattr(named, "arm", "")
+    return f"{what} ({arm})" if arm else what
 
 
 def _rater_key(named: dict[str, pd.DataFrame], name: str) -> str:
@@ -198,11 +227,15 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
         compute = lambda name=name: _rater(named[name], name)  # noqa: E731
         key = _rater_key(named, name)
         if name not in shown:
-            out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[0]
-            out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(f"rater {n}", k, c)[1]
+            out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(
+                _kind(named, f"rater {n}"), k, c
+            )[0]
+            out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(
+                _kind(named, f"rater {n}"), k, c
+            )[1]
             continue
         st.subheader(analysis.rater_heading(name, _n_cases(named, name)))
-        table, metrics, wide, figure = _memo(f"rater {name}", key, compute)
+        table, metrics, wide, figure = _memo(_kind(named, f"rater {name}"), key, compute)
         out[f"confusion {name}"] = table
         out[f"metrics {name}"] = metrics
         left, right = st.columns([2, 3])
@@ -246,9 +279,11 @@ def calibration_section(
     key = getattr(named, "key", "")
     drawn = ",".join(chosen)
     by_rater = scores.rename(columns={"rater": "model"})  # value (95% CI) per metric and class
-    table = _memo(f"calibration table {drawn}", key, lambda: loaders.calibration_table(by_rater))
+    table = _memo(
+        _kind(named, f"calibration table {drawn}"), key, lambda: loaders.calibration_table(by_rater)
+    )
     st.dataframe(table, key="calibration_table")
-    figure = _memo(f"reliability {drawn}", key, lambda: reliability_figure(points))
+    figure = _memo(_kind(named, f"reliability {drawn}"), key, lambda: reliability_figure(points))
     st.plotly_chart(figure, key="reliability")
 
 
@@ -257,7 +292,7 @@ def _calibration_of(named: dict[str, pd.DataFrame], names: list[str]) -> tuple:
     own frame's digest; empty frames when none has confidences for every case."""
     parts = [
         _memo(
-            f"calibration {name}",
+            _kind(named, f"calibration {name}"),
             _rater_key(named, name),
             lambda name=name: analysis.rater_calibration({name: named[name]}),
         )
@@ -278,13 +313,19 @@ def roc_section(named: dict[str, pd.DataFrame], shown: list[str] | None = None) 
     chosen = [name for name in named if shown is None or name in shown]
     keys = [_rater_key(named, name) for name in chosen]
     key = all(keys) and "|".join(keys)
-    figure = _memo("roc", key, lambda: roc_with_operating_points({n: named[n] for n in chosen}))
+    figure = _memo(
+        _kind(named, f"roc {','.join(chosen)}"),
+        key,
+        lambda: roc_with_operating_points({n: named[n] for n in chosen}),
+    )
     st.plotly_chart(figure, key="roc")
 
 
 def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Model against each reader (McNemar)")
-    mcnemar = _memo("mcnemar", getattr(named, "key", ""), lambda: analysis.mcnemar_table(named))
+    mcnemar = _memo(
+        _kind(named, "mcnemar"), getattr(named, "key", ""), lambda: analysis.mcnemar_table(named)
+    )
     out["mcnemar"] = mcnemar
     if mcnemar.empty:
         st.info("The study has no model run, or no case read by both.")
@@ -296,14 +337,16 @@ def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
 def agreement_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Agreement")
     key = getattr(named, "key", "")
-    pairwise, fleiss, n_common = _memo("kappa", key, lambda: analysis.kappa_tables(named))
+    pairwise, fleiss, n_common = _memo(
+        _kind(named, "kappa"), key, lambda: analysis.kappa_tables(named)
+    )
     out["cohen kappa"] = pairwise
     if pairwise.empty:
         st.info("Agreement needs two raters who read the same cases.")
         return
     st.caption("Cohen's kappa with a 95% CI (asymptotic, Fleiss-Cohen-Everitt).")
     st.dataframe(pairwise, hide_index=True)
-    interval = _memo("fleiss", key, lambda: analysis.fleiss_interval(named))
+    interval = _memo(_kind(named, "fleiss"), key, lambda: analysis.fleiss_interval(named))
     if interval is not None:
         st.metric(
             f"Fleiss' kappa, readers, {n_common} common cases",

@@ -19,9 +19,15 @@ study_id = widgets.study_picker(studies)
 live = st.toggle("Live: re-read the database every 15 s", help="Or press R to rerun now.")
 
 
-@st.fragment(run_every=15 if live else None)
+# While tables are recomputed for new reads (in the background, the older ones shown meanwhile),
+# the analysis reruns every second to show each as soon as it is ready.
+UPDATING = "analysis_updating"
+
+
+@st.fragment(run_every=1 if st.session_state.get(UPDATING) else 15 if live else None)
 def analysis() -> None:
     """Re-read on each run when the reads changed (db.reads_version), so new reads show up."""
+    notice = st.empty()
     with errors_shown(), connection() as conn:
         data = sections.study_data(conn, study_id)
     sections.simulated_warning(data)
@@ -41,6 +47,15 @@ def analysis() -> None:
     sections.mrmc_section(data, arm, tables)
     localisation_panels.localisation_section(study_id, tables)
     sections.export_section(data, study_id, tables)
+    pending = sections.updating(study_id)
+    if pending:
+        notice.info(
+            f"Updating {pending} table{'s' if pending > 1 else ''} for the newest reads: until "
+            "then they show the reads before; they refresh by themselves."
+        )
+    if bool(pending) != bool(st.session_state.get(UPDATING)):
+        st.session_state[UPDATING] = bool(pending)
+        st.rerun()  # the whole page: the fragment's refresh interval follows
 
 
 analysis()

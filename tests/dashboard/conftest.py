@@ -14,6 +14,16 @@ import pytest
 MODELS = ("cnn", "resnet18")
 
 
+@pytest.fixture(autouse=True)
+def background_updates_finish():
+    """A page's background recomputations (dashboard.saved) end with the test that started
+    them: none writes into the next test's database or shows in its pages."""
+    yield
+    from dashboard import saved
+
+    assert saved.wait_until_updated(300), "background table updates still running after 300 s"
+
+
 @dataclass(frozen=True)
 class EvalDB:
     path: Path

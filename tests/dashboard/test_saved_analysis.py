@@ -5,11 +5,13 @@ cross-reader ones (real SQLite file, real AppTest page)."""
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 import streamlit as st
 
 import db
+from core.data.labels import CLASSES
 from dashboard import saved
 from dashboard import study_analysis as sections
 from dashboard.bench_pages import answer_again
@@ -60,16 +62,23 @@ def rendered(demo_study_db, tmp_path, monkeypatch):  # noqa: F811
     return path, demo_study_db["study_id"], first
 
 
+ARM = " (unaided)"  # every kind of a per-arm table ends with its arm
+
+
 def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_reader(
     rendered, monkeypatch
 ):
     path, study_id, first = rendered
     computed = _saved(path)
     readers = sorted(
-        {k.split("|")[0].removeprefix("rater ") for k in computed if k.startswith("rater ")}
+        {
+            k.split("|")[0].removeprefix("rater ").removesuffix(ARM)
+            for k in computed
+            if k.startswith("rater ")
+        }
     )
     assert "Model" in readers and len(readers) >= 3
-    assert any(k.startswith("kappa|") for k in computed) and any(
+    assert any(k.startswith(f"kappa{ARM}|") for k in computed) and any(
         k.startswith("mrmc ") for k in computed
     )
 
@@ -84,13 +93,82 @@ def test_a_restart_reads_the_tables_back_and_a_new_read_recomputes_only_its_read
         changed = answer_again(conn, study_id)
     finally:
         conn.close()
-    _page(path, monkeypatch)
+    at = _page(path, monkeypatch)
+    _settled(at, study_id)
     new = {k.split("|")[0] for k in set(_saved(path)) - set(computed)}
     per_rater = {
         k for k in new if k.startswith(("rater ", "calibration ")) and "calibration table" not in k
     }
-    assert per_rater == {f"rater {changed}", f"calibration {changed}"}
-    assert {"kappa", "mcnemar"} <= new  # the cross-reader tables follow every read
+    assert per_rater == {f"rater {changed}{ARM}", f"calibration {changed}{ARM}"}
+    assert {f"kappa{ARM}", f"mcnemar{ARM}"} <= new  # the cross-reader tables follow every read
+
+
+def _settled(at, study_id: int) -> None:
+    """Rerun the page until no table is being recomputed in the background (as the page's own
+    one-second refresh does)."""
+    for _ in range(5):
+        if not sections.updating(study_id):
+            return
+        assert saved.wait_until_updated(300), "background updates did not finish"
+        at.run()
+        assert not at.exception, at.exception
+    raise AssertionError("the page kept recomputing tables")
+
+
+def test_after_a_new_read_the_page_shows_the_older_tables_at_once_then_the_new_ones(
+    rendered, monkeypatch
+):
+    path, study_id, _ = rendered
+    at = _page(path, monkeypatch)
+    before = dict(zip(_rater_headings(at), _confusions(at), strict=True))
+    assert not _notices(at)
+    conn = db.connect(path)
+    try:
+        changed = answer_again(conn, study_id)
+    finally:
+        conn.close()
+    release = threading.Event()  # the background updates wait until the page was checked
+    real = saved._computed
+
+    def held_back(where, compute):
+        if threading.current_thread().name == "cervixscope-saved-updates":
+            assert release.wait(300)
+        return real(where, compute)
+
+    monkeypatch.setattr(saved, "_computed", held_back)
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        (notice,) = _notices(at)
+        assert "for the newest reads" in notice
+        shown = dict(zip(_rater_headings(at), _confusions(at), strict=True))
+        assert all(shown[name].equals(table) for name, table in before.items())  # the older ones
+    finally:
+        release.set()
+    _settled(at, study_id)
+    assert not _notices(at)
+    after = dict(zip(_rater_headings(at), _confusions(at), strict=True))
+    (heading,) = [h for h in after if h.startswith((f"{changed} (", f"{changed[:-1]}, "))]
+    assert not after[heading].equals(before[heading])  # one answer moved to the next type
+    assert int(after[heading].to_numpy().sum()) == int(before[heading].to_numpy().sum())
+    assert all(after[h].equals(before[h]) for h in after if h != heading)
+
+
+def _notices(at) -> list[str]:
+    return [i.value for i in at.info if "Updating" in i.value]
+
+
+def _rater_headings(at) -> list[str]:
+    return [h.value for h in at.subheader if h.value.endswith(" cases)")]
+
+
+def _confusions(at) -> list:
+    """The confusion tables, in the order drawn: rows and columns are the three types."""
+    return [
+        d.value
+        for d in at.dataframe
+        if list(d.value.columns) == [f"predicted {c}" for c in CLASSES]
+    ]
 
 
 def test_saved_tables_are_those_of_a_fresh_computation(rendered):
@@ -105,7 +183,9 @@ def test_saved_tables_are_those_of_a_fresh_computation(rendered):
     from core.reader_study import analysis
 
     kept = sections._memo(
-        f"rater {name}", sections._rater_key(named, name), lambda: pytest.fail("recomputed")
+        f"rater {name}{ARM}",
+        sections._rater_key(named, name),
+        lambda: pytest.fail("recomputed"),
     )
     assert kept[1].equals(analysis.metrics_table(named[name]))  # the bootstrap CIs, to the bit
     assert kept[0].equals(analysis.confusion_table(named[name]))

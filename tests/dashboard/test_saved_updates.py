@@ -1,0 +1,86 @@
+"""``dashboard.saved.remembered(..., stale_ok=True)``: a table of older inputs at once, the new
+one computed in the background, on a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import db
+from core.project import saved_values
+from dashboard import saved
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch):
+    path = tmp_path / "saved.db"
+    db.connect(path).close()
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    saved.clear()
+    yield path
+    assert saved.wait_until_updated(60)
+    saved.clear()
+
+
+def test_without_an_older_value_it_computes_at_once(database):
+    assert saved.remembered("study:1", "table|v1", lambda: {"n": 1}, stale_ok=True) == {"n": 1}
+    assert saved.updating("study:1") == 0
+
+
+def test_an_older_value_is_shown_while_the_new_one_is_computed(database):
+    saved.remembered("study:1", "table|v1", lambda: {"n": 1})
+    gate = threading.Event()
+
+    def slow():
+        assert gate.wait(60)
+        return {"n": 2}
+
+    assert saved.remembered("study:1", "table|v2", slow, stale_ok=True) == {"n": 1}
+    assert saved.updating("study:1") == 1 and saved.updating("study:2") == 0
+    # asked again meanwhile (the page's next refresh): still the older one, computed once
+    assert saved.remembered("study:1", "table|v2", slow, stale_ok=True) == {"n": 1}
+    gate.set()
+    assert saved.wait_until_updated(60)
+    assert saved.updating("study:1") == 0
+    never = lambda: pytest.fail("computed again")  # noqa: E731
+    assert saved.remembered("study:1", "table|v2", never, stale_ok=True) == {"n": 2}
+    saved.clear()  # a restarted server reads it back from the database
+    assert saved.remembered("study:1", "table|v2", never) == {"n": 2}
+    # another kind is not an older value of this one
+    assert saved.remembered("study:1", "other|v2", lambda: {"n": 3}, stale_ok=True) == {"n": 3}
+
+
+def test_a_restarted_server_shows_the_saved_older_value(database):
+    saved.remembered("study:1", "table|v1", lambda: [1, 2])
+    saved.clear()
+    assert saved.remembered("study:1", "table|v2", lambda: [3], stale_ok=True) == [1, 2]
+    assert saved.wait_until_updated(60)
+    assert saved.remembered("study:1", "table|v2", lambda: pytest.fail("again")) == [3]
+
+
+def test_a_value_saved_by_other_code_is_never_shown(database, monkeypatch):
+    saved.remembered("study:1", "table|v1", lambda: {"n": 1})
+    saved.clear()
+    monkeypatch.setattr(saved_values, "code_digest", lambda: "f" * 40)  # the code changed
+    assert saved.remembered("study:1", "table|v2", lambda: {"n": 2}, stale_ok=True) == {"n": 2}
+    assert saved.updating("study:1") == 0
+
+
+def test_another_databases_value_is_never_shown(database, tmp_path, monkeypatch):
+    saved.remembered("study:1", "table|v1", lambda: "first database")
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(other))
+    assert saved.remembered("study:1", "table|v2", lambda: "own", stale_ok=True) == "own"
+
+
+def test_a_failed_background_update_fails_the_next_page_run_with_its_error(database):
+    saved.remembered("study:1", "table|v1", lambda: 1)
+
+    def broken():
+        raise ValueError("the reads cannot support it")
+
+    assert saved.remembered("study:1", "table|v2", broken, stale_ok=True) == 1
+    assert saved.wait_until_updated(60)
+    with pytest.raises(ValueError, match="cannot support it"):
+        saved.remembered("study:1", "table|v2", broken, stale_ok=True)
