@@ -82,12 +82,14 @@ def scales_table(scales: dict) -> str:
 
 
 def _analysis_extras(analysis: dict) -> str:
-    cold = analysis.get("cold_seconds")
-    new_read = analysis.get("new_read_seconds")
+    def seconds(key: str) -> str:
+        value = analysis.get(key)
+        return "-" if value is None else f"{value:.2f} s"
+
     return (
-        ("computed from nothing " + ("-" if cold is None else f"{cold:.2f} s"))
-        + ", rerun after one changed read "
-        + ("-" if new_read is None else f"{new_read:.2f} s")
+        f"computed from nothing {seconds('cold_seconds')}, rerun after one changed read "
+        f"{seconds('new_read_seconds')} (older tables shown where new ones are computed), every "
+        f"table of the new read shown after {seconds('updated_seconds')}"
     )
 
 
