@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from core.data.labels import CLASSES
 from core.statistics.resampling import weight_chunks
@@ -369,22 +370,31 @@ def _weighted_confusions(t, p, k, weights) -> np.ndarray:
     return (weights @ pair).reshape(-1, k, k)
 
 
-def _weighted_aucs(t, score, weights) -> np.ndarray:
+def _auc_levels(t, score) -> list[tuple[sparse.csr_matrix, int]]:
+    """Per class, the (2L, N) matrix summing case weights into the positives' and negatives'
+    weights at each of the L tied score levels (ascending), and L: :func:`_weighted_aucs`'s
+    input, built once per bootstrap."""
+    out = []
+    for c in range(score.shape[1]):
+        levels, level = np.unique(score[:, c], return_inverse=True)
+        rows = np.where(t == c, level, level + levels.size)
+        shape = (2 * levels.size, t.size)
+        summing = sparse.csr_matrix((np.ones(t.size), (rows, np.arange(t.size))), shape=shape)
+        out.append((summing, levels.size))
+    return out
+
+
+def _weighted_aucs(levels: list[tuple[sparse.csr_matrix, int]], weights) -> np.ndarray:
     """One-vs-rest AUCs of all resamples: weights (B, N) are case multiplicities -> (B, k).
 
-    Cases are sorted once per class and grouped into tied score levels; a resample's AUC is
-    sum over levels of W_pos(level) * (W_neg(below) + W_neg(level) / 2) / (W_pos * W_neg).
+    A resample's AUC is sum over tied score levels of W_pos(level) * (W_neg(below) +
+    W_neg(level) / 2) / (W_pos * W_neg), the level weights summed by one sparse product per
+    class (the weights are counts, so every sum is exact whatever its order).
     """
-    b, k = weights.shape[0], score.shape[1]
-    out = np.full((b, k), np.nan)
-    for c in range(k):
-        order = np.argsort(score[:, c], kind="mergesort")
-        s = score[order, c]
-        starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
-        pos = (t[order] == c).astype(float)
-        w = weights[:, order]
-        wp = np.add.reduceat(w * pos, starts, axis=1)
-        wn = np.add.reduceat(w * (1.0 - pos), starts, axis=1)
+    out = np.full((weights.shape[0], len(levels)), np.nan)
+    for c, (summing, n_levels) in enumerate(levels):
+        both = np.asarray(summing @ weights.T).T
+        wp, wn = both[:, :n_levels], both[:, n_levels:]
         below = np.cumsum(wn, axis=1) - wn
         n1, n0 = wp.sum(axis=1), wn.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -515,10 +525,11 @@ def _table_aucs(t: np.ndarray, score: np.ndarray) -> np.ndarray:
 def _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha):
     """Percentile bootstrap bounds {(scope, metric): low}, {...: high} of every table value."""
     cms, aucs = [], []
+    levels = None if score is None else _auc_levels(t, score)
     for weights in weight_chunks(t.size, n_boot, seed, groups):
         cms.append(_weighted_confusions(t, p, n_classes, weights))
-        if score is not None:
-            aucs.append(_weighted_aucs(t, score, weights))
+        if levels is not None:
+            aucs.append(_weighted_aucs(levels, weights))
     boot_cm = np.concatenate(cms)
     boot_auc = np.concatenate(aucs) if score is not None else None
     with warnings.catch_warnings():
