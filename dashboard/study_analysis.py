@@ -227,11 +227,12 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
         compute = lambda name=name: _rater(named[name], name)  # noqa: E731
         key = _rater_key(named, name)
         if name not in shown:
+            # exported when clicked: computed then if need be, never an older table
             out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(
-                _kind(named, f"rater {n}"), k, c
+                _kind(named, f"rater {n}"), k, c, stale_ok=False
             )[0]
             out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(
-                _kind(named, f"rater {n}"), k, c
+                _kind(named, f"rater {n}"), k, c, stale_ok=False
             )[1]
             continue
         st.subheader(analysis.rater_heading(name, _n_cases(named, name)))
@@ -272,7 +273,7 @@ def calibration_section(
     )
     chosen = [name for name in named if shown is None or name in shown]
     scores, points = _calibration_of(named, chosen)
-    out["calibration"] = lambda: _calibration_of(named, list(named))[0]
+    out["calibration"] = lambda: _calibration_of(named, list(named), stale_ok=False)[0]
     if scores.empty:
         st.info("No rater shown has confidences for every case yet.")
         return
@@ -287,7 +288,9 @@ def calibration_section(
     st.plotly_chart(figure, key="reliability")
 
 
-def _calibration_of(named: dict[str, pd.DataFrame], names: list[str]) -> tuple:
+def _calibration_of(
+    named: dict[str, pd.DataFrame], names: list[str], *, stale_ok: bool = True
+) -> tuple:
     """The calibration scores and reliability points of ``names``, each rater's kept under its
     own frame's digest; empty frames when none has confidences for every case."""
     parts = [
@@ -295,6 +298,7 @@ def _calibration_of(named: dict[str, pd.DataFrame], names: list[str]) -> tuple:
             _kind(named, f"calibration {name}"),
             _rater_key(named, name),
             lambda name=name: analysis.rater_calibration({name: named[name]}),
+            stale_ok=stale_ok,
         )
         for name in names
     ]
@@ -472,11 +476,14 @@ def export_section(data: StudyView, study_id: int, tables: Exports) -> None:
     st.download_button(
         "Reads (CSV)", lambda: _reads_csv(study_id), f"study-{study_id}-reads.csv", "text/csv"
     )
+    pending = updating(study_id)  # some tables above are of older reads: never export those
     st.download_button(
         "Analysis tables (CSV)",
         lambda: exports.tables_csv({t: v() if callable(v) else v for t, v in tables.items()}),
         f"study-{study_id}-analysis.csv",
         "text/csv",
+        disabled=bool(pending),
+        help="Available once the tables are updated for the newest reads." if pending else None,
     )
     positive = st.selectbox("iMRMC export: positive class (one-vs-rest, from confidences)", CLASSES)
     crossed = _memo(

@@ -143,15 +143,22 @@ def test_after_a_new_read_the_page_shows_the_older_tables_at_once_then_the_new_o
         assert "for the newest reads" in notice
         shown = dict(zip(_rater_headings(at), _confusions(at), strict=True))
         assert all(shown[name].equals(table) for name, table in before.items())  # the older ones
+        assert _export(at).disabled  # a CSV of older tables is never offered
     finally:
         release.set()
     _settled(at, study_id)
     assert not _notices(at)
+    assert not _export(at).disabled
     after = dict(zip(_rater_headings(at), _confusions(at), strict=True))
     (heading,) = [h for h in after if h.startswith((f"{changed} (", f"{changed[:-1]}, "))]
     assert not after[heading].equals(before[heading])  # one answer moved to the next type
     assert int(after[heading].to_numpy().sum()) == int(before[heading].to_numpy().sum())
     assert all(after[h].equals(before[h]) for h in after if h != heading)
+
+
+def _export(at):
+    (button,) = [b for b in at.get("download_button") if b.proto.label == "Analysis tables (CSV)"]
+    return button
 
 
 def _notices(at) -> list[str]:
