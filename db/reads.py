@@ -7,6 +7,7 @@ Which helpers readers' pages may use: :func:`worklist`, :func:`next_unread` and
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -429,6 +430,9 @@ def reads_since(
         return _with_names(raw, study_id, reads), int(mark)
 
 
+_FEW_READS = 500
+
+
 def _with_names(raw, study_id: int, reads: pd.DataFrame) -> pd.DataFrame:
     """``reads`` with their readers' and cases' columns, joined in pandas: at 128,000 reads
     SQLite's per-row lookups into readers and cases took longer than reading the rows."""
@@ -438,12 +442,21 @@ def _with_names(raw, study_id: int, reads: pd.DataFrame) -> pd.DataFrame:
         raw,
         params=(int(study_id),),
     ).set_index("reader_id")
-    cases = pd.read_sql_query(
-        "SELECT c.case_id, c.display_id, c.label AS truth FROM cases c"
-        " JOIN study_cases s ON s.case_id = c.case_id WHERE s.study_id = ?",
-        raw,
-        params=(int(study_id),),
-    ).set_index("case_id")
+    if len(reads) <= _FEW_READS:  # a live study's latest reads: their cases, not the study's all
+        cases = pd.read_sql_query(
+            "SELECT c.case_id, c.display_id, c.label AS truth FROM cases c"
+            " JOIN study_cases s ON s.case_id = c.case_id WHERE s.study_id = ?"
+            " AND c.case_id IN (SELECT value FROM json_each(?))",
+            raw,
+            params=(int(study_id), json.dumps(sorted(set(map(str, reads["case_id"]))))),
+        ).set_index("case_id")
+    else:
+        cases = pd.read_sql_query(
+            "SELECT c.case_id, c.display_id, c.label AS truth FROM cases c"
+            " JOIN study_cases s ON s.case_id = c.case_id WHERE s.study_id = ?",
+            raw,
+            params=(int(study_id),),
+        ).set_index("case_id")
     by_reader = readers.reindex(reads["reader_id"].to_numpy())
     by_case = cases.reindex(reads["case_id"].to_numpy())
     out = reads.assign(

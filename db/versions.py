@@ -13,12 +13,13 @@ import sqlite_utils
 
 from db.studies import _study_row
 
-# Every read write appends to read_audit (it is append-only); a corrected repeat read gets a new
+# Every read write appends to read_audit (append-only, AUTOINCREMENT ids: its largest id sees
+# each write, through the read_audit_latest index); a corrected repeat read gets a new
 # submitted_at; readers are only added (a code reissue changes no name): counts, largest ids and
 # latest times see each change.
 _READS_VERSION_SQL = """
 SELECT
-    (SELECT COUNT(*) || ':' || COALESCE(MAX(audit_id), 0) FROM read_audit WHERE study_id = :s),
+    (SELECT COALESCE(MAX(audit_id), 0) FROM read_audit WHERE study_id = :s),
     (SELECT COUNT(*) || ':' || COALESCE(MAX(repeat_read_id), 0) || ':'
         || COALESCE(MAX(submitted_at), '') FROM repeat_reads WHERE study_id = :s),
     (SELECT COUNT(*) || ':' || COALESCE(MAX(reader_id), 0) FROM readers WHERE study_id = :s),

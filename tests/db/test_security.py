@@ -10,6 +10,7 @@ import sqlite_utils
 
 import db
 from db import clock, security
+from db.schema import MIGRATION_NAMES
 from tests.db.conftest import make_cases
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -230,7 +231,7 @@ def test_other_open_sessions_of_one_reader_are_found_and_can_be_ended(conn):
 
 def test_an_audit_written_before_v11_keeps_its_rows_and_counts_them(tmp_path, fake_clock):
     old = sqlite_utils.Database(tmp_path / "v10.db")
-    db.migrate(old, target=db.SCHEMA_VERSION - 1)
+    db.migrate(old, target=MIGRATION_NAMES.index("v11_security_audit_sources"))
     old.conn.execute(
         "INSERT INTO security_audit (at, event, ok, role, client) VALUES (?, ?, 0, 'reader', ?)",
         (START.isoformat(timespec="microseconds"), "sign_in_failed", "10.0.0.7"),
