@@ -136,7 +136,8 @@ def analysis_runs(study_id: int, env: dict) -> dict:
     after one changed read (``new_read_seconds``: the page with the older tables where that
     reader's and the cross-reader ones are being recomputed in the background), and
     ``updated_seconds``, from that read until the page shows every new table; ``next_*`` the
-    same for a second changed read (the first after a restart reads every read once)."""
+    same for a second changed read (both patched into the reads, which the restarted server
+    loads in the background once the page is open)."""
     _forget_saved(env)
     cold = run_child(["dashboard.bench_pages", "analysis", str(study_id)], env)
     warm = run_child(["dashboard.bench_pages", "analysis", str(study_id)], env)

@@ -53,6 +53,7 @@ def live_study(tmp_path):
 
 def _same(a, b) -> None:
     pd.testing.assert_frame_equal(a.reads, b.reads)
+    np.testing.assert_array_equal(a.read_ids, b.read_ids)
     assert a.read_mark == b.read_mark and a.simulated_readers == b.simulated_readers
     for arm in ("unaided", "aided"):
         ours, full = raters(a, arm), raters(b, arm)
@@ -61,8 +62,10 @@ def _same(a, b) -> None:
             pd.testing.assert_frame_equal(ours[name], full[name])
 
 
-def test_new_and_changed_reads_patched_in_equal_a_full_read(live_study, monkeypatch):
+@pytest.mark.parametrize("many", [64, 1], ids=["few changes", "many changes"])
+def test_new_and_changed_reads_patched_in_equal_a_full_read(live_study, monkeypatch, many):
     conn, study_id, cases, readers, read = live_study
+    monkeypatch.setattr("core.reader_study.study_data._MANY_CHANGES", many)
     earlier = load_study_data(conn, study_id)
     read(readers[0], cases[5:8])  # changed answers keep their place
     read(readers[1], cases[10:14])  # new ones come last
@@ -89,3 +92,41 @@ def test_a_new_reader_means_a_full_read(live_study, monkeypatch):
     assert [a[2:] for a in asked] == [()]  # every read, not only the newest
     _same(again, load_study_data(conn, study_id))
     assert again.simulated_readers == ["Dr C"]
+
+
+def test_only_the_changed_readers_frames_are_built_again(live_study):
+    conn, study_id, cases, readers, read = live_study
+    earlier = load_study_data(conn, study_id)
+    before = raters(earlier, "unaided")
+    read(readers[1], cases[2:4])  # Dr B changes two answers, of cases the arm has
+    patched = load_study_data(conn, study_id, previous=earlier)
+    after = raters(patched, "unaided", earlier=(earlier.read_mark, before))
+    _same(patched, load_study_data(conn, study_id))
+    full = raters(load_study_data(conn, study_id), "unaided")
+    assert list(after) == list(full) == ["Model", "Dr A", "Dr B"]
+    for name in after:
+        pd.testing.assert_frame_equal(after[name], full[name])
+    assert after["Dr A"] is before["Dr A"] and after["Model"] is before["Model"]
+    assert not after["Dr B"].equals(before["Dr B"])
+
+
+def test_a_case_new_to_the_arm_gives_the_model_that_case(live_study):
+    conn, study_id, cases, readers, read = live_study
+    earlier = load_study_data(conn, study_id)
+    before = raters(earlier, "unaided")
+    read(readers[1], cases[25:27])  # no reader of the arm had read these
+    patched = load_study_data(conn, study_id, previous=earlier)
+    after = raters(patched, "unaided", earlier=(earlier.read_mark, before))
+    assert set(cases[25:27]) <= set(after["Model"]["case_id"])
+    full = raters(load_study_data(conn, study_id), "unaided")
+    pd.testing.assert_frame_equal(after["Model"], full["Model"])
+
+
+def test_frames_of_other_reads_are_never_reused(live_study):
+    conn, study_id, cases, readers, read = live_study
+    earlier = load_study_data(conn, study_id)
+    read(readers[0], cases[:2])
+    patched = load_study_data(conn, study_id, previous=earlier)
+    stale = {"Dr A": pd.DataFrame(), "Dr B": pd.DataFrame()}  # not of the reads it was patched from
+    named = raters(patched, "unaided", earlier=(earlier.read_mark + 99, stale))
+    assert all(len(frame) for frame in named.values())
