@@ -30,6 +30,7 @@ from core.project import saved_values
 log = logging.getLogger(__name__)
 
 MAX_HELD = 1024  # values held in this process (least recently used dropped first)
+MAX_DEFER_SECONDS = 2.0  # how long a background update waits for page runs to end, at most
 _MISSING = object()
 
 _held: OrderedDict[tuple, Any] = OrderedDict()  # (database, scope, key) -> value
@@ -65,6 +66,25 @@ def remembered(scope: str, key: str, compute: Callable[[], Any], *, stale_ok: bo
 def updating(scope: str) -> int:
     """How many values of ``scope`` (in this database) are being recomputed in the background."""
     return _updates.pending((_database(), scope))
+
+
+def later(key: str, job: Callable[[], Any]) -> None:
+    """Run ``job()`` in the background, after the page runs in progress, once per ``key`` at a
+    time: for what a page will soon want (reads to patch new ones into), never for what it shows
+    (nothing is kept; an error is logged)."""
+    _updates.submit((_database(), "later", key), job, keep=False)
+
+
+@contextmanager
+def rendering() -> Iterator[None]:
+    """Around a page run: background updates wait until no page run is left (at most
+    ``MAX_DEFER_SECONDS``), so that the page the user waits for gets the CPU first (the update
+    would share the GIL and, on a small server, the cores with it)."""
+    _updates.hold()
+    try:
+        yield
+    finally:
+        _updates.release()
 
 
 def wait_until_updated(timeout: float = 60.0) -> bool:
@@ -189,8 +209,10 @@ class _Updates:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        self._rendering = 0  # page runs in progress
+        self._rendered = threading.Condition(self._lock)
 
-    def submit(self, where: tuple, compute: Callable[[], Any]) -> None:
+    def submit(self, where: tuple, compute: Callable[[], Any], *, keep: bool = True) -> None:
         with self._lock:
             if where in self._pending:
                 return
@@ -200,7 +222,7 @@ class _Updates:
                     target=self._run, name="cervixscope-saved-updates", daemon=True
                 )
                 self._thread.start()
-        self._jobs.put((where, compute))
+        self._jobs.put((where, compute, keep))
 
     def pending(self, database_scope: tuple) -> int:
         with self._lock:
@@ -216,15 +238,32 @@ class _Updates:
                 self._idle.wait(left)
         return True
 
+    def hold(self) -> None:
+        with self._lock:
+            self._rendering += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._rendering -= 1
+            self._rendered.notify_all()
+
+    def _after_page_runs(self) -> None:
+        deadline = time.monotonic() + MAX_DEFER_SECONDS
+        with self._rendered:
+            while self._rendering > 0 and (left := deadline - time.monotonic()) > 0:
+                self._rendered.wait(left)
+
     def _run(self) -> None:
         while True:
-            where, compute = self._jobs.get()
+            where, compute, keep = self._jobs.get()
+            self._after_page_runs()
             try:
-                _computed(where, compute)
+                _computed(where, compute) if keep else compute()
             except Exception as exc:  # shown by the page, which computes it itself next time
                 log.warning("background update of %s/%s failed: %s", where[1], where[2], exc)
-                with _lock:
-                    _failed[where] = exc
+                if keep:
+                    with _lock:
+                        _failed[where] = exc
             finally:
                 with self._idle:
                     self._pending.discard(where)

@@ -13,6 +13,7 @@ button is clicked.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,10 +46,25 @@ def _study_data(study_id: int, version: str) -> StudyData:
     """The study at ``version``; from the newest one read before, patched with the reads written
     since, when that is all that changed (a live study: one read at a time)."""
     where = (str(db.resolve_db_path()), int(study_id))
-    with connection() as conn:
+    with _reading(where), connection() as conn:  # a read ahead in progress: wait, then patch it
         data = load_study_data(conn, study_id, previous=_last_read().get(where))
-    _last_read()[where] = data
+        _last_read()[where] = data
     return data
+
+
+_reading_locks: dict[tuple[str, int], threading.Lock] = {}
+
+
+def _reading(where: tuple[str, int]) -> threading.Lock:
+    return _reading_locks.setdefault(where, threading.Lock())
+
+
+def _read_ahead(study_id: int, version: str) -> None:
+    """Load the study's reads in the background unless they are at hand: after a restart every
+    table is read back from the database, and the next new read would wait for all the reads
+    (1 s at 128,000) instead of being patched into them."""
+    if (str(db.resolve_db_path()), int(study_id)) not in _last_read():
+        saved.later(f"reads of study {int(study_id)}", lambda: _study_data(study_id, version))
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,6 +87,8 @@ class StudyView:
         self.manifest = _memo(
             "manifest", self.version, lambda: _manifest(self.full), stale_ok=False
         )
+        if self._full is None:  # drawn from saved tables: have the reads at hand for new ones
+            _read_ahead(self.study_id, version)
 
     @property
     def full(self) -> StudyData:
@@ -110,11 +128,9 @@ def _manifest(data: StudyData) -> dict:
         "has_reads": not data.reads.empty,
         "has_repeats": data.repeats is not None and not data.repeats.empty,
         "raters": {
-            arm: [
-                [name, len(frame), frame_digest(frame)]
-                for name, frame in _rater_frames(f"{data.version}|{arm}", arm, data).items()
-            ]
+            arm: [[name, len(frame), digests[name]] for name, frame in frames.items()]
             for arm in data.arms
+            for frames, digests in [_raters_and_digests(f"{data.version}|{arm}", arm, data)]
         },
     }
 
@@ -150,9 +166,29 @@ class RaterFrames(Mapping):
         return len(self.digests)
 
 
+def _rater_frames(key: str, arm: str, data: StudyData) -> dict[str, pd.DataFrame]:
+    return _raters_and_digests(key, arm, data)[0]
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _rater_frames(key: str, arm: str, _data: StudyData) -> dict[str, pd.DataFrame]:
-    return raters(_data, arm)
+def _raters_and_digests(key: str, arm: str, _data: StudyData) -> tuple[dict, dict[str, str]]:
+    """The arm's rater frames and their digests; after one new read, only that reader's frame
+    is built and digested anew (the others are those of the reads before)."""
+    where = (str(db.resolve_db_path()), int(key.split(":", 1)[0]), arm)
+    mark, frames, digests = _last_raters().get(where, (None, {}, {}))
+    named = raters(_data, arm, earlier=(mark, frames) if frames else None)
+    digests = {
+        name: digests[name] if frames.get(name) is frame else frame_digest(frame)
+        for name, frame in named.items()
+    }
+    _last_raters()[where] = (_data.read_mark, named, digests)
+    return named, digests
+
+
+@st.cache_resource(show_spinner=False)
+def _last_raters() -> dict[tuple[str, int, str], tuple[int | None, dict, dict[str, str]]]:
+    """(database, study, arm) -> (read_mark, rater frames, digests) of the newest read of it."""
+    return {}
 
 
 def rater_frames(data: StudyView, arm: str) -> RaterFrames:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import db
-from dashboard import auth, localisation_panels, widgets
+from dashboard import auth, localisation_panels, saved, widgets
 from dashboard import study_analysis as sections
 from dashboard.store import connection, errors_shown
 
@@ -27,6 +27,11 @@ UPDATING = "analysis_updating"
 @st.fragment(run_every=1 if st.session_state.get(UPDATING) else 15 if live else None)
 def analysis() -> None:
     """Re-read on each run when the reads changed (db.reads_version), so new reads show up."""
+    with saved.rendering():  # background updates wait: this run is what the researcher awaits
+        tables_of_the_study()
+
+
+def tables_of_the_study() -> None:
     notice = st.empty()
     with errors_shown(), connection() as conn:
         data = sections.study_data(conn, study_id)

@@ -198,12 +198,36 @@ def test_saved_tables_are_those_of_a_fresh_computation(rendered):
     assert kept[0].equals(analysis.confusion_table(named[name]))
 
 
-def test_a_restarted_server_shows_saved_tables_without_reading_the_reads(rendered, monkeypatch):
+def test_a_restarted_server_shows_saved_tables_without_waiting_for_the_reads(rendered, monkeypatch):
     path, _, first = rendered
+    threads = []
+    real = sections.load_study_data
 
-    def no_reads(*args, **kwargs):
-        raise AssertionError("the reads were read although every table is saved")
+    def reads_read(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(sections, "load_study_data", no_reads)
-    again = _tables(_page(path, monkeypatch))  # _page fails on any exception in the page
+    monkeypatch.setattr(sections, "load_study_data", reads_read)
+    with saved.rendering():  # the read ahead waits, as it does for a page run in a server
+        again = _tables(_page(path, monkeypatch))  # _page fails on any exception in the page
+        assert threads == [], "the page read the reads although every table is saved"
     assert len(again) == len(first) and all(a.equals(b) for a, b in zip(again, first, strict=True))
+    assert saved.wait_until_updated(300)
+    assert threads == ["cervixscope-saved-updates"]  # read ahead, once, for the next new read
+
+
+def test_a_new_read_after_a_restart_is_patched_into_the_reads_read_ahead(rendered, monkeypatch):
+    path, study_id, _ = rendered
+    at = _page(path, monkeypatch)
+    assert saved.wait_until_updated(300)  # the reads, read ahead
+    asked = []
+    real = db.reads_since
+    monkeypatch.setattr(db, "reads_since", lambda *a: asked.append(a[2:]) or real(*a))
+    conn = db.connect(path)
+    try:
+        answer_again(conn, study_id)
+    finally:
+        conn.close()
+    at.run()
+    assert not at.exception, at.exception
+    assert len(asked) == 1 and asked[0][0] is not None  # only the reads written since

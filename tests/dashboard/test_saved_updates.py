@@ -84,3 +84,38 @@ def test_a_failed_background_update_fails_the_next_page_run_with_its_error(datab
     assert saved.wait_until_updated(60)
     with pytest.raises(ValueError, match="cannot support it"):
         saved.remembered("study:1", "table|v2", broken, stale_ok=True)
+
+
+def test_updates_wait_for_the_page_run_in_progress(database, monkeypatch):
+    monkeypatch.setattr(saved, "MAX_DEFER_SECONDS", 60.0)
+    saved.remembered("study:1", "table|v1", lambda: 1)
+    started = threading.Event()
+    with saved.rendering():  # the page the researcher waits for comes first
+        assert (
+            saved.remembered("study:1", "table|v2", lambda: started.set() or 2, stale_ok=True) == 1
+        )
+        assert not started.wait(0.3)
+    assert saved.wait_until_updated(60) and started.is_set()
+    assert saved.remembered("study:1", "table|v2", lambda: pytest.fail("again")) == 2
+
+
+def test_a_page_run_that_never_ends_delays_updates_only_so_long(database, monkeypatch):
+    monkeypatch.setattr(saved, "MAX_DEFER_SECONDS", 0.1)
+    saved.remembered("study:1", "table|v1", lambda: 1)
+    with saved.rendering():
+        assert saved.remembered("study:1", "table|v2", lambda: 2, stale_ok=True) == 1
+        assert saved.wait_until_updated(60)  # done while the page run is still in progress
+    assert saved.remembered("study:1", "table|v2", lambda: pytest.fail("again")) == 2
+
+
+def test_work_for_later_runs_in_the_background_and_is_not_an_update(database, caplog):
+    done = threading.Event()
+    gate = threading.Event()
+    saved.later("reads", lambda: gate.wait(60) and done.set())
+    saved.later("reads", lambda: pytest.fail("queued twice"))  # the same key, still pending
+    assert saved.updating("study:1") == 0  # no table is older than its reads
+    gate.set()
+    assert saved.wait_until_updated(60) and done.is_set()
+    saved.later("broken", lambda: 1 / 0)
+    assert saved.wait_until_updated(60)
+    assert "broken" in caplog.text and "division by zero" in caplog.text
