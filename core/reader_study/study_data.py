@@ -132,9 +132,9 @@ def load_study_data(conn, study_id: int, previous: StudyData | None = None) -> S
     basis = db.reads_version_parts(conn, study_id)
     del basis["reads"]
     if previous is not None and previous.read_ids is not None and previous.basis == basis:
-        return _patched(previous, *db.reads_since(conn, study_id, previous.read_mark))
+        return _patched(previous, *db.reads_since(conn, study_id, previous.read_mark, brief=True))
     study = db.get_study(conn, study_id)
-    frame, mark = db.reads_since(conn, study_id)
+    frame, mark = db.reads_since(conn, study_id, brief=True)
     reads = tidy_reads(frame)
     model, seconds = None, None
     run_id = study["model_run_id"]

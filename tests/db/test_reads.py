@@ -209,5 +209,11 @@ def test_reads_since_a_mark_are_the_reads_written_after_it_each_once_as_they_are
     )
     assert changed.loc[changed["reader_id"] == a, "label"].item() == "SCC"
     assert new_mark == mark + 3
+    # brief: the same reads and mark, with only the columns the analysis reads
+    brief, brief_mark = db.reads_since(conn, study_id, mark, brief=True)
+    assert brief_mark == new_mark and "shown_at" not in brief.columns
+    pd.testing.assert_frame_equal(brief, changed[brief.columns])
+    brief_all, _ = db.reads_since(conn, study_id, brief=True)
+    pd.testing.assert_frame_equal(brief_all, now[brief_all.columns])
     with pytest.raises(db.StudyNotFound):
         db.reads_since(conn, 999, 0)

@@ -72,7 +72,7 @@ def test_new_and_changed_reads_patched_in_equal_a_full_read(live_study, monkeypa
     read(readers[0], cases[:3], arm="aided")  # a new arm's first reads
     asked = []
     real = db.reads_since
-    monkeypatch.setattr(db, "reads_since", lambda *a: asked.append(a) or real(*a))
+    monkeypatch.setattr(db, "reads_since", lambda *a, **k: asked.append(a) or real(*a, **k))
     patched = load_study_data(conn, study_id, previous=earlier)
     assert [a[2] for a in asked] == [earlier.read_mark]  # only what was written since
     _same(patched, load_study_data(conn, study_id))
@@ -87,7 +87,7 @@ def test_a_new_reader_means_a_full_read(live_study, monkeypatch):
     read(newcomer, cases[:4])
     asked = []
     real = db.reads_since
-    monkeypatch.setattr(db, "reads_since", lambda *a: asked.append(a) or real(*a))
+    monkeypatch.setattr(db, "reads_since", lambda *a, **k: asked.append(a) or real(*a, **k))
     again = load_study_data(conn, study_id, previous=earlier)
     assert [a[2:] for a in asked] == [()]  # every read, not only the newest
     _same(again, load_study_data(conn, study_id))
