@@ -8,8 +8,9 @@ only the keys of what it affects. Values come back shared: callers must not modi
 
 A page that would rather show a table a few seconds old than wait for it (the reader analysis,
 live) asks with ``stale_ok``: when only older inputs' value of that kind is at hand, it gets that
-one at once while this process recomputes the new one in the background; :func:`updating` says
-what is still being recomputed, so the page can say so and refresh when it is done.
+one at once while this process recomputes the new one in the background; with ``pending_ok``, a
+placeholder when there is none yet. :func:`updating` says what is still being computed, so the
+page can say so and refresh when it is done.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ from core.project import saved_values
 
 log = logging.getLogger(__name__)
 
+
+class _Pending:
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+PENDING = _Pending()  # what remembered(..., pending_ok=True) gives while a first value is computed
 MAX_HELD = 1024  # values held in this process (least recently used dropped first)
 MAX_DEFER_SECONDS = 2.0  # how long a background update waits for page runs to end, at most
 _MISSING = object()
@@ -40,14 +48,24 @@ _lock = threading.Lock()
 _computing: dict[tuple, threading.Lock] = {}  # one computation of a key at a time
 
 
-def remembered(scope: str, key: str, compute: Callable[[], Any], *, stale_ok: bool = False) -> Any:
+def remembered(
+    scope: str,
+    key: str,
+    compute: Callable[[], Any],
+    *,
+    stale_ok: bool = False,
+    pending_ok: bool = False,
+) -> Any:
     """``compute()``, or the value saved for ``(scope, key)`` by an earlier call anywhere.
 
     ``scope`` groups keys (e.g. ``study:3``); ``key`` is ``"<what>|<inputs>"``, whose inputs part
     must change whenever the inputs do. The database keeps the newest value of each ``what`` in a
     scope (older inputs are not asked for again). A value that cannot be encoded is returned
     unsaved. With ``stale_ok``, the newest value of the same ``what`` from older inputs (by the
-    same code) is returned instead of waiting, and ``compute`` runs in the background.
+    same code) is returned instead of waiting, and ``compute`` runs in the background; with
+    ``pending_ok`` too, :data:`PENDING` is returned when there is none (the page shows a
+    placeholder). A background computation that failed is computed here instead, so that the
+    page shows its error.
     """
     where = (_database(), scope, key)
     value = _held_value(where)
@@ -57,6 +75,8 @@ def remembered(scope: str, key: str, compute: Callable[[], Any], *, stale_ok: bo
         with _lock:
             failed = _failed.pop(where, None)
         older = _MISSING if failed else _older_value(where)
+        if older is _MISSING and pending_ok and not failed:
+            older = PENDING
         if older is not _MISSING:
             _updates.submit(where, compute)
             return older
@@ -64,7 +84,7 @@ def remembered(scope: str, key: str, compute: Callable[[], Any], *, stale_ok: bo
 
 
 def updating(scope: str) -> int:
-    """How many values of ``scope`` (in this database) are being recomputed in the background."""
+    """How many values of ``scope`` (in this database) are being computed in the background."""
     return _updates.pending((_database(), scope))
 
 

@@ -199,12 +199,22 @@ def rater_frames(data: StudyView, arm: str) -> RaterFrames:
 def _memo(what: str, key: str, compute: Callable[[], Any], *, stale_ok: bool = True) -> Any:
     """``compute()``, kept by :func:`dashboard.saved.remembered` under ``key``, which starts
     with the study id (``"<study id>:..."``, as ``StudyData.version`` does); uncached without a
-    key. Unless ``stale_ok`` is False, a table of the same kind from older reads is shown while
-    the new one is computed in the background (:func:`updating`)."""
+    key. Unless ``stale_ok`` is False, the page does not wait: a table of the same kind from
+    older reads is shown, or :data:`dashboard.saved.PENDING` (see :func:`_ready`) when there is
+    none, while the new one is computed in the background (:func:`updating`)."""
     if not key:
         return compute()
     scope = f"study:{key.split(':', 1)[0]}"
-    return saved.remembered(scope, f"{what}|{key}", compute, stale_ok=stale_ok)
+    return saved.remembered(scope, f"{what}|{key}", compute, stale_ok=stale_ok, pending_ok=stale_ok)
+
+
+def _ready(*values: Any) -> bool:
+    """Whether every value is at hand; if not, a placeholder where they go (the page refreshes
+    by itself until they are)."""
+    if any(value is saved.PENDING for value in values):
+        st.caption("Computing in the background: shown here as soon as it is ready.")
+        return False
+    return True
 
 
 def updating(study_id: int) -> int:
@@ -262,17 +272,20 @@ def confusion_and_metrics(named: dict[str, pd.DataFrame], out: Exports) -> list[
     for name in named:
         compute = lambda name=name: _rater(named[name], name)  # noqa: E731
         key = _rater_key(named, name)
+        # exported when clicked: computed then if need be, never an older table
+        out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(
+            _kind(named, f"rater {n}"), k, c, stale_ok=False
+        )[0]
+        out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(
+            _kind(named, f"rater {n}"), k, c, stale_ok=False
+        )[1]
         if name not in shown:
-            # exported when clicked: computed then if need be, never an older table
-            out[f"confusion {name}"] = lambda c=compute, k=key, n=name: _memo(
-                _kind(named, f"rater {n}"), k, c, stale_ok=False
-            )[0]
-            out[f"metrics {name}"] = lambda c=compute, k=key, n=name: _memo(
-                _kind(named, f"rater {n}"), k, c, stale_ok=False
-            )[1]
             continue
         st.subheader(analysis.rater_heading(name, _n_cases(named, name)))
-        table, metrics, wide, figure = _memo(_kind(named, f"rater {name}"), key, compute)
+        drawn = _memo(_kind(named, f"rater {name}"), key, compute)
+        if not _ready(drawn):
+            continue
+        table, metrics, wide, figure = drawn
         out[f"confusion {name}"] = table
         out[f"metrics {name}"] = metrics
         left, right = st.columns([2, 3])
@@ -308,8 +321,11 @@ def calibration_section(
         "rest; lower is better; 95% CIs by percentile bootstrap over patients."
     )
     chosen = [name for name in named if shown is None or name in shown]
-    scores, points = _calibration_of(named, chosen)
     out["calibration"] = lambda: _calibration_of(named, list(named), stale_ok=False)[0]
+    of_chosen = _calibration_of(named, chosen)
+    if not _ready(of_chosen):
+        return
+    scores, points = of_chosen
     if scores.empty:
         st.info("No rater shown has confidences for every case yet.")
         return
@@ -319,16 +335,19 @@ def calibration_section(
     table = _memo(
         _kind(named, f"calibration table {drawn}"), key, lambda: loaders.calibration_table(by_rater)
     )
-    st.dataframe(table, key="calibration_table")
+    if _ready(table):
+        st.dataframe(table, key="calibration_table")
     figure = _memo(_kind(named, f"reliability {drawn}"), key, lambda: reliability_figure(points))
-    st.plotly_chart(figure, key="reliability")
+    if _ready(figure):
+        st.plotly_chart(figure, key="reliability")
 
 
 def _calibration_of(
     named: dict[str, pd.DataFrame], names: list[str], *, stale_ok: bool = True
 ) -> tuple:
     """The calibration scores and reliability points of ``names``, each rater's kept under its
-    own frame's digest; empty frames when none has confidences for every case."""
+    own frame's digest; empty frames when none has confidences for every case; PENDING while
+    one of them is being computed for the first time."""
     parts = [
         _memo(
             _kind(named, f"calibration {name}"),
@@ -338,6 +357,8 @@ def _calibration_of(
         )
         for name in names
     ]
+    if any(part is saved.PENDING for part in parts):
+        return saved.PENDING
     parts = [(scores, points) for scores, points in parts if not scores.empty]
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
@@ -358,15 +379,18 @@ def roc_section(named: dict[str, pd.DataFrame], shown: list[str] | None = None) 
         key,
         lambda: roc_with_operating_points({n: named[n] for n in chosen}),
     )
-    st.plotly_chart(figure, key="roc")
+    if _ready(figure):
+        st.plotly_chart(figure, key="roc")
 
 
 def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Model against each reader (McNemar)")
-    mcnemar = _memo(
-        _kind(named, "mcnemar"), getattr(named, "key", ""), lambda: analysis.mcnemar_table(named)
-    )
-    out["mcnemar"] = mcnemar
+    compute = lambda: analysis.mcnemar_table(named)  # noqa: E731
+    key = getattr(named, "key", "")
+    mcnemar = _memo(_kind(named, "mcnemar"), key, compute)
+    out["mcnemar"] = lambda: _memo(_kind(named, "mcnemar"), key, compute, stale_ok=False)
+    if not _ready(mcnemar):
+        return
     if mcnemar.empty:
         st.info("The study has no model run, or no case read by both.")
     else:
@@ -377,17 +401,19 @@ def mcnemar_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
 def agreement_section(named: dict[str, pd.DataFrame], out: Exports) -> None:
     st.header("Agreement")
     key = getattr(named, "key", "")
-    pairwise, fleiss, n_common = _memo(
-        _kind(named, "kappa"), key, lambda: analysis.kappa_tables(named)
-    )
-    out["cohen kappa"] = pairwise
+    compute = lambda: analysis.kappa_tables(named)  # noqa: E731
+    kappas = _memo(_kind(named, "kappa"), key, compute)
+    out["cohen kappa"] = lambda: _memo(_kind(named, "kappa"), key, compute, stale_ok=False)[0]
+    if not _ready(kappas):
+        return
+    pairwise, fleiss, n_common = kappas
     if pairwise.empty:
         st.info("Agreement needs two raters who read the same cases.")
         return
     st.caption("Cohen's kappa with a 95% CI (asymptotic, Fleiss-Cohen-Everitt).")
     st.dataframe(pairwise, hide_index=True)
     interval = _memo(_kind(named, "fleiss"), key, lambda: analysis.fleiss_interval(named))
-    if interval is not None:
+    if _ready(interval) and interval is not None:
         st.metric(
             f"Fleiss' kappa, readers, {n_common} common cases",
             f"{interval.kappa:.3f} (95% CI {interval.low:.3f} to {interval.high:.3f}, bootstrap)",
@@ -403,28 +429,32 @@ def repeat_section(data: StudyView, out: Exports) -> None:
         "Each reader's first read against their repeat read of the same case, shown again later "
         "under another display ID. Kappa 95% CI: asymptotic."
     )
-    table = _memo(
-        "intra-reader",
-        data.version,
-        lambda: analysis.intra_reader_agreement(pd.concat([data.reads, data.repeats])),
+    compute = lambda: analysis.intra_reader_agreement(pd.concat([data.reads, data.repeats]))  # noqa: E731
+    table = _memo("intra-reader", data.version, compute)
+    out["intra-reader agreement"] = lambda: _memo(
+        "intra-reader", data.version, compute, stale_ok=False
     )
-    out["intra-reader agreement"] = table
-    st.dataframe(table, hide_index=True)
+    if _ready(table):
+        st.dataframe(table, hide_index=True)
 
 
 def time_sections(data: StudyView, out: Exports) -> None:
     """Time per case and, when both arms hold reads, aided minus unaided."""
     st.header("Time per case")
-    times = _memo("times", data.version, lambda: analysis.time_table(data.full))
-    out["time per case"] = times
-    st.dataframe(times, hide_index=True)
+    compute = lambda: analysis.time_table(data.full)  # noqa: E731
+    times = _memo("times", data.version, compute)
+    out["time per case"] = lambda: _memo("times", data.version, compute, stale_ok=False)
+    if _ready(times):
+        st.dataframe(times, hide_index=True)
     if {"unaided", "aided"} <= set(data.arms):
         st.header("Aided minus unaided")
-        diff = _memo(
-            "aided minus unaided", data.version, lambda: analysis.aided_minus_unaided(data.full)
+        compute_diff = lambda: analysis.aided_minus_unaided(data.full)  # noqa: E731
+        diff = _memo("aided minus unaided", data.version, compute_diff)
+        out["aided minus unaided"] = lambda: _memo(
+            "aided minus unaided", data.version, compute_diff, stale_ok=False
         )
-        out["aided minus unaided"] = diff
-        st.dataframe(diff, hide_index=True)
+        if _ready(diff):
+            st.dataframe(diff, hide_index=True)
 
 
 def mrmc_section(data: StudyView, arm: str, out: Exports) -> None:
@@ -437,6 +467,7 @@ def mrmc_section(data: StudyView, arm: str, out: Exports) -> None:
         "every group's reads."
     )
     few = _memo(f"few readers {arm}", data.version, lambda: mrmc_inputs.few_readers(data.full, arm))
+    few = few is not saved.PENDING and few
     if few:
         st.warning(
             f"Fewer than {mrmc_inputs.FEW_READERS} readers: an MRMC result that generalises to "
@@ -466,14 +497,16 @@ def mrmc_section(data: StudyView, arm: str, out: Exports) -> None:
         )
     for title, (arms, compute) in comparisons.items():
         st.markdown(f"**{title}**")
-        st.caption(
-            _memo(
-                f"read selection {arms}",
-                data.version,
-                lambda arms=arms: mrmc_inputs.read_selection(data.full, arms).explanation,
-            )
+        selection = _memo(
+            f"read selection {arms}",
+            data.version,
+            lambda arms=arms: mrmc_inputs.read_selection(data.full, arms).explanation,
         )
+        if selection is not saved.PENDING:
+            st.caption(selection)
         result = _memo(f"mrmc {title} {fom} {arm}", data.version, lambda c=compute: _or_why(c))
+        if not _ready(result):
+            continue
         if isinstance(result, str):  # kept too: the reads cannot support it until one changes
             st.info(f"Not available yet: {result}")
             continue
@@ -525,6 +558,8 @@ def export_section(data: StudyView, study_id: int, tables: Exports) -> None:
     crossed = _memo(
         "imrmc reads", data.version, lambda: len(mrmc_inputs.mrmc_reads(data.full, data.arms))
     )
+    if not _ready(crossed):
+        return
     if not crossed:  # the message imrmc_text raises, without building the file
         st.caption(
             "iMRMC export not available: no case has been read by every reader in every arm yet"

@@ -56,7 +56,8 @@ def tables_of_the_study() -> None:
     if pending:
         notice.info(
             f"Updating {pending} table{'s' if pending > 1 else ''} for the newest reads: until "
-            "then they show the reads before; they refresh by themselves."
+            "each is ready, its place shows that of the reads before, or a placeholder; they "
+            "refresh by themselves."
         )
     if bool(pending) != bool(st.session_state.get(UPDATING)):
         st.session_state[UPDATING] = bool(pending)

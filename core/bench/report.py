@@ -87,7 +87,8 @@ def _analysis_extras(analysis: dict) -> str:
         return "-" if value is None else f"{value:.2f} s"
 
     return (
-        f"computed from nothing {seconds('cold_seconds')}; rerun after one changed read "
+        f"computed from nothing: drawn in {seconds('cold_seconds')}, every table in "
+        f"{seconds('cold_updated_seconds')}; rerun after one changed read "
         f"{seconds('new_read_seconds')} (older tables shown where new ones are computed), every "
         f"table of it shown after {seconds('updated_seconds')}; the next changed read "
         f"{seconds('next_read_seconds')}, all shown after {seconds('next_updated_seconds')}"

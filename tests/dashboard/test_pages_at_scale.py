@@ -15,6 +15,7 @@ import db
 from core.bench import pages as bench_pages
 from core.reader_study import heatmaps
 from dashboard.auth import Identity
+from tests.dashboard.reader_study_helpers import settled
 from tests.dashboard.test_pages_eval import APP
 
 DEMO_PATIENTS = 641
@@ -113,7 +114,7 @@ def test_study_admin_shows_the_twenty_readers(scaled_env):
 
 def test_reader_analysis_of_twenty_readers(scaled_env):
     _, study_id, _ = scaled_env
-    at = _open("study_analysis", admin_study=study_id)
+    at = settled(_open("study_analysis", admin_study=study_id))
     assert at.title[0].value == "Reader analysis"
     kappas = [d.value for d in at.dataframe if "kappa" in " ".join(map(str, d.value.columns))]
     assert kappas, "the agreement tables are drawn"

@@ -29,6 +29,7 @@ from tests.dashboard.reader_study_helpers import (
     progress,
     queue_answer,
     session,
+    settled,
     sign_in_admin,
     sign_in_reader,
     sync,
@@ -142,7 +143,7 @@ def test_admin_creates_study_readers_read_change_resume_and_analysis_matches_db(
     admin.switch_page("../pages/study_analysis.py").run()
     assert not admin.exception, admin.exception
     by_label(admin.selectbox, "Study").set_value(study_id)
-    admin.run()
+    settled(admin.run())
     shown = {}
     headings = [h.value for h in admin.subheader if h.value.endswith(" cases)")]
     tables = [
@@ -224,7 +225,7 @@ def test_analysis_page_on_demo_study_matches_independent_computations(demo_study
     monkeypatch.setenv("CERVIXSCOPE_DB", str(demo_study_db["path"]))
     monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
     at = sign_in_admin(session())
-    at.switch_page("../pages/study_analysis.py").run()
+    settled(at.switch_page("../pages/study_analysis.py").run())
     assert not at.exception, at.exception
     assert any("SIMULATED DATA" in w.value for w in at.warning)
 
@@ -416,7 +417,7 @@ def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
     monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
     at = sign_in_admin(session())
-    at.switch_page("../pages/study_analysis.py").run()
+    settled(at.switch_page("../pages/study_analysis.py").run())
     assert not at.exception, at.exception
     (pick,) = [m for m in at.multiselect if m.label.startswith("Raters shown in detail")]
     assert len(pick.options) == 8  # the model and 7 readers
@@ -424,7 +425,7 @@ def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     drawn = [h.value for h in at.subheader if h.value.endswith(" cases)")]
     assert len(drawn) == DETAILED_RATERS
     last = pick.options[-1]
-    pick.set_value([*pick.value, last]).run()
+    settled(pick.set_value([*pick.value, last]).run())
     drawn = [h.value for h in at.subheader if h.value.endswith(" cases)")]
     assert len(drawn) == DETAILED_RATERS + 1 and drawn[-1].startswith(last.split(" (")[0])
     # the calibration table lists the raters drawn; every rater still reaches the tables that

@@ -24,6 +24,7 @@ from tests.dashboard.reader_study_helpers import (
     current_position,
     progress,
     session,
+    settled,
     sign_in_admin,
     sign_in_reader,
 )
@@ -152,7 +153,7 @@ def test_a_study_with_repeats_is_read_and_analysed_through_the_pages(env):
     expected = cohen_kappa_score(firsts, stored["label"].tolist(), labels=list(CLASSES))
     admin = sign_in_admin(session())
     admin.session_state["admin_study"] = study_id
-    admin.switch_page("../pages/study_analysis.py").run()
+    settled(admin.switch_page("../pages/study_analysis.py").run())
     assert not admin.exception, admin.exception
     assert any("Intra-reader agreement" in h.value for h in admin.header)
     tables = [d.value for d in admin.dataframe if "Cohen's kappa" in d.value.columns]

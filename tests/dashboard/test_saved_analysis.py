@@ -15,7 +15,7 @@ from core.data.labels import CLASSES
 from dashboard import saved
 from dashboard import study_analysis as sections
 from dashboard.bench_pages import answer_again
-from tests.dashboard.reader_study_helpers import ADMIN_SECRET, session, sign_in_admin
+from tests.dashboard.reader_study_helpers import ADMIN_SECRET, session, settled, sign_in_admin
 from tests.dashboard.test_reader_study import demo_study_db  # noqa: F401 - a shared fixture
 
 pytestmark = pytest.mark.timeout(600)
@@ -37,13 +37,13 @@ def _saved(path) -> dict[str, str]:
     return dict(rows)
 
 
-def _page(path, monkeypatch):
+def _page(path, monkeypatch, *, settle: bool = True):
     monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
     monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
     at = sign_in_admin(session())
     at.switch_page("../pages/study_analysis.py").run()
     assert not at.exception, at.exception
-    return at
+    return settled(at) if settle else at
 
 
 def _tables(at) -> list:
@@ -222,7 +222,7 @@ def test_a_new_read_after_a_restart_is_patched_into_the_reads_read_ahead(rendere
     assert saved.wait_until_updated(300)  # the reads, read ahead
     asked = []
     real = db.reads_since
-    monkeypatch.setattr(db, "reads_since", lambda *a: asked.append(a[2:]) or real(*a))
+    monkeypatch.setattr(db, "reads_since", lambda *a, **k: asked.append(a[2:]) or real(*a, **k))
     conn = db.connect(path)
     try:
         answer_again(conn, study_id)
@@ -231,3 +231,37 @@ def test_a_new_read_after_a_restart_is_patched_into_the_reads_read_ahead(rendere
     at.run()
     assert not at.exception, at.exception
     assert len(asked) == 1 and asked[0][0] is not None  # only the reads written since
+
+
+def test_a_first_view_draws_the_page_at_once_and_fills_the_tables_in(
+    demo_study_db,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    path = tmp_path / "new.db"
+    shutil.copy(demo_study_db["path"], path)
+    _restart_server()
+    release = threading.Event()  # no table is computed until the first run was checked
+    real = saved._computed
+
+    def held_back(where, compute):
+        if threading.current_thread().name == "cervixscope-saved-updates":
+            assert release.wait(300)
+        return real(where, compute)
+
+    monkeypatch.setattr(saved, "_computed", held_back)
+    try:
+        at = _page(path, monkeypatch, settle=False)
+        (notice,) = _notices(at)
+        headings = _rater_headings(at)
+        assert "Model" in headings[0] and len(headings) >= 3  # every drawn rater has its place
+        assert not _confusions(at)  # ... and a placeholder where its tables go
+        placeholders = [c.value for c in at.caption if c.value.startswith("Computing in the")]
+        assert len(placeholders) >= len(headings)
+        assert _export(at).disabled
+    finally:
+        release.set()
+    settled(at)
+    assert not _notices(at) and not _export(at).disabled
+    assert len(_confusions(at)) == len(_rater_headings(at)) == len(headings)
+    assert not [c.value for c in at.caption if c.value.startswith("Computing in the")]

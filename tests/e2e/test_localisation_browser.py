@@ -13,7 +13,7 @@ import pytest
 
 import db
 from core.data.labels import CLASSES
-from tests.e2e.browser import wait_idle
+from tests.e2e.browser import wait_idle, wait_settled
 from tests.e2e.conftest import (
     ADMIN_SECRET,
     click_submit,
@@ -157,6 +157,7 @@ def test_a_reader_marks_ten_cases_and_the_stored_marks_are_the_clicked_pixels(
     admin = new_page()
     sign_in_admin(admin, server.url, ADMIN_SECRET)
     go_to(admin, "Reader analysis")
+    wait_settled(admin)
     admin.get_by_role("heading", name="Where: localisation (LROC and wAFROC)").wait_for()
     figure = admin.locator(".js-plotly-plot").last
     figure.wait_for()

@@ -18,7 +18,7 @@ from sklearn.metrics import confusion_matrix
 
 import db
 from core.data.labels import CLASSES
-from tests.e2e.browser import wait_idle
+from tests.e2e.browser import wait_idle, wait_settled
 from tests.e2e.conftest import (
     CASE_HEADING,
     click_submit,
@@ -249,7 +249,9 @@ def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page
     assert len(history) == 2, f"the changed answer has its history: {history}"
 
     # The analysis page (the admin's tab opened it above, after the last read) shows each
-    # reader's confusion matrix, equal to the database.
+    # reader's confusion matrix, equal to the database, once its tables are computed (the page
+    # draws placeholders meanwhile and refreshes by itself).
+    wait_settled(admin)
     shown = confusion_on_page(admin)
     for name in READERS:
         mine = reads[reads["display_name"] == name]
