@@ -127,15 +127,7 @@ def test_after_a_new_read_the_page_shows_the_older_tables_at_once_then_the_new_o
         changed = answer_again(conn, study_id)
     finally:
         conn.close()
-    release = threading.Event()  # the background updates wait until the page was checked
-    real = saved._computed
-
-    def held_back(where, compute):
-        if threading.current_thread().name == "cervixscope-saved-updates":
-            assert release.wait(300)
-        return real(where, compute)
-
-    monkeypatch.setattr(saved, "_computed", held_back)
+    release = _hold_background_updates(monkeypatch)  # until the page was checked
     try:
         at.run()
         assert not at.exception, at.exception
@@ -154,6 +146,20 @@ def test_after_a_new_read_the_page_shows_the_older_tables_at_once_then_the_new_o
     assert not after[heading].equals(before[heading])  # one answer moved to the next type
     assert int(after[heading].to_numpy().sum()) == int(before[heading].to_numpy().sum())
     assert all(after[h].equals(before[h]) for h in after if h != heading)
+
+
+def _hold_background_updates(monkeypatch) -> threading.Event:
+    """Background computations wait until the returned event is set."""
+    release = threading.Event()
+    real = saved._computed
+
+    def held_back(where, compute):
+        if threading.current_thread().name == "cervixscope-saved-updates":
+            assert release.wait(300)
+        return real(where, compute)
+
+    monkeypatch.setattr(saved, "_computed", held_back)
+    return release
 
 
 def _export(at):
@@ -241,15 +247,7 @@ def test_a_first_view_draws_the_page_at_once_and_fills_the_tables_in(
     path = tmp_path / "new.db"
     shutil.copy(demo_study_db["path"], path)
     _restart_server()
-    release = threading.Event()  # no table is computed until the first run was checked
-    real = saved._computed
-
-    def held_back(where, compute):
-        if threading.current_thread().name == "cervixscope-saved-updates":
-            assert release.wait(300)
-        return real(where, compute)
-
-    monkeypatch.setattr(saved, "_computed", held_back)
+    release = _hold_background_updates(monkeypatch)  # until the first run was checked
     try:
         at = _page(path, monkeypatch, settle=False)
         (notice,) = _notices(at)
