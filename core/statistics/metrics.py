@@ -11,6 +11,7 @@ A metric whose denominator is zero (e.g. a fold without ASC cases) is undefined:
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -370,36 +371,73 @@ def _weighted_confusions(t, p, k, weights) -> np.ndarray:
     return (weights @ pair).reshape(-1, k, k)
 
 
-def _auc_levels(t, score) -> list[tuple[sparse.csr_matrix, int]]:
-    """Per class, the (2L, N) matrix summing case weights into the positives' and negatives'
-    weights at each of the L tied score levels (ascending), and L: :func:`_weighted_aucs`'s
-    input, built once per bootstrap."""
+class _ByLevel(NamedTuple):
+    """One class's AUC input when scores tie at few levels: the (2L, N) matrix summing case
+    weights into the positives' and the negatives' weights at each of the L levels."""
+
+    summing: sparse.csr_matrix
+    n_levels: int
+
+
+class _ByPair(NamedTuple):
+    """One class's AUC input when scores rarely tie: the positives, the negatives in score
+    order and, per positive, how many negatives score below it and at most as high (None when
+    no positive ties with a negative)."""
+
+    positives: np.ndarray
+    negatives: np.ndarray
+    below: np.ndarray
+    up_to: np.ndarray | None
+
+
+def _auc_inputs(t, score) -> list[_ByLevel | _ByPair]:
+    """Per class, :func:`_weighted_aucs`'s input, built once per bootstrap: by level when
+    there are at most half as many levels as cases (the sparse sum is then cheaper)."""
     out = []
     for c in range(score.shape[1]):
-        levels, level = np.unique(score[:, c], return_inverse=True)
-        rows = np.where(t == c, level, level + levels.size)
-        shape = (2 * levels.size, t.size)
-        summing = sparse.csr_matrix((np.ones(t.size), (rows, np.arange(t.size))), shape=shape)
-        out.append((summing, levels.size))
+        s = score[:, c]
+        levels, level = np.unique(s, return_inverse=True)
+        if 2 * levels.size <= t.size:
+            rows = np.where(t == c, level, level + levels.size)
+            shape = (2 * levels.size, t.size)
+            summing = sparse.csr_matrix((np.ones(t.size), (rows, np.arange(t.size))), shape=shape)
+            out.append(_ByLevel(summing, levels.size))
+            continue
+        positives, negatives = np.flatnonzero(t == c), np.flatnonzero(t != c)
+        negatives = negatives[np.argsort(s[negatives], kind="stable")]
+        below = np.searchsorted(s[negatives], s[positives], side="left")
+        up_to = np.searchsorted(s[negatives], s[positives], side="right")
+        tied = not np.array_equal(below, up_to)
+        out.append(_ByPair(positives, negatives, below, up_to if tied else None))
     return out
 
 
-def _weighted_aucs(levels: list[tuple[sparse.csr_matrix, int]], weights) -> np.ndarray:
+def _weighted_aucs(inputs: list[_ByLevel | _ByPair], weights) -> np.ndarray:
     """One-vs-rest AUCs of all resamples: weights (B, N) are case multiplicities -> (B, k).
 
-    A resample's AUC is sum over tied score levels of W_pos(level) * (W_neg(below) +
-    W_neg(level) / 2) / (W_pos * W_neg), the level weights summed by one sparse product per
-    class (the weights are counts, so every sum is exact whatever its order).
+    A resample's AUC is the positives' weight times the negatives' weight below them (half of
+    it where tied), over W_pos * W_neg, summed by level or by positive: the weights are
+    counts, so every sum is exact and both ways give the same bits.
     """
-    out = np.full((weights.shape[0], len(levels)), np.nan)
-    for c, (summing, n_levels) in enumerate(levels):
-        both = np.asarray(summing @ weights.T).T
-        wp, wn = both[:, :n_levels], both[:, n_levels:]
-        below = np.cumsum(wn, axis=1) - wn
-        n1, n0 = wp.sum(axis=1), wn.sum(axis=1)
+    out = np.full((weights.shape[0], len(inputs)), np.nan)
+    for c, one in enumerate(inputs):
+        if isinstance(one, _ByLevel):
+            both = np.asarray(one.summing @ weights.T).T
+            wp, wn = both[:, : one.n_levels], both[:, one.n_levels :]
+            below = np.cumsum(wn, axis=1) - wn
+            n1, n0 = wp.sum(axis=1), wn.sum(axis=1)
+            pairs = (wp * (below + wn / 2)).sum(axis=1)
+        else:
+            cumulative = np.zeros((weights.shape[0], one.negatives.size + 1))
+            np.cumsum(weights[:, one.negatives], axis=1, out=cumulative[:, 1:])
+            wp = weights[:, one.positives]
+            n1, n0 = wp.sum(axis=1), cumulative[:, -1]
+            beaten = cumulative[:, one.below]
+            if one.up_to is not None:
+                beaten = (beaten + cumulative[:, one.up_to]) / 2
+            pairs = np.einsum("bi,bi->b", wp, beaten)
         with np.errstate(divide="ignore", invalid="ignore"):
-            auc = (wp * (below + wn / 2)).sum(axis=1) / (n1 * n0)
-        out[:, c] = np.where((n1 > 0) & (n0 > 0), auc, np.nan)
+            out[:, c] = np.where((n1 > 0) & (n0 > 0), pairs / (n1 * n0), np.nan)
     return out
 
 
@@ -525,11 +563,11 @@ def _table_aucs(t: np.ndarray, score: np.ndarray) -> np.ndarray:
 def _bootstrap_bounds(t, p, score, n_classes, n_boot, seed, groups, alpha):
     """Percentile bootstrap bounds {(scope, metric): low}, {...: high} of every table value."""
     cms, aucs = [], []
-    levels = None if score is None else _auc_levels(t, score)
+    auc_inputs = None if score is None else _auc_inputs(t, score)
     for weights in weight_chunks(t.size, n_boot, seed, groups):
         cms.append(_weighted_confusions(t, p, n_classes, weights))
-        if levels is not None:
-            aucs.append(_weighted_aucs(levels, weights))
+        if auc_inputs is not None:
+            aucs.append(_weighted_aucs(auc_inputs, weights))
     boot_cm = np.concatenate(cms)
     boot_auc = np.concatenate(aucs) if score is not None else None
     with warnings.catch_warnings():

@@ -285,6 +285,30 @@ def test_every_image_level_auc_ci_is_about_as_wide_as_the_case_level_one(slices)
     assert (image_width > case_width / np.sqrt(slices) * 1.5).all()
 
 
+@pytest.mark.parametrize("ties", ["few levels", "no ties", "some ties"])
+def test_bootstrap_auc_bounds_are_those_of_each_resample_written_out(ties):
+    rng = np.random.default_rng(4)
+    n = 120
+    true = rng.integers(0, 3, n)
+    pred = np.where(rng.random(n) < 0.6, true, rng.integers(0, 3, n))
+    score = rng.dirichlet([1, 1, 1], n)
+    if ties == "few levels":
+        score = np.round(score, 1)
+    elif ties == "some ties":
+        score[::9] = score[1::9][: len(score[::9])]  # a tenth of the cases share a score
+    groups = np.arange(n)  # per-class AUC bounds come from the bootstrap, not DeLong
+    table = M.classification_table(true, pred, score, n_boot=60, seed=2, groups=groups)
+    weights = np.concatenate(list(M.weight_chunks(n, 60, 2, groups))).astype(int)
+    written_out = np.array(
+        [M.roc_auc_ovr(np.repeat(true, w), np.repeat(score, w, axis=0)) for w in weights]
+    )
+    got = table.set_index(["scope", "metric"])
+    for c, scope in enumerate(["SCC", "AC", "ASC"]):
+        low, high = np.nanquantile(written_out[:, c], [0.025, 0.975])
+        assert got.loc[(scope, "auc"), "ci_low"] == pytest.approx(low, abs=1e-12)
+        assert got.loc[(scope, "auc"), "ci_high"] == pytest.approx(high, abs=1e-12)
+
+
 def test_ci_methods_say_how_each_interval_was_made():
     assert "DeLong" in M.ci_methods(grouped=False)
     assert "DeLong" not in M.ci_methods(grouped=True)
