@@ -68,18 +68,23 @@ def _name(c: int) -> str:
 
 
 def _weighted_scores(t, s, n_bins: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Brier and ECE per class for each row of case weights: two (n_weights, n_classes) arrays."""
+    """Brier and ECE per class for each row of case weights: two (n_weights, n_classes) arrays,
+    from one float product of the weights with every per-case term (BLAS, unlike a boolean
+    matrix, which numpy multiplies element by element)."""
     k = s.shape[1]
     onehot = (t[:, None] == np.arange(k)[None, :]).astype(float)
-    n = weights.sum(axis=1)[:, None]
-    brier = weights @ ((s - onehot) ** 2) / n
-    ece = np.zeros((weights.shape[0], k))
+    # per case: squared error per class, then per class and bin: membership and signed gap
+    members = np.zeros((t.size, k, n_bins))
     for c in range(k):
-        ids = _bin_ids(s[:, c], n_bins)
-        members = ids[None, :] == np.arange(n_bins)[:, None]  # (n_bins, n_cases)
-        total = weights @ members.T
-        gap = weights @ (members * (s[:, c] - onehot[:, c])[None, :]).T
-        ece[:, c] = np.abs(gap).sum(axis=1) / total.sum(axis=1)
+        members[np.arange(t.size), c, _bin_ids(s[:, c], n_bins)] = 1.0
+    gaps = members * (s - onehot)[:, :, None]
+    terms = np.hstack([(s - onehot) ** 2, members.reshape(t.size, -1), gaps.reshape(t.size, -1)])
+    sums = weights @ terms
+    n = weights.sum(axis=1)[:, None]
+    brier = sums[:, :k] / n
+    total = sums[:, k : k + k * n_bins].reshape(-1, k, n_bins)
+    gap = sums[:, k + k * n_bins :].reshape(-1, k, n_bins)
+    ece = np.abs(gap).sum(axis=2) / total.sum(axis=2)
     return brier, ece
 
 
