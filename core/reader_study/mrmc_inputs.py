@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData
+from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData, among
 from core.statistics.mrmc import (
     modality_noninferiority,
     model_noninferiority,
@@ -45,11 +45,11 @@ def mrmc_reads(data: StudyData, arms: list[str]) -> pd.DataFrame:
         Long reads ``reader, modality, case, truth, label, c_SCC, c_AC, c_ASC``.
     """
     reads = _first_reads(data, arms)
-    readers = sorted(set(reads["reader"]))
+    readers = sorted(set(reads["reader"].unique()))
     needed = len(readers) * len(arms)
     per_case = reads.drop_duplicates(["case_id", "reader", "arm"])["case_id"].value_counts()
     crossed = set(per_case.index[per_case == needed])
-    return _long(reads[reads["case_id"].isin(crossed)])
+    return _long(reads[among(reads["case_id"], list(crossed))])
 
 
 def _first_reads(data: StudyData, arms: list[str]) -> pd.DataFrame:
@@ -177,7 +177,7 @@ def mrmc_model_vs_readers(data: StudyData, arm: str, *, fom: str = "auc_macro"):
     selection = read_selection(data, [arm])
     _analyse(selection, 1)
     frame = selection.frame
-    model = data.model[data.model["case_id"].isin(set(frame["case"]))]
+    model = data.model[among(data.model["case_id"], frame["case"].unique())]
     model = model.rename(columns={"case_id": "case"}).drop(columns=["truth"])
     if selection.design == "split-plot":
         as_reads = frame[["reader", "case", "truth"]].merge(model, on="case")

@@ -163,7 +163,7 @@ def _one_modality(reads: pd.DataFrame, modality) -> pd.DataFrame:
     if "modality" not in reads.columns:
         reads = reads.assign(modality="reads")
     if modality is not None:
-        if modality not in set(reads["modality"]):
+        if modality not in set(reads["modality"].unique()):
             raise ValueError(
                 f"modality={modality!r} is not in the reads; found {sorted(set(reads['modality']))}"
             )
@@ -183,8 +183,8 @@ def _model_as_reader(reads: pd.DataFrame, model: pd.DataFrame) -> pd.DataFrame:
     if model["case"].duplicated().any():
         dup = model.loc[model["case"].duplicated(), "case"].iloc[0]
         raise ValueError(f"model has several rows for case {show(dup)}: give one per case")
-    cases = set(reads["case"]) if "case" in reads.columns else set()
-    missing = cases - set(model["case"])
+    cases = set(reads["case"].unique()) if "case" in reads.columns else set()
+    missing = cases - set(model["case"].unique())
     if missing:
         raise ValueError(
             f"the model has no prediction for case {show(sorted(missing, key=str)[0])}"
