@@ -67,31 +67,33 @@ def _name(c: int) -> str:
     return CLASSES[c] if c < len(CLASSES) else f"class {c}"
 
 
-def _weighted_scores(t, s, n_bins: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Brier and ECE per class for each row of case weights: two (n_weights, n_classes) arrays,
-    from one float product of the weights with every per-case term (BLAS, unlike a boolean
-    matrix, which numpy multiplies element by element)."""
+def _terms(t, s, n_bins: int) -> np.ndarray:
+    """Per case, every term the scores sum: the squared error per class, then per class and
+    bin the membership and the signed gap (score minus outcome): (n_cases, k + 2 k n_bins)."""
     k = s.shape[1]
-    onehot = (t[:, None] == np.arange(k)[None, :]).astype(float)
-    # per case: squared error per class, then per class and bin: membership and signed gap
+    error = s - (t[:, None] == np.arange(k)[None, :])
     members = np.zeros((t.size, k, n_bins))
     for c in range(k):
         members[np.arange(t.size), c, _bin_ids(s[:, c], n_bins)] = 1.0
-    gaps = members * (s - onehot)[:, :, None]
-    terms = np.hstack([(s - onehot) ** 2, members.reshape(t.size, -1), gaps.reshape(t.size, -1)])
+    gaps = members * error[:, :, None]
+    return np.hstack([error**2, members.reshape(t.size, -1), gaps.reshape(t.size, -1)])
+
+
+def _weighted_scores(terms, k: int, n_bins: int, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Brier and ECE per class for each row of case weights: two (n_weights, k) arrays, from
+    one float product of the weights with :func:`_terms` (BLAS, unlike a boolean matrix,
+    which numpy multiplies element by element)."""
     sums = weights @ terms
-    n = weights.sum(axis=1)[:, None]
-    brier = sums[:, :k] / n
+    brier = sums[:, :k] / weights.sum(axis=1)[:, None]
     total = sums[:, k : k + k * n_bins].reshape(-1, k, n_bins)
     gap = sums[:, k + k * n_bins :].reshape(-1, k, n_bins)
-    ece = np.abs(gap).sum(axis=2) / total.sum(axis=2)
-    return brier, ece
+    return brier, np.abs(gap).sum(axis=2) / total.sum(axis=2)
 
 
 def calibration_scores(y_true, y_score, *, n_bins: int = 10) -> dict[str, np.ndarray]:
     """``{"brier": per-class Brier scores, "ece": per-class expected calibration errors}``."""
     t, s = _check(y_true, y_score, n_bins)
-    brier, ece = _weighted_scores(t, s, n_bins, np.ones((1, t.size)))
+    brier, ece = _weighted_scores(_terms(t, s, n_bins), s.shape[1], n_bins, np.ones((1, t.size)))
     return {"brier": brier[0], "ece": ece[0]}
 
 
@@ -124,7 +126,7 @@ def calibration_summary(
         ``value, ci_low, ci_high`` (lower is better for both).
     """
     t, s = _check(y_true, y_score, n_bins)
-    brier, ece = _weighted_scores(t, s, n_bins, np.ones((1, t.size)))
+    brier, ece = _weighted_scores(_terms(t, s, n_bins), s.shape[1], n_bins, np.ones((1, t.size)))
     values = {"brier": _with_macro(brier)[0], "ece": _with_macro(ece)[0]}
     bounds = _bootstrap(t, s, n_bins, n_boot, seed, groups, alpha) if n_boot else None
     rows = []
@@ -142,8 +144,9 @@ def _with_macro(per_class: np.ndarray) -> np.ndarray:
 def _bootstrap(t, s, n_bins, n_boot, seed, groups, alpha) -> dict[str, np.ndarray]:
     """(2, n_classes + 1) percentile bounds of each metric, a chunk of resamples at a time."""
     parts = {"brier": [], "ece": []}
+    terms = _terms(t, s, n_bins)
     for weights in weight_chunks(t.size, n_boot, seed, groups):
-        brier, ece = _weighted_scores(t, s, n_bins, weights)
+        brier, ece = _weighted_scores(terms, s.shape[1], n_bins, weights)
         parts["brier"].append(_with_macro(brier))
         parts["ece"].append(_with_macro(ece))
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
