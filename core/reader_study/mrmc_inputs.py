@@ -45,11 +45,9 @@ def mrmc_reads(data: StudyData, arms: list[str]) -> pd.DataFrame:
         Long reads ``reader, modality, case, truth, label, c_SCC, c_AC, c_ASC``.
     """
     reads = _first_reads(data, arms)
-    readers = sorted(set(reads["reader"].unique()))
-    needed = len(readers) * len(arms)
+    needed = reads["reader"].nunique() * len(arms)
     per_case = reads.drop_duplicates(["case_id", "reader", "arm"])["case_id"].value_counts()
-    crossed = set(per_case.index[per_case == needed])
-    return _long(reads[among(reads["case_id"], list(crossed))])
+    return _long(reads[among(reads["case_id"], per_case.index[per_case == needed])])
 
 
 def _first_reads(data: StudyData, arms: list[str]) -> pd.DataFrame:
