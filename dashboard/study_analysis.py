@@ -64,7 +64,15 @@ def _read_ahead(study_id: int, version: str) -> None:
     table is read back from the database, and the next new read would wait for all the reads
     (1 s at 128,000) instead of being patched into them."""
     if (str(db.resolve_db_path()), int(study_id)) not in _last_read():
-        saved.later(f"reads of study {int(study_id)}", lambda: _study_data(study_id, version))
+        saved.later(f"reads of study {int(study_id)}", lambda: _load_ahead(study_id, version))
+
+
+def _load_ahead(study_id: int, version: str) -> None:
+    """The reads and every arm's rater frames with their digests, so that a new read patches
+    one reader's frame instead of building and digesting all of them while the page waits."""
+    data = dataclasses.replace(_study_data(study_id, version), version=f"{study_id}:{version}")
+    for arm in data.arms:
+        _raters_and_digests(f"{data.version}|{arm}", arm, data)
 
 
 @st.cache_resource(show_spinner=False)

@@ -19,12 +19,7 @@ study_id = widgets.study_picker(studies)
 live = st.toggle("Live: re-read the database every 15 s", help="Or press R to rerun now.")
 
 
-# While tables are recomputed for new reads (in the background, the older ones shown meanwhile),
-# the analysis reruns every second to show each as soon as it is ready.
-UPDATING = "analysis_updating"
-
-
-@st.fragment(run_every=1 if st.session_state.get(UPDATING) else 15 if live else None)
+@st.fragment(run_every=15 if live else None)
 def analysis() -> None:
     """Re-read on each run when the reads changed (db.reads_version), so new reads show up."""
     with saved.rendering():  # background updates wait: this run is what the researcher awaits
@@ -59,9 +54,16 @@ def tables_of_the_study() -> None:
             "each is ready, its place shows that of the reads before, or a placeholder; they "
             "refresh by themselves."
         )
-    if bool(pending) != bool(st.session_state.get(UPDATING)):
-        st.session_state[UPDATING] = bool(pending)
-        st.rerun()  # the whole page: the fragment's refresh interval follows
+        rerun_when_one_is_ready(pending)
+
+
+@st.fragment(run_every=1)
+def rerun_when_one_is_ready(pending_when_drawn: int) -> None:
+    """While tables are recomputed in the background: a look each second (drawing nothing), and
+    the page rerun when one is ready, to show it. So a new read costs one page run, then one
+    per second at most while tables come in; a page run that does not call this stops it."""
+    if sections.updating(study_id) < pending_when_drawn:
+        st.rerun()
 
 
 analysis()

@@ -148,6 +148,36 @@ def test_after_a_new_read_the_page_shows_the_older_tables_at_once_then_the_new_o
     assert all(after[h].equals(before[h]) for h in after if h != heading)
 
 
+def test_a_new_read_runs_the_page_once_and_builds_only_its_readers_frame(rendered, monkeypatch):
+    """The researcher watching live waits for one page run per new read: not a second run to
+    start the page's refresh, nor every reader's frame built and digested anew."""
+    path, study_id, _ = rendered
+    at = _page(path, monkeypatch)
+    assert saved.wait_until_updated(300)  # the reads and the rater frames, read ahead
+    runs, digested = [], []
+    view, digest = sections.study_data, sections.frame_digest
+    monkeypatch.setattr(sections, "study_data", lambda *a: runs.append(a) or view(*a))
+    monkeypatch.setattr(sections, "frame_digest", lambda f: digested.append(len(f)) or digest(f))
+    conn = db.connect(path)
+    try:
+        changed = answer_again(conn, study_id)
+        reads = db.reads_frame(conn, study_id)
+    finally:
+        conn.close()
+    per_arm = sorted(reads.loc[reads["display_name"] == changed, "arm"].value_counts())
+    release = _hold_background_updates(monkeypatch)  # the new tables: not before the checks
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert _notices(at), "no table is being recomputed for the new read"
+        assert len(runs) == 1, "the page ran again to start refreshing itself"
+        assert sorted(digested) == per_arm  # the changed reader's frames, no other
+    finally:
+        release.set()
+    _settled(at, study_id)
+    assert not _notices(at)
+
+
 def _hold_background_updates(monkeypatch) -> threading.Event:
     """Background computations wait until the returned event is set."""
     release = threading.Event()
