@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.data.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASSES, class_indices
 from core.statistics import metrics
 
 PROB_COLUMNS = [f"p_{name}" for name in CLASSES]
@@ -59,7 +59,7 @@ class RocCurve:
 
 
 def _arrays(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.array([CLASS_INDEX[x] for x in predictions["label"]], dtype=np.int64)
+    y_true = class_indices(predictions["label"])
     y_score = predictions[PROB_COLUMNS].to_numpy(dtype=float)
     return y_true, y_score
 

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 import db
-from core.data.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASSES, class_indices
 from core.learning.provenance import (
     RANDOM_WEIGHTS,
     synthetic_text,
@@ -69,7 +69,7 @@ def run_labels(frame: pd.DataFrame) -> dict[str, str]:
 # ---------------------------------------------------------------- pure computations
 def y_arrays(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(y_true, y_pred, y_score)`` as class indices and probabilities; ``y_pred`` is the argmax."""
-    y_true = np.array([CLASS_INDEX[x] for x in predictions["label"]], dtype=np.int64)
+    y_true = class_indices(predictions["label"])
     y_score = predictions[PROB_COLUMNS].to_numpy(dtype=float)
     y_pred = y_score.argmax(axis=1) if len(y_score) else np.zeros(0, dtype=np.int64)
     return y_true, y_pred, y_score

@@ -13,21 +13,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from core.data.labels import CLASS_INDEX, CLASSES
+from core.data.labels import CLASS_INDEX, CLASSES, class_indices
 from core.reader_study.study_data import MODEL, SCORE_COLUMNS, StudyData
 from core.statistics import metrics, stats
 
 TABLE_METRICS = ("precision", "sensitivity", "specificity", "accuracy", "error_rate", "auc")
 TABLE_SCOPES = (*CLASSES, "macro", "overall")
-
-
-def class_indices(labels) -> np.ndarray:
-    """Class names as indices into ``CLASSES`` (vectorised: no Python loop over the strings)."""
-    codes = pd.Categorical(np.asarray(labels, dtype=object), categories=CLASSES).codes
-    if (codes < 0).any():
-        bad = sorted({str(x) for x in np.asarray(labels, dtype=object)[codes < 0]})
-        raise ValueError(f"unknown class label(s) {bad}: expected one of {', '.join(CLASSES)}")
-    return codes.astype(np.int64)
 
 
 def confusion_table(rater: pd.DataFrame) -> pd.DataFrame:
