@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 import db
-from core.reader_study.mrmc_inputs import MRMC_FOMS, pilot_components
+from core.reader_study.mrmc_inputs import MRMC_FOMS, check_pilot_arms, pilot_components
 from core.reader_study.study_data import load_study_data
 from core.statistics.power import (
     POWER_ANALYSES,
@@ -54,6 +54,7 @@ def _study_components(
     def compute() -> tuple[VarianceComponents | None, str | None]:
         try:
             with connection() as conn:
+                check_pilot_arms(db.get_study(conn, study_id)["arms"])  # before 128,000 reads
                 return pilot_components(load_study_data(conn, study_id), fom=fom), None
         except LIBRARY_ERRORS as exc:
             return None, str(exc)

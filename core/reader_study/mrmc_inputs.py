@@ -197,6 +197,17 @@ def noninferiority(result, *, margin: float, alpha: float = 0.05):
     return modality_noninferiority(result, new=new, reference=reference, margin=margin, alpha=alpha)
 
 
+def check_pilot_arms(arms) -> None:
+    """Raise the pilot's ValueError unless ``arms`` (a study's, or those its reads are in) hold
+    both the unaided and the aided arm: a study set up with one arm needs none of its reads read
+    to say so."""
+    if not {"aided", "unaided"} <= set(arms):
+        raise ValueError(
+            "a pilot needs reads in both the unaided and the aided arm; type the variance "
+            "components in instead"
+        )
+
+
 def pilot_components(data: StudyData, *, fom: str = "auc_macro") -> VarianceComponents:
     """The study as a pilot for the power planner: the OR variance components of its aided
     against unaided comparison (effect size aided minus unaided).
@@ -206,11 +217,7 @@ def pilot_components(data: StudyData, *, fom: str = "auc_macro") -> VarianceComp
     ValueError
         When the study cannot yet give them (e.g. a single arm, or fewer than 2 readers).
     """
-    if not {"aided", "unaided"} <= set(data.reads["arm"]):
-        raise ValueError(
-            "a pilot needs reads in both the unaided and the aided arm; type the variance "
-            "components in instead"
-        )
+    check_pilot_arms(data.reads["arm"].unique())
     result = mrmc_aided_vs_unaided(data, fom=fom)
     components = VarianceComponents.from_or_result(result)
     # from_or_result takes the first modality minus the second ("aided" sorts before "unaided")
@@ -219,7 +226,7 @@ def pilot_components(data: StudyData, *, fom: str = "auc_macro") -> VarianceComp
 
 def few_readers(data: StudyData, arm: str) -> bool:
     """True when ``arm`` has fewer than :data:`FEW_READERS` readers (excluding the model)."""
-    readers = set(data.reads.loc[data.reads["arm"] == arm, "reader"]) - {MODEL}
+    readers = set(data.reads.loc[data.reads["arm"] == arm, "reader"].unique()) - {MODEL}
     return len(readers) < FEW_READERS
 
 

@@ -5,6 +5,8 @@ and after the researcher changes readers, cases and the analysis."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from core.data.labels import CLASSES
 from core.reader_study.mrmc_inputs import pilot_components
 from core.reader_study.study_data import load_study_data
 from core.statistics.power import cases_for_power, power_given_jk
+from dashboard import power_planner as planner
 from tests.dashboard.reader_study_helpers import ADMIN_SECRET, session, sign_in_admin
 
 pytestmark = pytest.mark.timeout(600)
@@ -99,3 +102,34 @@ def test_the_planner_shows_the_power_core_computes_for_the_pilot(pilot_db, monke
     admin.run()
     assert not admin.exception and not admin.error, [e.value for e in admin.error]
     expect(6, 80, "fixed_readers", 0.08)
+
+
+def test_a_one_arm_study_is_no_pilot_and_its_reads_are_not_read(pilot_db, tmp_path, monkeypatch):
+    source, pilot_id = pilot_db
+    path = tmp_path / "one_arm.db"
+    shutil.copy(source, path)
+    conn = db.connect(path)
+    try:
+        cases = db.get_study(conn, pilot_id)["case_ids"]
+        study_id = db.create_study(conn, name="Unaided only", case_ids=cases, arms=("unaided",))
+        reader_id, _ = db.add_reader(conn, study_id, "Reader", simulated=True)
+        db.submit_read(
+            conn, study_id=study_id, reader_id=reader_id, case_id=cases[0], arm="unaided",
+            label="SCC", confidences={"SCC": 0.8, "AC": 0.1, "ASC": 0.1}, shown_at=None,
+        )  # fmt: skip
+    finally:
+        conn.close()
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+    loaded = []
+    monkeypatch.setattr(
+        planner, "load_study_data", lambda *a: loaded.append(a) or load_study_data(*a)
+    )
+
+    admin = sign_in_admin(session())
+    admin.session_state["admin_study"] = study_id
+    admin.switch_page("../pages/study_admin.py").run()
+    assert not admin.exception, admin.exception
+    reason = f"Study {study_id} cannot serve as a pilot yet (a pilot needs reads in both the"
+    assert any(c.value.startswith(reason) for c in admin.caption), [c.value for c in admin.caption]
+    assert loaded == []  # the study's arms say so: none of its reads was read
