@@ -74,7 +74,7 @@ def build_report(
     """
     if runs.empty:
         raise ValueError("no runs chosen: pick at least one finished run to report on")
-    missing = sorted(set(runs["run_id"]) - set(predictions["run_id"]))
+    missing = sorted(set(runs["run_id"]) - set(predictions["run_id"].unique()))
     if missing:
         raise ValueError(f"run(s) {', '.join(missing)} have no predictions yet; finish them first")
     labels = loaders.run_labels(runs)

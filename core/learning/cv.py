@@ -405,7 +405,7 @@ def _finish(
     """Results and the final model once every case has its prediction; the run's end either way."""
     cfg = job.cfg
     oof = db.predictions_frame(conn, [run_id])
-    complete = set(oof["case_id"]) >= set(job.crops.case_ids.tolist())
+    complete = set(oof["case_id"].unique()) >= set(job.crops.case_ids.tolist())
     if complete:
         oof.to_csv(out / "oof_predictions.csv", index=False)
         run_summary(oof, seed=cfg.seed).to_csv(out / "summary.csv", index=False)

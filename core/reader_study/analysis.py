@@ -218,7 +218,7 @@ def time_table(data: StudyData) -> pd.DataFrame:
                 "rater": MODEL,
                 "arm": "standalone",
                 # the run predicted the whole cohort; the study is only the cases read here
-                "cases": int(data.model["case_id"].isin(set(data.reads["case_id"])).sum())
+                "cases": int(data.model["case_id"].isin(data.reads["case_id"].unique()).sum())
                 if data.model is not None
                 else 0,
                 "median s/case": data.model_seconds_per_case,
