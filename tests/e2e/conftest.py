@@ -15,8 +15,10 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from core.data.labels import CLASSES
 from core.reader_study.answers import TYPE_KEYS
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, wait_idle
 from tests.e2e.server import ROOT, StreamlitServer
@@ -26,6 +28,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen: the reading page must fit it
 CASE_HEADING = re.compile(r"^Case ([AC]-[0-9A-Z]+) \((\d+) of (\d+)\)$")
+RATER_HEADING = re.compile(r"^(.+) \((\d+) cases\)$")  # the reader analysis, per rater
 
 
 @dataclass(frozen=True)
@@ -286,3 +289,34 @@ def grid_rows(grid) -> list[list[str]]:
     for row in grid.locator("tr").all():
         rows.append([cell.inner_text().strip() for cell in row.locator("th, td").all()])
     return rows
+
+
+def push_url(page, path: str) -> None:
+    """Change the tab's URL to /path the way the browser's back/forward buttons do."""
+    page.evaluate(
+        "path => { history.pushState({}, '', '/' + path);"
+        " window.dispatchEvent(new PopStateEvent('popstate')); }",
+        path,
+    )
+    wait_idle(page)
+
+
+def confusion_on_page(admin) -> dict[str, np.ndarray]:
+    """Each rater's confusion matrix as the analysis page renders it (rows true, columns
+    predicted), read from the accessible table inside each st.dataframe grid."""
+    names = []
+    for heading in admin.get_by_role("heading").all():
+        match = RATER_HEADING.match(heading.inner_text().strip())
+        if match:
+            names.append(match.group(1))
+    grids = [
+        rows
+        for rows in (grid_rows(g) for g in admin.locator("table[role='grid']").all())
+        if rows and rows[0][1:] == [f"predicted {c}" for c in CLASSES]
+    ]
+    assert len(grids) == len(names), f"{len(names)} rater headings but {len(grids)} matrices"
+    matrices = {}
+    for name, rows in zip(names, grids, strict=True):
+        assert [r[0] for r in rows[1:]] == [f"true {c}" for c in CLASSES], rows
+        matrices[name] = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
+    return matrices

@@ -22,12 +22,13 @@ from tests.e2e.browser import wait_idle, wait_settled
 from tests.e2e.conftest import (
     CASE_HEADING,
     click_submit,
+    confusion_on_page,
     current_case,
     fill_answer,
     go_to,
-    grid_rows,
     open_app,
     publish_screenshots,
+    push_url,
     screenshot,
     sign_in_admin,
     sign_in_reader,
@@ -44,17 +45,6 @@ CHANGE_AT = 6  # reader 0, after this many reads, goes back one case and changes
 RELOAD_AT = 10  # reader 1, after this many reads, reloads the tab and signs in again
 ADMIN_PATHS = ("study_admin", "study_analysis", "cv_results")
 ADMIN_TITLES = ("Studies and readers", "Reader analysis", "Cross-validation results", "Overview")
-RATER_HEADING = re.compile(r"^(.+) \((\d+) cases\)$")
-
-
-def push_url(page, path: str) -> None:
-    """Change the tab's URL to /path the way the browser's back/forward buttons do."""
-    page.evaluate(
-        "path => { history.pushState({}, '', '/' + path);"
-        " window.dispatchEvent(new PopStateEvent('popstate')); }",
-        path,
-    )
-    wait_idle(page)
 
 
 def assert_no_admin_content(page, *, settle_ms: int = 0) -> None:
@@ -105,27 +95,6 @@ def create_study_with_readers(admin) -> tuple[int, dict[str, str]]:
         codes[name] = shown.inner_text().strip()
     assert len(set(codes.values())) == len(READERS)
     return study_id, codes
-
-
-def confusion_on_page(admin) -> dict[str, np.ndarray]:
-    """Each rater's confusion matrix as the analysis page renders it (rows true, columns
-    predicted), read from the accessible table inside each st.dataframe grid."""
-    names = []
-    for heading in admin.get_by_role("heading").all():
-        match = RATER_HEADING.match(heading.inner_text().strip())
-        if match:
-            names.append(match.group(1))
-    grids = [
-        rows
-        for rows in (grid_rows(g) for g in admin.locator("table[role='grid']").all())
-        if rows and rows[0][1:] == [f"predicted {c}" for c in CLASSES]
-    ]
-    assert len(grids) == len(names), f"{len(names)} rater headings but {len(grids)} matrices"
-    matrices = {}
-    for name, rows in zip(names, grids, strict=True):
-        assert [r[0] for r in rows[1:]] == [f"true {c}" for c in CLASSES], rows
-        matrices[name] = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
-    return matrices
 
 
 def test_two_readers_in_parallel_then_analysis(server, e2e_db, db_copy, new_page):
