@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.slice_drawing import SLICE_JS
+
 _HTML = """
 <div class="csr" data-pending="">
   <div class="csr-image">
@@ -90,7 +92,9 @@ _CSS = """
 .csr-marks:empty { display: none; }
 """
 
-_JS = r"""
+_JS = (
+    SLICE_JS
+    + r"""
 const DESKS = (window.__cervixReader = window.__cervixReader || new Map());  // per reader and arm
 const QUEUES = (window.__cervixQueues = window.__cervixQueues || new Map());  // per reader
 const LATE_MS = 8000;  // answers unsaved this long: say the connection is down
@@ -266,28 +270,7 @@ export default function (component) {
     const view = S.view;
     const s = c.slices[view.slice];
     if (!s.raw) { info.textContent = `Slice ${view.slice + 1} / ${c.slices.length} · loading…`; return; }
-    off.width = s.w; off.height = s.h;
-    const img = new ImageData(s.w, s.h);
-    const lo = view.center - view.width / 2, k = 255 / Math.max(view.width, 1e-6);
-    for (let i = 0; i < s.raw.length; i++) {
-      const v = (s.raw[i] * s.scale + s.offset - lo) * k;
-      const g = v < 0 ? 0 : v > 255 ? 255 : v;
-      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g;
-      img.data[4 * i + 3] = 255;
-    }
-    off.getContext("2d").putImageData(img, 0, 0);
-    const W = canvas.width, Hc = canvas.height;
-    const fit = Math.min(W / s.w, Hc / s.h) * view.zoom;
-    const x0 = (W - s.w * fit) / 2 + view.panX, y0 = (Hc - s.h * fit) / 2 + view.panY;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, W, Hc);
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(off, x0, y0, s.w * fit, s.h * fit);
-    if (view.roi && s.roi) {
-      const [a, b, cc, d] = s.roi;
-      ctx.strokeStyle = c.roi_colour; ctx.lineWidth = 1.5;
-      ctx.strokeRect(x0 + a * fit, y0 + b * fit, (cc - a) * fit, (d - b) * fit);
-    }
+    const { x0, y0, fit } = drawSlice(ctx, off, s, view, c.roi_colour);
     S.geom = { x0, y0, fit, w: s.w, h: s.h };
     if (H.localise) drawMarks(view.slice, x0, y0, fit);
     info.textContent = `Slice ${view.slice + 1} / ${c.slices.length} · level ${Math.round(view.center)}`
@@ -637,6 +620,7 @@ export default function (component) {
   return cleanup;
 }
 """
+)
 
 _reader = st.components.v2.component("cervixscope_reader", html=_HTML, css=_CSS, js=_JS)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.slice_drawing import SLICE_JS
+
 KEY_LEGEND = (
     "wheel or ↑/↓ slice · drag window/level · 7/8/9 presets · 0 reset · +/− zoom · "
     "shift+drag pan · O outline"
@@ -55,7 +57,9 @@ _CSS = """
 .csv-side figcaption { font-size: 12px; opacity: 0.8; }
 """
 
-_JS = r"""
+_JS = (
+    SLICE_JS
+    + r"""
 const STORE = (window.__cervixViewer = window.__cervixViewer || { views: new Map() });
 
 function decode(slice) {
@@ -127,28 +131,7 @@ export default function (component) {
 
   function draw() {
     const s = slices[view.slice];
-    off.width = s.w; off.height = s.h;
-    const img = new ImageData(s.w, s.h);
-    const lo = view.center - view.width / 2, k = 255 / Math.max(view.width, 1e-6);
-    for (let i = 0; i < s.raw.length; i++) {
-      const v = (s.raw[i] * s.scale + s.offset - lo) * k;
-      const g = v < 0 ? 0 : v > 255 ? 255 : v;
-      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g;
-      img.data[4 * i + 3] = 255;
-    }
-    off.getContext("2d").putImageData(img, 0, 0);
-    const W = canvas.width, H = canvas.height;
-    const fit = Math.min(W / s.w, H / s.h) * view.zoom;
-    const x0 = (W - s.w * fit) / 2 + view.panX, y0 = (H - s.h * fit) / 2 + view.panY;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, W, H);
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(off, x0, y0, s.w * fit, s.h * fit);
-    if (view.roi && s.roi) {
-      const [a, b, c, d] = s.roi;
-      ctx.strokeStyle = data.roi_colour; ctx.lineWidth = 1.5;
-      ctx.strokeRect(x0 + a * fit, y0 + b * fit, (c - a) * fit, (d - b) * fit);
-    }
+    const { x0, y0, fit } = drawSlice(ctx, off, s, view, data.roi_colour);
     const at = (p) => [x0 + p[0] * fit, y0 + p[1] * fit];
     geometry = { x0, y0, fit };
     ctx.setLineDash([5, 4]);
@@ -353,6 +336,7 @@ export default function (component) {
   return cleanup;
 }
 """
+)
 
 _viewer = st.components.v2.component("cervixscope_viewer", html=_HTML, css=_CSS, js=_JS)
 
