@@ -1,6 +1,7 @@
 """The reader analysis open in a real browser while a study is read: after a reader changes an
 answer, a rerun shows the tables of the reads before at once, and the new ones replace them with
-no click or key from the researcher (Chromium against a real `streamlit run`)."""
+no click or key from the researcher; with Live on, the page notices the new read by itself too
+(Chromium against a real `streamlit run`)."""
 
 from __future__ import annotations
 
