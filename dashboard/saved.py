@@ -10,7 +10,8 @@ A page that would rather show a table a few seconds old than wait for it (the re
 live) asks with ``stale_ok``: when only older inputs' value of that kind is at hand, it gets that
 one at once while this process recomputes the new one in the background; with ``pending_ok``, a
 placeholder when there is none yet. :func:`updating` says what is still being computed, so the
-page can say so and refresh when it is done.
+page can say so and refresh when it is done. A background computation that failed is computed by
+the page itself (which shows its error) until it succeeds, never queued again meanwhile.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def remembered(
     same code) is returned instead of waiting, and ``compute`` runs in the background; with
     ``pending_ok`` too, :data:`PENDING` is returned when there is none (the page shows a
     placeholder). A background computation that failed is computed here instead, so that the
-    page shows its error.
+    page shows its error, until one succeeds.
     """
     where = (_database(), scope, key)
     value = _held_value(where)
@@ -73,7 +74,7 @@ def remembered(
         return value
     if stale_ok:
         with _lock:
-            failed = _failed.pop(where, None)
+            failed = where in _failed
         older = _MISSING if failed else _older_value(where)
         if older is _MISSING and pending_ok and not failed:
             older = PENDING
@@ -85,6 +86,12 @@ def remembered(
 
 def updating(scope: str) -> int:
     """How many values of ``scope`` (in this database) are being computed in the background."""
+    return len(updating_keys(scope))
+
+
+def updating_keys(scope: str) -> frozenset[str]:
+    """The keys of ``scope`` (in this database) being computed in the background: a page that
+    waits for some of them can tell when one is done, whatever else is queued meanwhile."""
     return _updates.pending((_database(), scope))
 
 
@@ -196,6 +203,7 @@ def _computed(where: tuple, compute: Callable[[], Any]) -> Any:
             _save(where, value)
     with _lock:
         _computing.pop(where, None)
+        _failed.pop(where, None)
     return value
 
 
@@ -244,9 +252,9 @@ class _Updates:
                 self._thread.start()
         self._jobs.put((where, compute, keep))
 
-    def pending(self, database_scope: tuple) -> int:
+    def pending(self, database_scope: tuple) -> frozenset[str]:
         with self._lock:
-            return sum(1 for where in self._pending if where[:2] == database_scope)
+            return frozenset(where[2] for where in self._pending if where[:2] == database_scope)
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -231,6 +231,11 @@ def updating(study_id: int) -> int:
     return saved.updating(f"study:{int(study_id)}")
 
 
+def updating_keys(study_id: int) -> frozenset[str]:
+    """The keys of the study's tables being recomputed for newer reads."""
+    return saved.updating_keys(f"study:{int(study_id)}")
+
+
 def _kind(named: dict[str, pd.DataFrame], what: str) -> str:
     """``what`` and the arm: a table shown while its newer one is computed must be of the same
     arm (each arm's frames have their own digests, but the same kinds of tables)."""

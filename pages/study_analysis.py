@@ -28,6 +28,15 @@ def analysis() -> None:
 
 def tables_of_the_study() -> None:
     notice = st.empty()
+    try:
+        draw_the_tables()
+    except Exception:  # shown by Streamlit; tables drawn above it may be older ones: say so
+        say_what_is_updating(notice)
+        raise
+    say_what_is_updating(notice)
+
+
+def draw_the_tables() -> None:
     with errors_shown(), connection() as conn:
         data = sections.study_data(conn, study_id)
     sections.simulated_warning(data)
@@ -47,22 +56,26 @@ def tables_of_the_study() -> None:
     sections.mrmc_section(data, arm, tables)
     localisation_panels.localisation_section(study_id, tables)
     sections.export_section(data, study_id, tables)
-    pending = sections.updating(study_id)
+
+
+def say_what_is_updating(notice) -> None:
+    pending = sections.updating_keys(study_id)
     if pending:
         notice.info(
-            f"Updating {pending} table{'s' if pending > 1 else ''} for the newest reads: until "
-            "each is ready, its place shows that of the reads before, or a placeholder; they "
-            "refresh by themselves."
+            f"Updating {len(pending)} table{'s' if len(pending) > 1 else ''} for the newest "
+            "reads: until each is ready, its place shows that of the reads before, or a "
+            "placeholder; they refresh by themselves."
         )
         rerun_when_one_is_ready(pending)
 
 
 @st.fragment(run_every=1)
-def rerun_when_one_is_ready(pending_when_drawn: int) -> None:
+def rerun_when_one_is_ready(pending_when_drawn: frozenset[str]) -> None:
     """While tables are recomputed in the background: a look each second (drawing nothing), and
-    the page rerun when one is ready, to show it. So a new read costs one page run, then one
-    per second at most while tables come in; a page run that does not call this stops it."""
-    if sections.updating(study_id) < pending_when_drawn:
+    the page rerun when one of those it drew is ready, to show it (whatever else is queued, e.g.
+    by another researcher's session). So a new read costs one page run, then one per second at
+    most while tables come in; a page run that does not call this stops it."""
+    if pending_when_drawn - sections.updating_keys(study_id):
         st.rerun()
 
 

@@ -86,6 +86,52 @@ def test_a_failed_background_update_fails_the_next_page_run_with_its_error(datab
         saved.remembered("study:1", "table|v2", broken, stale_ok=True)
 
 
+def test_a_failed_update_is_computed_by_the_page_until_it_succeeds_never_queued_again(database):
+    saved.remembered("study:1", "table|v1", lambda: 1)
+    attempts = []
+
+    def flaky():
+        attempts.append(threading.current_thread().name)
+        if len(attempts) < 4:  # the background try and two page runs
+            raise ValueError("database is locked")
+        return 2
+
+    assert saved.remembered("study:1", "table|v2", flaky, stale_ok=True) == 1
+    assert saved.wait_until_updated(60)
+    for _ in range(2):  # each page run shows the error itself, and queues nothing
+        with pytest.raises(ValueError, match="locked"):
+            saved.remembered("study:1", "table|v2", flaky, stale_ok=True)
+        assert saved.updating("study:1") == 0
+    assert saved.remembered("study:1", "table|v2", flaky, stale_ok=True) == 2
+    assert attempts[0] == "cervixscope-saved-updates" and len(attempts) == 4
+    assert saved.remembered("study:1", "table|v2", lambda: pytest.fail("again")) == 2
+
+
+def test_the_keys_being_updated_tell_which_table_is_done(database):
+    """A page waiting for its tables can tell that one is done although as many are pending as
+    when it drew them (another session queued more meanwhile)."""
+    saved.remembered("study:1", "a|v1", lambda: "a1")
+    saved.remembered("study:1", "b|v1", lambda: "b1")
+    gate_a, gate_b = threading.Event(), threading.Event()
+    try:
+        assert saved.remembered("study:1", "a|v2", lambda: gate_a.wait(60) and 2, stale_ok=True)
+        assert saved.remembered("study:1", "b|v2", lambda: gate_b.wait(60) and 2, stale_ok=True)
+        drawn = saved.updating_keys("study:1")
+        assert drawn == {"a|v2", "b|v2"}
+        saved.remembered("study:1", "a|v3", lambda: 3, stale_ok=True)  # another session's
+        gate_a.set()
+        for _ in range(6000):
+            if "a|v2" not in saved.updating_keys("study:1"):
+                break
+            threading.Event().wait(0.01)
+        now = saved.updating_keys("study:1")
+        assert now == {"b|v2", "a|v3"} and saved.updating("study:1") == len(drawn)
+        assert drawn - now == {"a|v2"}
+    finally:
+        gate_a.set()
+        gate_b.set()
+
+
 def test_updates_wait_for_the_page_run_in_progress(database, monkeypatch):
     monkeypatch.setattr(saved, "MAX_DEFER_SECONDS", 60.0)
     saved.remembered("study:1", "table|v1", lambda: 1)
