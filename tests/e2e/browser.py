@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,10 +24,15 @@ def wait_idle(page: Page, timeout: float = 60_000) -> None:
 
 
 def wait_settled(page: Page, timeout: float = 120_000) -> None:
-    """Wait until the reader analysis computes nothing in the background: its "Updating"
-    notice gone (the page refreshes by itself until then) and its last run finished."""
-    wait_idle(page, timeout)
-    page.get_by_text(re.compile(r"^Updating \d+ tables? ")).wait_for(
-        state="detached", timeout=timeout
+    """Wait until the reader analysis computes nothing in the background: no script run in
+    progress and no "Updating" notice (the page refreshes by itself until then), seen in one
+    look. Two looks could pass mid-run: each run clears the notice first and draws it last."""
+    page.wait_for_function(
+        """() => {
+          const app = document.querySelector("[data-testid='stApp']");
+          return app !== null && app.dataset.testScriptState === "notRunning"
+            && !/(^|\\n)Updating \\d+ tables? /.test(document.body.innerText);
+        }""",
+        timeout=timeout,
+        polling=100,
     )
-    wait_idle(page, timeout)

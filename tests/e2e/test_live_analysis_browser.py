@@ -73,3 +73,19 @@ def test_the_open_analysis_shows_a_changed_read_by_itself(server, db_copy, read_
     assert not np.array_equal(after[changed], before[changed]), "the changed answer is not shown"
     for name in set(before) - {changed}:
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+
+    # Live: the analysis fragment re-reads every 15 s, and its look for finished tables then runs
+    # inside that fragment's own rerun, not a page run.
+    admin.get_by_text("Live: re-read the database every 15 s").click()
+    wait_settled(admin)
+    conn = db.connect(db_copy)
+    try:
+        assert answer_again(conn, read_study) == changed  # the same read, moved on again
+    finally:
+        conn.close()
+    admin.get_by_text(UPDATING).wait_for(timeout=60_000)  # no key this time
+    wait_settled(admin)
+    live = confusion_on_page(admin)
+    expected = confusion_in_database(db_copy, read_study, changed)
+    np.testing.assert_array_equal(live[changed], expected)
+    assert not np.array_equal(live[changed], after[changed]), "the live read is not shown"
