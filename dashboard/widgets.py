@@ -46,15 +46,19 @@ def finished_runs_or_stop() -> pd.DataFrame:
     return runs
 
 
-def study_picker(studies: pd.DataFrame) -> int:
-    """Choose a study; the choice is shared by the study pages (kept in a plain session key)."""
+def study_picker(studies: pd.DataFrame, *, newest_with_reads: bool = False) -> int:
+    """Choose a study; the choice is shared by the study pages (kept in a plain session key).
+    Until one is chosen: the newest study, or with ``newest_with_reads`` the newest that has
+    reads, if any (an analysis of a study nobody has read yet shows nothing)."""
     ids = studies["study_id"].astype(int).tolist()
     names = dict(zip(ids, studies["name"], strict=True))
-    remembered = st.session_state.get("admin_study", ids[-1])
+    read = studies.loc[studies["n_reads"] > 0, "study_id"].astype(int).tolist()
+    default = read[-1] if newest_with_reads and read else ids[-1]
+    remembered = st.session_state.get("admin_study", default)
     study_id = st.selectbox(
         "Study",
         ids,
-        index=ids.index(remembered) if remembered in ids else len(ids) - 1,
+        index=ids.index(remembered) if remembered in ids else ids.index(default),
         format_func=lambda i: f"{i} · {names[i]}",
     )
     st.session_state["admin_study"] = study_id

@@ -15,7 +15,7 @@ with errors_shown(), connection() as conn:  # e.g. a broken database path: one l
 if studies.empty:
     st.info("No reader study yet: create one on **Studies and readers** or run `make demo`.")
     st.stop()
-study_id = widgets.study_picker(studies)
+study_id = widgets.study_picker(studies, newest_with_reads=True)
 live = st.toggle("Live: re-read the database every 15 s", help="Or press R to rerun now.")
 
 

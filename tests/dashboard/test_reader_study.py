@@ -8,6 +8,7 @@ the analysis page shows confusion matrices equal to the reads in the database.
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -453,3 +454,31 @@ def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     own = tables[f"confusion {last}"]
     own = own() if callable(own) else own
     assert int(own.to_numpy().sum()) == len(named[last])
+
+
+def test_the_analysis_opens_on_the_newest_study_with_reads(demo_study_db, tmp_path, monkeypatch):
+    """`make demo` ends with a study nobody has read yet (for trying the workstation): the
+    analysis opens on the one with reads instead, while the study admin opens on the newest."""
+    path = tmp_path / "two_studies.db"
+    shutil.copy(demo_study_db["path"], path)
+    conn = db.connect(path)
+    try:
+        cases = db.get_study(conn, demo_study_db["study_id"])["case_ids"][:5]
+        empty = db.create_study(conn, name="Nobody has read this", case_ids=cases)
+    finally:
+        conn.close()
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
+    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
+
+    at = sign_in_admin(session())
+    settled(at.switch_page("../pages/study_analysis.py").run())
+    assert not at.exception, at.exception
+    (picker,) = [s for s in at.selectbox if s.label == "Study"]
+    assert picker.value == demo_study_db["study_id"]
+    assert any(h.value.endswith(" cases)") for h in at.subheader)  # its tables, drawn
+
+    admin = sign_in_admin(session())
+    admin.switch_page("../pages/study_admin.py").run()
+    assert not admin.exception, admin.exception
+    (picker,) = [s for s in admin.selectbox if s.label == "Study"]
+    assert picker.value == empty
