@@ -43,7 +43,7 @@ test-fast: venv
 	$(PY) -m pytest -m "not e2e and not slow" -x -q
 
 demo: venv
-	@$(PY) -m core.cli demo --out data/demo
+	@$(PY) -m core.cli demo --out data/demo --port $(PORT)
 	@echo "The command line: $(VENV)/bin/cervixscope --help (or: source $(VENV)/bin/activate, then cervixscope --help)"
 	@$(PY) -m core.cli dashboard --port $(PORT)
 

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--out", default="data/demo", help="demo cohort folder (default data/demo)")
     demo.add_argument("--seed", type=int, default=0, help="cohort and CV seed (default 0)")
+    demo.add_argument(
+        "--port", type=int, default=8501, help="the dashboard's port, for the URL it prints"
+    )
     demo.set_defaults(handler=_demo)
 
     dash = subparsers.add_parser(
@@ -60,7 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from core.commands.demo_pipeline import run_demo
 
-    run_demo(Path(args.out), seed=args.seed, db_path=args.db, secrets_path=SECRETS_PATH)
+    run_demo(
+        Path(args.out), seed=args.seed, db_path=args.db, secrets_path=SECRETS_PATH,
+        url=f"http://localhost:{args.port}",
+    )  # fmt: skip
     return 0
 
 
