@@ -219,15 +219,21 @@ def demo_study_db(tmp_path_factory):
     return {"path": path, "study_id": study_id, "y": y, "probs": probs, "case_ids": case_ids}
 
 
-def test_analysis_page_on_demo_study_matches_independent_computations(demo_study_db, monkeypatch):
-    from core.reader_study.analysis import display_table
-    from core.statistics.mrmc import standalone_vs_readers
-
-    monkeypatch.setenv("CERVIXSCOPE_DB", str(demo_study_db["path"]))
+def _analysis_page(path, monkeypatch):
+    """The reader analysis on the database at ``path``, an admin signed in, every table in."""
+    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
     monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
     at = sign_in_admin(session())
     settled(at.switch_page("../pages/study_analysis.py").run())
     assert not at.exception, at.exception
+    return at
+
+
+def test_analysis_page_on_demo_study_matches_independent_computations(demo_study_db, monkeypatch):
+    from core.reader_study.analysis import display_table
+    from core.statistics.mrmc import standalone_vs_readers
+
+    at = _analysis_page(demo_study_db["path"], monkeypatch)
     assert any("SIMULATED DATA" in w.value for w in at.warning)
 
     # "Model (641 cases)" -> "Model"; "Expert 1 (simulated, 641 cases)" -> "Expert 1 (simulated)"
@@ -405,8 +411,6 @@ def test_reading_time_is_the_browsers_measure_from_display_to_enter(app_env):
 def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     demo_study_db, tmp_path, monkeypatch
 ):
-    import shutil
-
     from core.bench.pages import add_simulated_readers
     from dashboard.study_analysis import DETAILED_RATERS
 
@@ -415,11 +419,7 @@ def test_with_many_readers_the_chosen_raters_are_drawn_and_the_export_keeps_all(
     conn = db.connect(path)
     add_simulated_readers(conn, demo_study_db["study_id"], 7)
     conn.close()
-    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
-    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
-    at = sign_in_admin(session())
-    settled(at.switch_page("../pages/study_analysis.py").run())
-    assert not at.exception, at.exception
+    at = _analysis_page(path, monkeypatch)
     (pick,) = [m for m in at.multiselect if m.label.startswith("Raters shown in detail")]
     assert len(pick.options) == 8  # the model and 7 readers
     assert len(pick.value) == DETAILED_RATERS
@@ -467,12 +467,7 @@ def test_the_analysis_opens_on_the_newest_study_with_reads(demo_study_db, tmp_pa
         empty = db.create_study(conn, name="Nobody has read this", case_ids=cases)
     finally:
         conn.close()
-    monkeypatch.setenv("CERVIXSCOPE_DB", str(path))
-    monkeypatch.setenv("CERVIXSCOPE_ADMIN_SECRET", ADMIN_SECRET)
-
-    at = sign_in_admin(session())
-    settled(at.switch_page("../pages/study_analysis.py").run())
-    assert not at.exception, at.exception
+    at = _analysis_page(path, monkeypatch)
     (picker,) = [s for s in at.selectbox if s.label == "Study"]
     assert picker.value == demo_study_db["study_id"]
     assert any(h.value.endswith(" cases)") for h in at.subheader)  # its tables, drawn
